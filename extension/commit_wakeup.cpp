@@ -1,0 +1,44 @@
+// Wakes the publisher when a transaction that wrote outbox rows commits.
+//
+// taskq._wake_publisher_at_commit() is called by every SQL function that
+// writes an outbox row; it only sets a backend-local flag. The transaction
+// callback sets the publisher's latch at commit and forgets the flag on
+// abort, so rolled-back jobs cost the publisher nothing and committed ones
+// reach it without waiting for taskq.poll_interval. A flag set inside a
+// rolled-back savepoint can cause one spurious wake-up, which is harmless.
+#include "pg_includes.hpp"
+#include "shared_state.hpp"
+
+static bool wake_at_commit = false;
+
+static void taskq_xact_callback(XactEvent event, void*) {
+  switch (event) {
+    case XACT_EVENT_COMMIT:
+    case XACT_EVENT_PARALLEL_COMMIT:
+      if (wake_at_commit && taskq_shared != nullptr) {
+        SpinLockAcquire(&taskq_shared->mutex);
+        Latch* latch = taskq_shared->publisher_latch;
+        SpinLockRelease(&taskq_shared->mutex);
+        if (latch != nullptr) SetLatch(latch);
+      }
+      wake_at_commit = false;
+      break;
+    case XACT_EVENT_ABORT:
+    case XACT_EVENT_PARALLEL_ABORT:
+    case XACT_EVENT_PREPARE:  // COMMIT PREPARED is caught by the poll
+      wake_at_commit = false;
+      break;
+    default:
+      break;
+  }
+}
+
+void taskq_register_commit_wakeup(void) { RegisterXactCallback(taskq_xact_callback, nullptr); }
+
+extern "C" {
+PG_FUNCTION_INFO_V1(taskq_wake_publisher_at_commit);
+Datum taskq_wake_publisher_at_commit(PG_FUNCTION_ARGS) {
+  wake_at_commit = true;
+  PG_RETURN_VOID();
+}
+}

@@ -1,0 +1,37 @@
+// Defines the taskq.* GUCs. Reloadable ones are PGC_SIGHUP: the publisher
+// re-reads them in its loop after ProcessConfigFile.
+#include "settings.hpp"
+
+#include "pg_includes.hpp"
+
+extern "C" {
+char* taskq_database = nullptr;
+char* taskq_broker_url = nullptr;
+char* taskq_exchange = nullptr;
+int taskq_publish_batch_size = 500;
+int taskq_poll_interval_ms = 1000;
+int taskq_maintenance_interval_s = 30;
+}
+
+void taskq_define_settings(void) {
+  DefineCustomStringVariable("taskq.database", "Database the taskq background worker connects to.",
+                             "The extension must be created in this database.", &taskq_database, "postgres",
+                             PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  // Superuser-only: the URL carries the broker password.
+  DefineCustomStringVariable("taskq.broker_url",
+                             "RabbitMQ URL the publisher connects to (amqp://user:pass@host:port/vhost).", nullptr,
+                             &taskq_broker_url, "amqp://guest:guest@127.0.0.1:5672/", PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+                             nullptr, nullptr, nullptr);
+  DefineCustomStringVariable("taskq.exchange", "Direct exchange jobs are published to.", nullptr, &taskq_exchange,
+                             "taskq", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("taskq.publish_batch_size", "Outbox rows the publisher claims and confirms per pass.",
+                          nullptr, &taskq_publish_batch_size, 500, 1, 10000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "taskq.poll_interval", "Fallback wake-up of the publisher; committing transactions wake it at once.", nullptr,
+      &taskq_poll_interval_ms, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("taskq.maintenance_interval",
+                          "How often expired leases are rescued, finished jobs purged and lost messages reconciled.",
+                          nullptr, &taskq_maintenance_interval_s, 30, 1, 24 * 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr,
+                          nullptr, nullptr);
+  MarkGUCPrefixReserved("taskq");
+}

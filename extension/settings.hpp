@@ -1,0 +1,13 @@
+// GUC settings of taskq (contract names in DESIGN.md "Settings").
+#pragma once
+
+extern "C" {
+extern char* taskq_database;              // database the background worker serves
+extern char* taskq_broker_url;            // amqp://user:pass@host:port/vhost
+extern char* taskq_exchange;              // direct exchange the jobs are routed by
+extern int taskq_publish_batch_size;      // outbox rows claimed per pass
+extern int taskq_poll_interval_ms;        // fallback wake-up of the publisher
+extern int taskq_maintenance_interval_s;  // rescue / purge / reconcile period
+}
+
+void taskq_define_settings(void);
