@@ -1,0 +1,131 @@
+-- taskq: types, tables and indexes.
+--
+-- Hardening (for this file and every other one): the schema is created by
+-- CREATE EXTENSION (relocatable = false), every object is schema-qualified,
+-- and every function pins search_path to pg_catalog, pg_temp.
+
+CREATE TYPE taskq.job_status AS ENUM ('pending', 'running', 'completed', 'failed', 'cancelled');
+COMMENT ON TYPE taskq.job_status IS
+  'life cycle of a job: pending -> running -> completed | failed | cancelled; a retry puts it back to pending';
+
+CREATE TABLE taskq.queues (
+  queue_name     text PRIMARY KEY,
+  max_attempts   integer NOT NULL,
+  lease          interval NOT NULL,
+  backoff_base   interval NOT NULL,
+  backoff_max    interval NOT NULL,
+  retention      interval NOT NULL,
+  delivery_delay interval NOT NULL,
+  queue_type     text NOT NULL,
+  paused         boolean NOT NULL DEFAULT false,
+  created_at     timestamptz NOT NULL DEFAULT now(),
+  updated_at     timestamptz NOT NULL DEFAULT now(),
+  -- Backstops: the functions validate first, with readable errors.
+  CONSTRAINT queues_name_format CHECK (queue_name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$'),
+  CONSTRAINT queues_max_attempts CHECK (max_attempts BETWEEN 1 AND 1000),
+  CONSTRAINT queues_lease CHECK (lease > interval '0'),
+  CONSTRAINT queues_backoff CHECK (backoff_base >= interval '0' AND backoff_max >= backoff_base),
+  CONSTRAINT queues_retention CHECK (retention >= interval '0'),
+  CONSTRAINT queues_delivery_delay CHECK (delivery_delay >= interval '0'),
+  CONSTRAINT queues_type CHECK (queue_type IN ('classic', 'quorum'))
+);
+COMMENT ON TABLE taskq.queues IS 'one row per taskq queue; each maps to the RabbitMQ queue "taskq.<queue_name>"';
+
+CREATE TABLE taskq.jobs (
+  id               uuid PRIMARY KEY,
+  -- No foreign key to taskq.queues: it would make every enqueue take a
+  -- FOR KEY SHARE lock on one hot queue row. drop_queue keeps them consistent.
+  queue_name       text NOT NULL,
+  task             text,
+  payload          jsonb NOT NULL,
+  status           taskq.job_status NOT NULL DEFAULT 'pending',
+  priority         smallint NOT NULL DEFAULT 0,
+  attempts         integer NOT NULL DEFAULT 0,
+  max_attempts     integer NOT NULL,
+  run_at           timestamptz NOT NULL,
+  lease_expires_at timestamptz,
+  worker           text,
+  result           jsonb,
+  last_error       text,
+  callback_url     text,
+  unique_key       text,
+  headers          jsonb,
+  created_at       timestamptz NOT NULL DEFAULT now(),
+  started_at       timestamptz,
+  finished_at      timestamptz,
+  updated_at       timestamptz NOT NULL DEFAULT now(),
+  -- Internal columns (docs/internals.md).
+  cancel_requested boolean NOT NULL DEFAULT false,
+  published_at     timestamptz,
+  attempt_budget   integer NOT NULL
+) WITH (fillfactor = 90);  -- room for HOT updates (published_at, heartbeats)
+COMMENT ON TABLE taskq.jobs IS 'every job and its state; the source of truth';
+
+-- unique_key dedup: at most one unfinished job per (queue, key). Enqueue
+-- relies on this index (ON CONFLICT), which makes it hold under concurrency.
+CREATE UNIQUE INDEX jobs_unique_key ON taskq.jobs (queue_name, unique_key)
+  WHERE unique_key IS NOT NULL AND status IN ('pending', 'running');
+-- rescue_expired scans only running jobs by lease end.
+CREATE INDEX jobs_running_lease ON taskq.jobs (lease_expires_at) WHERE status = 'running';
+-- purge_finished and the reconciler.
+CREATE INDEX jobs_finished ON taskq.jobs (queue_name, finished_at) WHERE status IN ('completed', 'failed', 'cancelled');
+CREATE INDEX jobs_pending ON taskq.jobs (queue_name, run_at) WHERE status = 'pending';
+
+-- Explicit sequences rather than identity columns: pg_extension_config_dump
+-- keeps their values in pg_dump.
+CREATE SEQUENCE taskq.outbox_id_seq;
+CREATE TABLE taskq.outbox (
+  id               bigint PRIMARY KEY DEFAULT nextval('taskq.outbox_id_seq'),
+  job_id           uuid NOT NULL,
+  attempt          integer NOT NULL,
+  due_at           timestamptz NOT NULL,
+  publish_attempts integer NOT NULL DEFAULT 0,
+  last_error       text,
+  created_at       timestamptz NOT NULL DEFAULT now()
+);
+ALTER SEQUENCE taskq.outbox_id_seq OWNED BY taskq.outbox.id;
+CREATE INDEX outbox_due ON taskq.outbox (due_at, id);
+COMMENT ON TABLE taskq.outbox IS
+  '"publish this job" rows, written in the transaction that made the job runnable; deleted once RabbitMQ confirmed the message';
+
+CREATE SEQUENCE taskq.callbacks_id_seq;
+CREATE TABLE taskq.callbacks (
+  id               bigint PRIMARY KEY DEFAULT nextval('taskq.callbacks_id_seq'),
+  job_id           uuid NOT NULL,
+  delivery_id      uuid NOT NULL,
+  url              text NOT NULL,
+  event            text NOT NULL CHECK (event IN ('job.completed', 'job.failed', 'job.cancelled')),
+  body             jsonb NOT NULL,
+  state            text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'dead')),
+  attempts         integer NOT NULL DEFAULT 0,
+  next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+  lease_expires_at timestamptz,
+  leased_by        text,
+  last_status      integer,
+  last_error       text,
+  created_at       timestamptz NOT NULL DEFAULT now(),
+  delivered_at     timestamptz
+);
+ALTER SEQUENCE taskq.callbacks_id_seq OWNED BY taskq.callbacks.id;
+CREATE INDEX callbacks_due ON taskq.callbacks (next_attempt_at, id) WHERE state = 'pending';
+CREATE INDEX callbacks_job ON taskq.callbacks (job_id);
+COMMENT ON TABLE taskq.callbacks IS
+  '"tell this URL" rows, written in the transaction that finished the job; delivered by taskq-worker';
+
+-- pg_dump keeps the contents of these tables (they are application data).
+SELECT pg_catalog.pg_extension_config_dump('taskq.queues', '');
+SELECT pg_catalog.pg_extension_config_dump('taskq.jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('taskq.outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('taskq.callbacks', '');
+SELECT pg_catalog.pg_extension_config_dump('taskq.outbox_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('taskq.callbacks_id_seq', '');
+
+-- C functions of taskq.so.
+CREATE FUNCTION taskq._uuid_v7() RETURNS uuid
+  LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskq_uuid_v7';
+COMMENT ON FUNCTION taskq._uuid_v7() IS 'next time-ordered job id (UUIDv7), strictly increasing within a session';
+
+CREATE FUNCTION taskq._wake_publisher_at_commit() RETURNS void
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskq_wake_publisher_at_commit';
+COMMENT ON FUNCTION taskq._wake_publisher_at_commit() IS
+  'asks for the publisher to be woken when the current transaction commits';

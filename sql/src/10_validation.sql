@@ -1,0 +1,135 @@
+-- Input validation shared by the API functions. Each check raises one
+-- lower-case error with a fitting SQLSTATE (22004 for a NULL that is not
+-- allowed, 22023 for a bad value) and a hint where it helps.
+
+CREATE FUNCTION taskq._require(value anyelement, name text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF value IS NULL THEN
+    RAISE EXCEPTION '% must not be null', name USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+END;
+$$;
+
+CREATE FUNCTION taskq._check_queue_name(queue_name text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM taskq._require(queue_name, 'queue_name');
+  IF queue_name !~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$' THEN
+    RAISE EXCEPTION 'invalid queue name "%"', left(queue_name, 120)
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'use 1 to 100 characters from A-Z a-z 0-9 _ . - starting with a letter or digit; the name becomes part of the RabbitMQ queue name';
+  END IF;
+END;
+$$;
+
+-- Queue options: NULL means "not given" here; create_queue fills defaults.
+CREATE FUNCTION taskq._check_queue_options(
+  max_attempts int, lease interval, backoff_base interval, backoff_max interval,
+  retention interval, delivery_delay interval, queue_type text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF max_attempts IS NOT NULL AND max_attempts NOT BETWEEN 1 AND 1000 THEN
+    RAISE EXCEPTION 'max_attempts must be between 1 and 1000, not %', max_attempts USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF lease IS NOT NULL AND lease <= interval '0' THEN
+    RAISE EXCEPTION 'lease must be positive, not %', lease USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF backoff_base < interval '0' THEN
+    RAISE EXCEPTION 'backoff_base must not be negative, not %', backoff_base USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF backoff_max < interval '0' THEN
+    RAISE EXCEPTION 'backoff_max must not be negative, not %', backoff_max USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF retention < interval '0' THEN
+    RAISE EXCEPTION 'retention must not be negative, not %', retention USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF delivery_delay < interval '0' THEN
+    RAISE EXCEPTION 'delivery_delay must not be negative, not %', delivery_delay USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF queue_type IS NOT NULL AND queue_type NOT IN ('classic', 'quorum') THEN
+    RAISE EXCEPTION 'queue_type must be classic or quorum, not "%"', left(queue_type, 40) USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END;
+$$;
+
+-- Largest payload or result accepted, in bytes of jsonb storage
+-- (pg_column_size: no text conversion needed on the enqueue path).
+CREATE FUNCTION taskq._max_document_bytes() RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN 1048576;
+
+CREATE FUNCTION taskq._check_document(doc jsonb, name text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF pg_column_size(doc) > taskq._max_document_bytes() THEN
+    RAISE EXCEPTION '% is too large (% bytes)', name, pg_column_size(doc)
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'the limit is 1 MiB; store large data elsewhere and pass a reference';
+  END IF;
+END;
+$$;
+
+-- Job options shared by enqueue and enqueue_many.
+CREATE FUNCTION taskq._check_job_options(
+  task text, run_at timestamptz, delay interval, priority int, max_attempts int,
+  callback_url text, unique_key text, headers jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF task IS NOT NULL AND (task = '' OR octet_length(task) > 255 OR task ~ '[[:cntrl:]]') THEN
+    RAISE EXCEPTION 'invalid task name "%"', left(task, 120)
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'use 1 to 255 bytes without control characters';
+  END IF;
+  IF run_at IS NOT NULL AND delay IS NOT NULL THEN
+    RAISE EXCEPTION 'run_at and delay cannot both be given' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF run_at IN ('infinity', '-infinity') THEN
+    RAISE EXCEPTION 'run_at must be a finite time' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF delay < interval '0' THEN
+    RAISE EXCEPTION 'delay must not be negative, not %', delay USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF priority IS NULL OR priority NOT BETWEEN 0 AND 9 THEN
+    RAISE EXCEPTION 'priority must be between 0 and 9, not %', coalesce(priority::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'higher runs first; quorum queues ignore priorities';
+  END IF;
+  IF max_attempts IS NOT NULL AND max_attempts NOT BETWEEN 1 AND 1000 THEN
+    RAISE EXCEPTION 'max_attempts must be between 1 and 1000, not %', max_attempts USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF callback_url IS NOT NULL
+     AND (octet_length(callback_url) > 2048 OR callback_url !~* '^https?://[^/?#@[:space:]]+([/?#][^[:space:]]*)?$') THEN
+    RAISE EXCEPTION 'invalid callback_url "%"', left(callback_url, 120)
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'only http:// and https:// URLs with a host are accepted (at most 2048 bytes)';
+  END IF;
+  IF unique_key IS NOT NULL AND (unique_key = '' OR octet_length(unique_key) > 512) THEN
+    RAISE EXCEPTION 'unique_key must be 1 to 512 bytes' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF headers IS NOT NULL THEN
+    IF jsonb_typeof(headers) <> 'object' THEN
+      RAISE EXCEPTION 'headers must be a JSON object, not %', jsonb_typeof(headers) USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM jsonb_each(headers) h
+               WHERE jsonb_typeof(h.value) <> 'string' OR h.key = '' OR octet_length(h.key) > 128
+                  OR lower(h.key) LIKE 'x-taskq-%') THEN
+      RAISE EXCEPTION 'headers must map names to strings'
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'a flat object like {"tenant": "acme"}; names are 1 to 128 bytes and must not start with x-taskq-';
+    END IF;
+    PERFORM taskq._check_document(headers, 'headers');
+  END IF;
+END;
+$$;
+
+CREATE FUNCTION taskq._raise_unknown_queue(queue_name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RAISE EXCEPTION 'queue "%" does not exist', left(queue_name, 120)
+    USING ERRCODE = 'undefined_object', HINT = 'create it with taskq.create_queue()';
+END;
+$$;
+
+CREATE FUNCTION taskq._raise_unknown_job(job_id uuid) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RAISE EXCEPTION 'job % does not exist', job_id USING ERRCODE = 'undefined_object';
+END;
+$$;

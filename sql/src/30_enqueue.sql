@@ -1,0 +1,149 @@
+-- Enqueue: the hottest path. One read of the queue row, one job row, one
+-- outbox row, one flag for the commit-time wake-up. No triggers, no foreign
+-- keys, nothing looked up that the plan cache can keep.
+
+CREATE FUNCTION taskq.enqueue(
+  queue_name text,
+  payload jsonb DEFAULT '{}',
+  task text DEFAULT NULL,
+  run_at timestamptz DEFAULT NULL,
+  delay interval DEFAULT NULL,
+  priority int DEFAULT 0,
+  max_attempts int DEFAULT NULL,
+  callback_url text DEFAULT NULL,
+  unique_key text DEFAULT NULL,
+  headers jsonb DEFAULT NULL
+) RETURNS uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  q_max_attempts int;
+  q_delivery_delay interval;
+  due timestamptz;
+  new_id uuid;
+BEGIN
+  SELECT q.max_attempts, q.delivery_delay INTO q_max_attempts, q_delivery_delay
+  FROM taskq.queues q WHERE q.queue_name = enqueue.queue_name;
+  IF NOT FOUND THEN
+    PERFORM taskq._check_queue_name(queue_name);  -- a malformed name gets the more precise error
+    PERFORM taskq._raise_unknown_queue(queue_name);
+  END IF;
+  IF payload IS NULL THEN
+    RAISE EXCEPTION 'payload must not be null' USING ERRCODE = 'null_value_not_allowed', HINT = 'use ''{}'' for no payload';
+  END IF;
+  PERFORM taskq._check_document(payload, 'payload');
+  PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
+
+  due := greatest(coalesce(run_at, now() + coalesce(delay, interval '0')), now()) + q_delivery_delay;
+  max_attempts := coalesce(max_attempts, q_max_attempts);
+
+  IF unique_key IS NULL THEN
+    new_id := taskq._uuid_v7();
+    INSERT INTO taskq.jobs (id, queue_name, task, payload, priority, max_attempts, attempt_budget, run_at,
+                            callback_url, headers)
+    VALUES (new_id, queue_name, task, payload, priority, max_attempts, max_attempts, due, callback_url, headers);
+  ELSE
+    -- Dedup that holds under concurrency: the partial unique index decides;
+    -- a concurrent enqueue of the same key waits for ours and then sees it.
+    LOOP
+      INSERT INTO taskq.jobs AS j (id, queue_name, task, payload, priority, max_attempts, attempt_budget, run_at,
+                                   callback_url, unique_key, headers)
+      VALUES (taskq._uuid_v7(), queue_name, task, payload, priority, max_attempts, max_attempts, due,
+              callback_url, unique_key, headers)
+      ON CONFLICT (queue_name, unique_key) WHERE unique_key IS NOT NULL AND status IN ('pending', 'running')
+      DO NOTHING
+      RETURNING j.id INTO new_id;
+      EXIT WHEN new_id IS NOT NULL;
+      SELECT j.id INTO new_id FROM taskq.jobs j
+      WHERE j.queue_name = enqueue.queue_name AND j.unique_key = enqueue.unique_key
+        AND j.status IN ('pending', 'running');
+      IF FOUND THEN
+        RETURN new_id;  -- the existing job; nothing new is created
+      END IF;
+      -- It finished between our insert and our look-up: try again.
+    END LOOP;
+  END IF;
+
+  INSERT INTO taskq.outbox (job_id, attempt, due_at) VALUES (new_id, 1, due);
+  PERFORM taskq._wake_publisher_at_commit();
+  RETURN new_id;
+END;
+$$;
+COMMENT ON FUNCTION taskq.enqueue(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb) IS
+  'adds a job to a queue in the caller''s transaction and returns its id; it is published to RabbitMQ once that transaction commits';
+
+CREATE FUNCTION taskq.enqueue_many(
+  queue_name text,
+  payloads jsonb,
+  task text DEFAULT NULL,
+  run_at timestamptz DEFAULT NULL,
+  delay interval DEFAULT NULL,
+  priority int DEFAULT 0,
+  max_attempts int DEFAULT NULL,
+  callback_url text DEFAULT NULL,
+  unique_key text DEFAULT NULL,
+  headers jsonb DEFAULT NULL
+) RETURNS SETOF uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  q_max_attempts int;
+  q_delivery_delay interval;
+  due timestamptz;
+  element jsonb;
+BEGIN
+  SELECT q.max_attempts, q.delivery_delay INTO q_max_attempts, q_delivery_delay
+  FROM taskq.queues q WHERE q.queue_name = enqueue_many.queue_name;
+  IF NOT FOUND THEN
+    PERFORM taskq._check_queue_name(queue_name);
+    PERFORM taskq._raise_unknown_queue(queue_name);
+  END IF;
+  IF payloads IS NULL THEN
+    RAISE EXCEPTION 'payloads must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF jsonb_typeof(payloads) <> 'array' THEN
+    RAISE EXCEPTION 'payloads must be a JSON array, not %', jsonb_typeof(payloads)
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'one job is created per array element';
+  END IF;
+  IF jsonb_array_length(payloads) > 100000 THEN
+    RAISE EXCEPTION 'payloads has % elements; at most 100000 per call', jsonb_array_length(payloads)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
+  IF EXISTS (SELECT 1 FROM jsonb_array_elements(payloads) e(value) WHERE pg_column_size(e.value) > taskq._max_document_bytes()) THEN
+    RAISE EXCEPTION 'a payload in payloads is too large'
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'the limit is 1 MiB per payload';
+  END IF;
+
+  IF unique_key IS NOT NULL THEN
+    -- Every element shares the key: the first creates the job, the others
+    -- get its id (the same rule as enqueue). Rare, so no set-wise path.
+    FOR element IN SELECT e.value FROM jsonb_array_elements(payloads) e(value) LOOP
+      RETURN NEXT taskq.enqueue(queue_name, element, task, run_at, delay, priority, max_attempts,
+                                callback_url, unique_key, headers);
+    END LOOP;
+    RETURN;
+  END IF;
+
+  due := greatest(coalesce(run_at, now() + coalesce(delay, interval '0')), now()) + q_delivery_delay;
+  max_attempts := coalesce(max_attempts, q_max_attempts);
+
+  -- Set-wise: ids are generated in array order (the ordered subquery feeds
+  -- the id generator), so sorting by id returns them in array order.
+  RETURN QUERY
+  WITH new_jobs AS (
+    INSERT INTO taskq.jobs (id, queue_name, task, payload, priority, max_attempts, attempt_budget, run_at,
+                            callback_url, headers)
+    SELECT taskq._uuid_v7(), enqueue_many.queue_name, enqueue_many.task, ordered.value, enqueue_many.priority,
+           enqueue_many.max_attempts, enqueue_many.max_attempts, due, enqueue_many.callback_url, enqueue_many.headers
+    FROM (SELECT e.value FROM jsonb_array_elements(payloads) WITH ORDINALITY e(value, ord) ORDER BY e.ord) ordered
+    RETURNING id
+  ), new_outbox AS (
+    INSERT INTO taskq.outbox (job_id, attempt, due_at)
+    SELECT new_jobs.id, 1, due FROM new_jobs
+  )
+  SELECT new_jobs.id FROM new_jobs ORDER BY new_jobs.id;
+  PERFORM taskq._wake_publisher_at_commit();
+END;
+$$;
+COMMENT ON FUNCTION taskq.enqueue_many(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb) IS
+  'adds one job per element of the JSON array payloads, set-wise; returns the ids in array order';

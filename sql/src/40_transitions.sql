@@ -1,0 +1,234 @@
+-- The job state machine: what the worker calls (start, heartbeat, complete,
+-- fail) and what the producer calls (retry, cancel, job).
+--
+-- Fencing: a message carries the attempt it may start (attempts + 1 when it
+-- was written). start accepts only that attempt of a pending, due job;
+-- heartbeat/complete/fail accept only the running attempt. Everything else
+-- is stale and changes nothing, so a duplicate or late delivery can never
+-- finish a job twice. Attempt numbers are never reused (see retry).
+
+-- Writes the "tell this URL" row for a job that just ended, in the same
+-- transaction as the transition.
+CREATE FUNCTION taskq._write_callback(j taskq.jobs) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF j.callback_url IS NULL THEN
+    RETURN;
+  END IF;
+  INSERT INTO taskq.callbacks (job_id, delivery_id, url, event, body)
+  VALUES (j.id, taskq._uuid_v7(), j.callback_url, 'job.' || j.status::text,
+          jsonb_build_object('id', j.id, 'queue', j.queue_name, 'task', j.task, 'status', j.status,
+                             'result', j.result, 'error', j.last_error, 'attempts', j.attempts,
+                             'created_at', j.created_at, 'started_at', j.started_at,
+                             'finished_at', j.finished_at));
+END;
+$$;
+
+-- Retry delay after a failed attempt: backoff_base * 2^(attempts-1), capped
+-- at backoff_max, with "equal jitter" (uniform in [d/2, d]) so that jobs
+-- that failed together do not come back together.
+CREATE FUNCTION taskq._backoff(attempts int, backoff_base interval, backoff_max interval) RETURNS interval
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT d / 2 + d / 2 * random()
+        FROM (SELECT least(backoff_max, backoff_base * power(2, least(greatest(attempts, 1) - 1, 30))) AS d) s);
+
+-- Ends the running attempt of a locked job as failed: retry later, failed
+-- for good, or cancelled when a cancel was requested. Used by fail() and
+-- rescue_expired().
+CREATE FUNCTION taskq._fail_attempt(j taskq.jobs, error text, retry_in interval, permanent boolean)
+RETURNS taskq.job_status
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  q taskq.queues;
+  due timestamptz;
+BEGIN
+  j.last_error := left(error, 65536);
+  j.lease_expires_at := NULL;
+  j.updated_at := now();
+  IF j.cancel_requested THEN
+    j.status := 'cancelled';
+  ELSIF permanent OR j.attempts >= j.max_attempts THEN
+    j.status := 'failed';
+  ELSE
+    j.status := 'pending';
+  END IF;
+
+  IF j.status = 'pending' THEN
+    IF retry_in IS NULL THEN
+      SELECT * INTO q FROM taskq.queues WHERE queue_name = j.queue_name;
+      retry_in := taskq._backoff(j.attempts, coalesce(q.backoff_base, interval '1 second'),
+                                 coalesce(q.backoff_max, interval '1 hour'));
+    END IF;
+    due := now() + retry_in;
+    UPDATE taskq.jobs SET status = 'pending', run_at = due, lease_expires_at = NULL, last_error = j.last_error,
+                          updated_at = j.updated_at
+    WHERE id = j.id;
+    INSERT INTO taskq.outbox (job_id, attempt, due_at) VALUES (j.id, j.attempts + 1, due);
+    PERFORM taskq._wake_publisher_at_commit();
+  ELSE
+    j.finished_at := now();
+    UPDATE taskq.jobs SET status = j.status, lease_expires_at = NULL, last_error = j.last_error,
+                          finished_at = j.finished_at, updated_at = j.updated_at
+    WHERE id = j.id;
+    PERFORM taskq._write_callback(j);
+  END IF;
+  RETURN j.status;
+END;
+$$;
+
+CREATE FUNCTION taskq.start(job_id uuid, attempt int, worker text) RETURNS SETOF taskq.jobs
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM taskq._require(job_id, 'job_id');
+  PERFORM taskq._require(attempt, 'attempt');
+  IF worker IS NULL OR worker = '' OR octet_length(worker) > 255 THEN
+    RAISE EXCEPTION 'worker must be a name of 1 to 255 bytes' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN QUERY
+  UPDATE taskq.jobs j
+  SET status = 'running', attempts = start.attempt, worker = start.worker, started_at = now(),
+      lease_expires_at = now() + q.lease, updated_at = now()
+  FROM taskq.queues q
+  WHERE j.id = start.job_id AND q.queue_name = j.queue_name
+    AND j.status = 'pending' AND j.attempts + 1 = start.attempt AND j.run_at <= now()
+  RETURNING j.*;
+END;
+$$;
+COMMENT ON FUNCTION taskq.start(uuid, int, text) IS
+  'starts the given attempt of a job under a lease; one row: run it; zero rows: the delivery is stale (ack and drop it)';
+
+CREATE FUNCTION taskq.heartbeat(job_id uuid, attempt int) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  extended boolean;
+BEGIN
+  PERFORM taskq._require(job_id, 'job_id');
+  PERFORM taskq._require(attempt, 'attempt');
+  UPDATE taskq.jobs j SET lease_expires_at = now() + q.lease, updated_at = now()
+  FROM taskq.queues q
+  WHERE j.id = heartbeat.job_id AND q.queue_name = j.queue_name
+    AND j.status = 'running' AND j.attempts = heartbeat.attempt AND NOT j.cancel_requested
+  RETURNING true INTO extended;
+  RETURN coalesce(extended, false);
+END;
+$$;
+COMMENT ON FUNCTION taskq.heartbeat(uuid, int) IS
+  'extends the lease of a running attempt; false means stop: a cancel was requested or the lease was lost';
+
+CREATE FUNCTION taskq.complete(job_id uuid, attempt int, result jsonb DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  j taskq.jobs;
+BEGIN
+  PERFORM taskq._require(job_id, 'job_id');
+  PERFORM taskq._require(attempt, 'attempt');
+  PERFORM taskq._check_document(result, 'result');
+  -- A job whose cancel was requested but whose handler finished anyway is
+  -- completed: the work is done, the cancel came too late.
+  UPDATE taskq.jobs j SET status = 'completed', result = complete.result, finished_at = now(),
+                          lease_expires_at = NULL, updated_at = now()
+  WHERE j.id = complete.job_id AND j.status = 'running' AND j.attempts = complete.attempt
+  RETURNING j.* INTO j;
+  IF NOT FOUND THEN
+    RETURN false;
+  END IF;
+  PERFORM taskq._write_callback(j);
+  RETURN true;
+END;
+$$;
+COMMENT ON FUNCTION taskq.complete(uuid, int, jsonb) IS
+  'completes the running attempt of a job with an optional JSON result; false when the call was stale';
+
+CREATE FUNCTION taskq.fail(job_id uuid, attempt int, error text, retry_in interval DEFAULT NULL,
+                           permanent boolean DEFAULT false) RETURNS taskq.job_status
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  j taskq.jobs;
+BEGIN
+  PERFORM taskq._require(job_id, 'job_id');
+  PERFORM taskq._require(attempt, 'attempt');
+  PERFORM taskq._require(permanent, 'permanent');
+  IF retry_in < interval '0' THEN
+    RAISE EXCEPTION 'retry_in must not be negative, not %', retry_in USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT * INTO j FROM taskq.jobs WHERE id = fail.job_id AND status = 'running' AND attempts = fail.attempt FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  RETURN taskq._fail_attempt(j, error, retry_in, permanent);
+END;
+$$;
+COMMENT ON FUNCTION taskq.fail(uuid, int, text, interval, boolean) IS
+  'fails the running attempt: retried with exponential backoff and jitter (or after retry_in) until max_attempts, then failed; permanent fails it for good; returns the new status, NULL when the call was stale';
+
+CREATE FUNCTION taskq.retry(job_id uuid, delay interval DEFAULT NULL) RETURNS taskq.jobs
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  j taskq.jobs;
+  due timestamptz;
+BEGIN
+  PERFORM taskq._require(job_id, 'job_id');
+  IF delay < interval '0' THEN
+    RAISE EXCEPTION 'delay must not be negative, not %', delay USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT * INTO j FROM taskq.jobs WHERE id = retry.job_id FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM taskq._raise_unknown_job(job_id);
+  END IF;
+  IF j.status IN ('pending', 'running') THEN
+    RAISE EXCEPTION 'job % is %, only finished jobs can be retried', job_id, j.status
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  due := now() + coalesce(delay, interval '0');
+  -- Attempt numbers are never reused: keep attempts, grant a fresh budget.
+  BEGIN
+    UPDATE taskq.jobs SET status = 'pending', run_at = due, max_attempts = attempts + attempt_budget,
+                          lease_expires_at = NULL, worker = NULL, result = NULL, finished_at = NULL,
+                          cancel_requested = false, updated_at = now()
+    WHERE id = j.id
+    RETURNING * INTO j;
+  EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION 'another unfinished job of queue "%" has unique_key "%"', j.queue_name, j.unique_key
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END;
+  INSERT INTO taskq.outbox (job_id, attempt, due_at) VALUES (j.id, j.attempts + 1, due);
+  PERFORM taskq._wake_publisher_at_commit();
+  RETURN j;
+END;
+$$;
+COMMENT ON FUNCTION taskq.retry(uuid, interval) IS
+  'runs a completed, failed or cancelled job again (after delay) with a fresh attempt budget';
+
+CREATE FUNCTION taskq.cancel(job_id uuid) RETURNS taskq.jobs
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  j taskq.jobs;
+BEGIN
+  PERFORM taskq._require(job_id, 'job_id');
+  SELECT * INTO j FROM taskq.jobs WHERE id = cancel.job_id FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM taskq._raise_unknown_job(job_id);
+  END IF;
+  IF j.status = 'pending' THEN
+    -- Its outbox row, if any, is dropped by the publisher's next claim.
+    UPDATE taskq.jobs SET status = 'cancelled', finished_at = now(), updated_at = now()
+    WHERE id = j.id RETURNING * INTO j;
+    PERFORM taskq._write_callback(j);
+  ELSIF j.status = 'running' THEN
+    -- The worker learns it from heartbeat() = false and ends it with fail().
+    UPDATE taskq.jobs SET cancel_requested = true, updated_at = now() WHERE id = j.id RETURNING * INTO j;
+  ELSE
+    RAISE EXCEPTION 'job % is already %', job_id, j.status USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  RETURN j;
+END;
+$$;
+COMMENT ON FUNCTION taskq.cancel(uuid) IS
+  'cancels a pending job at once; for a running job requests the cancel, which its worker carries out';
+
+CREATE FUNCTION taskq.job(job_id uuid) RETURNS SETOF taskq.jobs
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  SELECT * FROM taskq.jobs WHERE id = job_id;
+END;
+COMMENT ON FUNCTION taskq.job(uuid) IS 'the job with this id; zero rows if there is none';

@@ -1,0 +1,69 @@
+-- Periodic maintenance, run by the background worker every
+-- taskq.maintenance_interval; callable by hand too.
+
+CREATE FUNCTION taskq.rescue_expired() RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  j taskq.jobs;
+  rescued int := 0;
+BEGIN
+  -- A running job whose lease ran out lost its worker (crash, kill -9,
+  -- partition): count the attempt as failed, which retries it through the
+  -- outbox or ends it. SKIP LOCKED: a worker finishing it right now wins.
+  FOR j IN
+    SELECT * FROM taskq.jobs
+    WHERE status = 'running' AND lease_expires_at < now()
+    ORDER BY lease_expires_at
+    LIMIT 1000
+    FOR UPDATE SKIP LOCKED
+  LOOP
+    PERFORM taskq._fail_attempt(j, format('lease expired: worker %s stopped heartbeating', coalesce(j.worker, '?')),
+                                NULL, false);
+    rescued := rescued + 1;
+  END LOOP;
+  RETURN rescued;
+END;
+$$;
+COMMENT ON FUNCTION taskq.rescue_expired() IS
+  'treats running jobs whose lease expired as failed attempts (retried or failed); returns how many (at most 1000 per call)';
+
+CREATE FUNCTION taskq.purge_finished() RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  purged int;
+BEGIN
+  -- Batch-limited so it never holds many locks or a long transaction.
+  WITH old AS (
+    SELECT j.id FROM taskq.jobs j JOIN taskq.queues q ON q.queue_name = j.queue_name
+    WHERE j.status IN ('completed', 'failed', 'cancelled') AND j.finished_at < now() - q.retention
+    LIMIT 10000
+    FOR UPDATE OF j SKIP LOCKED
+  ), gone_callbacks AS (
+    DELETE FROM taskq.callbacks c USING old WHERE c.job_id = old.id AND c.state <> 'pending'
+  ), gone AS (
+    DELETE FROM taskq.jobs j USING old WHERE j.id = old.id RETURNING 1
+  )
+  SELECT count(*) INTO purged FROM gone;
+  RETURN purged;
+END;
+$$;
+COMMENT ON FUNCTION taskq.purge_finished() IS
+  'deletes finished jobs older than their queue''s retention (at most 10000 per call) and their delivered or dead callbacks';
+
+CREATE VIEW taskq.queue_stats AS
+SELECT q.queue_name,
+       q.paused,
+       count(j.id) FILTER (WHERE j.status = 'pending')   AS pending,
+       count(j.id) FILTER (WHERE j.status = 'running')   AS running,
+       count(j.id) FILTER (WHERE j.status = 'completed') AS completed,
+       count(j.id) FILTER (WHERE j.status = 'failed')    AS failed,
+       count(j.id) FILTER (WHERE j.status = 'cancelled') AS cancelled,
+       count(j.id) FILTER (WHERE j.status = 'pending' AND j.run_at > now()) AS scheduled,
+       now() - min(j.run_at) FILTER (WHERE j.status = 'pending' AND j.run_at <= now()) AS oldest_pending_age,
+       (SELECT count(*) FROM taskq.outbox o JOIN taskq.jobs oj ON oj.id = o.job_id
+        WHERE oj.queue_name = q.queue_name) AS outbox_backlog
+FROM taskq.queues q
+LEFT JOIN taskq.jobs j ON j.queue_name = q.queue_name
+GROUP BY q.queue_name, q.paused;
+COMMENT ON VIEW taskq.queue_stats IS
+  'per queue: jobs per status, jobs scheduled for later, age of the oldest due pending job, outbox rows not yet confirmed by RabbitMQ';

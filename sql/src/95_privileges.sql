@@ -1,0 +1,47 @@
+-- Privileges. Nothing is granted to PUBLIC. Two NOLOGIN roles carry the
+-- grants; give them to your application's roles:
+--   GRANT taskq_producer TO app;      -- enqueue, retry, cancel, read jobs
+--   GRANT taskq_worker TO worker;     -- start/heartbeat/complete/fail, callbacks
+-- Queue administration stays with the extension owner (grant EXECUTE on
+-- create_queue etc. explicitly if another role should have it).
+-- The roles are cluster-wide and outlive DROP EXTENSION.
+
+DO $roles$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'taskq_producer') THEN
+    CREATE ROLE taskq_producer NOLOGIN;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'taskq_worker') THEN
+    CREATE ROLE taskq_worker NOLOGIN;
+  END IF;
+END;
+$roles$;
+
+REVOKE ALL ON ALL TABLES IN SCHEMA taskq FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA taskq FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA taskq FROM PUBLIC;
+REVOKE ALL ON SCHEMA taskq FROM PUBLIC;
+
+GRANT USAGE ON SCHEMA taskq TO taskq_producer, taskq_worker;
+GRANT USAGE ON TYPE taskq.job_status TO taskq_producer, taskq_worker;
+
+GRANT EXECUTE ON FUNCTION
+  taskq.enqueue(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb),
+  taskq.enqueue_many(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb),
+  taskq.retry(uuid, interval),
+  taskq.cancel(uuid),
+  taskq.job(uuid)
+TO taskq_producer;
+GRANT SELECT ON taskq.jobs, taskq.queues, taskq.queue_stats TO taskq_producer;
+
+GRANT EXECUTE ON FUNCTION
+  taskq.start(uuid, int, text),
+  taskq.heartbeat(uuid, int),
+  taskq.complete(uuid, int, jsonb),
+  taskq.fail(uuid, int, text, interval, boolean),
+  taskq.job(uuid),
+  taskq._callbacks_claim(text, int, interval),
+  taskq._callback_delivered(bigint, text, int),
+  taskq._callback_failed(bigint, text, int, text, interval, boolean)
+TO taskq_worker;
+GRANT SELECT ON taskq.jobs, taskq.queues TO taskq_worker;
