@@ -118,7 +118,7 @@ COMMENT ON FUNCTION taskq.heartbeat(uuid, int) IS
 CREATE FUNCTION taskq.complete(job_id uuid, attempt int, result jsonb DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  j taskq.jobs;
+  done taskq.jobs;
 BEGIN
   PERFORM taskq._require(job_id, 'job_id');
   PERFORM taskq._require(attempt, 'attempt');
@@ -128,11 +128,11 @@ BEGIN
   UPDATE taskq.jobs j SET status = 'completed', result = complete.result, finished_at = now(),
                           lease_expires_at = NULL, updated_at = now()
   WHERE j.id = complete.job_id AND j.status = 'running' AND j.attempts = complete.attempt
-  RETURNING j.* INTO j;
+  RETURNING j.* INTO done;
   IF NOT FOUND THEN
     RETURN false;
   END IF;
-  PERFORM taskq._write_callback(j);
+  PERFORM taskq._write_callback(done);
   RETURN true;
 END;
 $$;
