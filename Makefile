@@ -26,9 +26,11 @@ DATA         = $(filter-out $(DATA_built),$(wildcard sql/taskq--*--*.sql) $(wild
 # Regression tests: test/sql/NAME.sql -> test/expected/NAME.out (pgTAP files
 # included, with TAP text as expected output); isolation specs in test/specs.
 REGRESS      = $(sort $(basename $(notdir $(wildcard test/sql/*.sql))))
-REGRESS_OPTS = --inputdir=test --outputdir=build/regress --dbname=taskq_regression
+CONTRIB_TESTDB = taskq_regression
+ISOLATION_TESTDB = taskq_isolation
+REGRESS_OPTS = --inputdir=test --outputdir=build/regress
 ISOLATION    = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
-ISOLATION_OPTS = --inputdir=test --outputdir=build/isolation --dbname=taskq_isolation --load-extension=taskq
+ISOLATION_OPTS = --inputdir=test --outputdir=build/isolation --load-extension=taskq
 
 PG_CONFIG   ?= pg_config
 PG_INCLUDE_SERVER := $(shell $(PG_CONFIG) --includedir-server)

@@ -1,6 +1,8 @@
 -- Job ids: UUIDv7 (version 7, RFC variant), time-ordered and strictly
 -- increasing within a session.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS taskq;
+RESET client_min_messages;
 SELECT substr(taskq._uuid_v7()::text, 15, 1) AS version_digit;
 SELECT substr(taskq._uuid_v7()::text, 20, 1) IN ('8', '9', 'a', 'b') AS rfc_variant;
 -- 10,000 ids in one statement (mostly within the same milliseconds) are
