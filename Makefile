@@ -27,7 +27,6 @@ DATA         = $(filter-out $(DATA_built),$(wildcard sql/taskq--*--*.sql) $(wild
 # included, with TAP text as expected output); isolation specs in test/specs.
 REGRESS      = $(sort $(basename $(notdir $(wildcard test/sql/*.sql))))
 CONTRIB_TESTDB = taskq_regression
-ISOLATION_TESTDB = taskq_isolation
 REGRESS_OPTS = --inputdir=test --outputdir=build/regress
 ISOLATION    = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
 ISOLATION_OPTS = --inputdir=test --outputdir=build/isolation --load-extension=taskq
