@@ -2,17 +2,28 @@
 // into an error string. This file must not include PostgreSQL headers.
 #include "core_bridge.h"
 
+#include <cstdio>
 #include <cstring>
 #include <exception>
+#include <random>
+#include <vector>
 
+#include "core/amqp_error.hpp"
+#include "core/backoff.hpp"
+#include "core/broker_url.hpp"
+#include "core/confirmed_publisher.hpp"
 #include "core/uuid_v7.hpp"
+
+struct taskq_publisher {
+  taskq::ConfirmedPublisher publisher;
+  std::vector<taskq::ConfirmOutcome> resolved;  // taken by taskq_pub_take_resolved
+};
 
 namespace {
 
 void copy_error(char* err, size_t errlen, const char* what) noexcept {
   if (err == nullptr || errlen == 0) return;
-  std::strncpy(err, what, errlen - 1);
-  err[errlen - 1] = '\0';
+  std::snprintf(err, errlen, "%s", what);
 }
 
 // Runs fn, turning any exception into false + message.
@@ -29,6 +40,23 @@ bool guarded(char* err, size_t errlen, Fn&& fn) noexcept {
   return false;
 }
 
+// Like guarded, but maps AmqpError scopes to publisher status codes.
+template <typename Fn>
+int guarded_publisher(char* err, size_t errlen, Fn&& fn) noexcept {
+  try {
+    fn();
+    return TASKQ_PUB_OK;
+  } catch (const taskq::AmqpError& e) {
+    copy_error(err, errlen, e.what());
+    return e.needs_reconnect() ? TASKQ_PUB_CONNECTION_LOST : TASKQ_PUB_MESSAGE_FAILED;
+  } catch (const std::exception& e) {
+    copy_error(err, errlen, e.what());
+  } catch (...) {
+    copy_error(err, errlen, "unknown C++ exception");
+  }
+  return TASKQ_PUB_MESSAGE_FAILED;
+}
+
 }  // namespace
 
 extern "C" bool taskq_bridge_next_uuid(uint8_t out[16], char* err, size_t errlen) noexcept {
@@ -38,4 +66,96 @@ extern "C" bool taskq_bridge_next_uuid(uint8_t out[16], char* err, size_t errlen
     const taskq::Uuid id = generator.next();
     std::memcpy(out, id.data(), id.size());
   });
+}
+
+extern "C" long taskq_bridge_backoff_ms(unsigned attempt) noexcept {
+  static thread_local std::minstd_rand rng{std::random_device{}()};
+  const taskq::BackoffPolicy policy{std::chrono::milliseconds(200), std::chrono::milliseconds(30'000), 0.5};
+  const double unit = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+  return static_cast<long>(taskq::backoff_delay(policy, attempt, unit).count());
+}
+
+extern "C" bool taskq_bridge_redact_url(const char* url, char* out, size_t outlen, char* err, size_t errlen) noexcept {
+  return guarded(err, errlen, [&] { copy_error(out, outlen, taskq::BrokerUrl::parse(url).redacted().c_str()); });
+}
+
+extern "C" taskq_publisher* taskq_pub_connect(const char* url, const char* exchange, const char* connection_name,
+                                              char* err, size_t errlen) noexcept {
+  taskq_publisher* pub = nullptr;
+  guarded(err, errlen, [&] {
+    taskq::ConnectOptions options;
+    options.connection_name = connection_name;
+    options.send_timeout_ms = 3000;
+    pub = new taskq_publisher{taskq::ConfirmedPublisher(taskq::BrokerUrl::parse(url), exchange, options), {}};
+  });
+  return pub;
+}
+
+extern "C" void taskq_pub_close(taskq_publisher* pub) noexcept {
+  if (pub == nullptr) return;
+  pub->publisher.close_quickly();
+  delete pub;  // destructors of the core never throw
+}
+
+extern "C" int taskq_pub_socket(const taskq_publisher* pub) noexcept { return pub->publisher.socket_fd(); }
+
+extern "C" int taskq_pub_publish(taskq_publisher* pub, const taskq_outbox_message* msg, char* err,
+                                 size_t errlen) noexcept {
+  return guarded_publisher(err, errlen, [&] {
+    taskq::JobMessage message;
+    message.job_id = msg->job_id;
+    message.queue_name = msg->queue_name;
+    message.has_task = msg->task != nullptr;
+    if (msg->task != nullptr) message.task = msg->task;
+    message.priority = msg->priority;
+    message.attempt = msg->attempt;
+    message.enqueued_at = msg->enqueued_at;
+    if (msg->headers_json != nullptr) message.headers = taskq::parse_flat_string_object(msg->headers_json);
+    message.body = msg->body;
+    pub->publisher.ensure_queue(message.queue_name, msg->queue_type);
+    pub->publisher.publish(msg->outbox_id, message);
+  });
+}
+
+extern "C" int taskq_pub_poll(taskq_publisher* pub, char* err, size_t errlen) noexcept {
+  const int status = guarded_publisher(err, errlen, [&] { pub->publisher.poll(); });
+  return status == TASKQ_PUB_OK ? TASKQ_PUB_OK : TASKQ_PUB_CONNECTION_LOST;
+}
+
+extern "C" size_t taskq_pub_outstanding(const taskq_publisher* pub) noexcept { return pub->publisher.outstanding(); }
+
+extern "C" void taskq_pub_fail_outstanding(taskq_publisher* pub, const char* reason) noexcept {
+  char ignored[8];
+  guarded(ignored, sizeof(ignored), [&] { pub->publisher.fail_outstanding(reason); });
+}
+
+extern "C" size_t taskq_pub_take_resolved(taskq_publisher* pub, int64_t* ids, bool* confirmed, size_t cap, char* reason,
+                                          size_t reasonlen) noexcept {
+  size_t n = 0;
+  char ignored[8];
+  guarded(ignored, sizeof(ignored), [&] {
+    for (auto& outcome : pub->publisher.take_resolved()) pub->resolved.push_back(std::move(outcome));
+    while (n < cap && n < pub->resolved.size()) {
+      const auto& outcome = pub->resolved[n];
+      ids[n] = outcome.outbox_id;
+      confirmed[n] = outcome.confirmed;
+      if (!outcome.confirmed) copy_error(reason, reasonlen, outcome.reason.c_str());
+      ++n;
+    }
+    pub->resolved.erase(pub->resolved.begin(), pub->resolved.begin() + static_cast<long>(n));
+  });
+  return n;
+}
+
+extern "C" long taskq_pub_ready_messages(taskq_publisher* pub, const char* queue_name, char* err,
+                                         size_t errlen) noexcept {
+  long ready = -2;
+  const int status = guarded_publisher(err, errlen, [&] { ready = pub->publisher.ready_messages(queue_name); });
+  return status == TASKQ_PUB_OK ? ready : -2;
+}
+
+extern "C" bool taskq_pub_blocked(const taskq_publisher* pub, char* reason, size_t reasonlen) noexcept {
+  if (!pub->publisher.blocked()) return false;
+  copy_error(reason, reasonlen, pub->publisher.blocked_reason().c_str());
+  return true;
 }

@@ -19,6 +19,57 @@ extern "C" {
 /* Writes the next UUIDv7 of this backend into out[16]. */
 bool taskq_bridge_next_uuid(uint8_t out[16], char* err, size_t errlen) noexcept;
 
+/* Reconnect delay (ms) before retry number `attempt` (1 = first retry):
+ * capped exponential backoff with jitter. */
+long taskq_bridge_backoff_ms(unsigned attempt) noexcept;
+
+/* Validates a broker URL and writes its password-free form. */
+bool taskq_bridge_redact_url(const char* url, char* out, size_t outlen, char* err, size_t errlen) noexcept;
+
+/* --- publisher ---------------------------------------------------------- */
+
+typedef struct taskq_publisher taskq_publisher;
+
+typedef struct taskq_outbox_message {
+  int64_t outbox_id;
+  const char* job_id;
+  const char* queue_name;
+  const char* queue_type;
+  const char* task; /* NULL: the job has no task */
+  int priority;
+  int attempt;
+  int64_t enqueued_at;      /* unix seconds */
+  const char* headers_json; /* NULL or a flat JSON object of strings */
+  const char* body;         /* the contract's JSON body */
+} taskq_outbox_message;
+
+enum taskq_pub_status {
+  TASKQ_PUB_OK = 0,
+  TASKQ_PUB_MESSAGE_FAILED = 1, /* this message only: try it again later */
+  TASKQ_PUB_CONNECTION_LOST = 2 /* reconnect; nothing outstanding will be confirmed */
+};
+
+/* Connects in confirm mode and declares the exchange; NULL on failure. */
+taskq_publisher* taskq_pub_connect(const char* url, const char* exchange, const char* connection_name, char* err,
+                                   size_t errlen) noexcept;
+/* Closes (quickly, see AmqpConnection::close_quickly) and frees; NULL is fine. */
+void taskq_pub_close(taskq_publisher* pub) noexcept;
+int taskq_pub_socket(const taskq_publisher* pub) noexcept;
+int taskq_pub_publish(taskq_publisher* pub, const taskq_outbox_message* msg, char* err, size_t errlen) noexcept;
+/* Handles what has arrived without blocking: TASKQ_PUB_OK or _CONNECTION_LOST. */
+int taskq_pub_poll(taskq_publisher* pub, char* err, size_t errlen) noexcept;
+size_t taskq_pub_outstanding(const taskq_publisher* pub) noexcept;
+void taskq_pub_fail_outstanding(taskq_publisher* pub, const char* reason) noexcept;
+/* Moves up to cap resolved outcomes into ids/confirmed; the reason of the
+ * last failure among them goes to reason. Returns how many. */
+size_t taskq_pub_take_resolved(taskq_publisher* pub, int64_t* ids, bool* confirmed, size_t cap, char* reason,
+                               size_t reasonlen) noexcept;
+/* Ready messages in the RabbitMQ queue of a taskq queue; -1: the queue does
+ * not exist; -2: connection lost (err says why). */
+long taskq_pub_ready_messages(taskq_publisher* pub, const char* queue_name, char* err, size_t errlen) noexcept;
+/* True while the broker blocks publishing (resource alarm). */
+bool taskq_pub_blocked(const taskq_publisher* pub, char* reason, size_t reasonlen) noexcept;
+
 #ifdef __cplusplus
 }
 #endif
