@@ -11,12 +11,15 @@ char* taskq_exchange = nullptr;
 int taskq_publish_batch_size = 500;
 int taskq_poll_interval_ms = 1000;
 int taskq_maintenance_interval_s = 30;
+int taskq_reconcile_after_s = 300;
 }
 
 void taskq_define_settings(void) {
+  // Reloadable: on a change the publisher exits and is started again by the
+  // postmaster, connected to the new database.
   DefineCustomStringVariable("taskq.database", "Database the taskq background worker connects to.",
-                             "The extension must be created in this database.", &taskq_database, "postgres",
-                             PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+                             "The extension must be created in this database.", &taskq_database, "postgres", PGC_SIGHUP,
+                             0, nullptr, nullptr, nullptr);
   // Superuser-only: the URL carries the broker password.
   DefineCustomStringVariable("taskq.broker_url",
                              "RabbitMQ URL the publisher connects to (amqp://user:pass@host:port/vhost).", nullptr,
@@ -32,6 +35,11 @@ void taskq_define_settings(void) {
   DefineCustomIntVariable("taskq.maintenance_interval",
                           "How often expired leases are rescued, finished jobs purged and lost messages reconciled.",
                           nullptr, &taskq_maintenance_interval_s, 30, 1, 24 * 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr,
+                          nullptr, nullptr);
+  DefineCustomIntVariable("taskq.reconcile_after",
+                          "A pending job published this long ago and never started is published again, if its "
+                          "RabbitMQ queue holds no ready message (the message was lost).",
+                          nullptr, &taskq_reconcile_after_s, 300, 1, 7 * 24 * 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr,
                           nullptr, nullptr);
   MarkGUCPrefixReserved("taskq");
 }

@@ -8,6 +8,7 @@ extern char* taskq_exchange;              // direct exchange the jobs are routed
 extern int taskq_publish_batch_size;      // outbox rows claimed per pass
 extern int taskq_poll_interval_ms;        // fallback wake-up of the publisher
 extern int taskq_maintenance_interval_s;  // rescue / purge / reconcile period
+extern int taskq_reconcile_after_s;       // a published, unstarted job older than this is published again
 }
 
 void taskq_define_settings(void);

@@ -10,10 +10,12 @@ void _PG_init(void);
 }
 
 void taskq_register_commit_wakeup(void);
+void taskq_register_publisher(void);
 
 extern "C" void _PG_init(void) {
   taskq_define_settings();
   taskq_register_commit_wakeup();
   if (!process_shared_preload_libraries_in_progress) return;  // SQL API only; no publisher
   taskq_request_shared_memory();
+  taskq_register_publisher();
 }

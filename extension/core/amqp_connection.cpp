@@ -46,10 +46,10 @@ AmqpConnection::AmqpConnection(const BrokerUrl& url, const ConnectOptions& optio
     props[0].value.kind = AMQP_FIELD_KIND_UTF8;
     props[0].value.value.bytes = bytes(options.connection_name);
     amqp_table_t client_properties{options.connection_name.empty() ? 0 : 1, props};
-    check_rpc_reply(amqp_login_with_properties(state_, url.vhost.c_str(), 0, AMQP_DEFAULT_FRAME_SIZE,
-                                               options.heartbeat_s, &client_properties, AMQP_SASL_METHOD_PLAIN,
-                                               url.user.c_str(), url.password.c_str()),
-                    "logging in to " + url.redacted());
+    check_rpc_reply(
+        amqp_login_with_properties(state_, url.vhost.c_str(), 0, AMQP_DEFAULT_FRAME_SIZE, options.heartbeat_s,
+                                   &client_properties, AMQP_SASL_METHOD_PLAIN, url.user.c_str(), url.password.c_str()),
+        "logging in to " + url.redacted());
     open_ = true;
     open_channel();
   } catch (...) {
@@ -122,8 +122,7 @@ QueueInfo AmqpConnection::inspect_queue(const std::string& queue) {
   return QueueInfo{ok->message_count, ok->consumer_count};
 }
 
-void AmqpConnection::bind_queue(const std::string& queue, const std::string& exchange,
-                                const std::string& routing_key) {
+void AmqpConnection::bind_queue(const std::string& queue, const std::string& exchange, const std::string& routing_key) {
   amqp_queue_bind(state_, kChannel, bytes(queue), bytes(exchange), bytes(routing_key), amqp_empty_table);
   check_rpc_reply(amqp_get_rpc_reply(state_), "binding queue " + queue);
 }

@@ -11,12 +11,11 @@ std::string bytes_to_string(amqp_bytes_t bytes) {
 }  // namespace
 
 AmqpError status_error(int status, const std::string& what) {
-  const AmqpError::Scope scope =
-      (status == AMQP_STATUS_CONNECTION_CLOSED || status == AMQP_STATUS_SOCKET_ERROR ||
-       status == AMQP_STATUS_HEARTBEAT_TIMEOUT || status == AMQP_STATUS_TCP_ERROR ||
-       status == AMQP_STATUS_SOCKET_CLOSED || status == AMQP_STATUS_TIMEOUT)
-          ? AmqpError::Scope::kConnection
-          : AmqpError::Scope::kLibrary;
+  const AmqpError::Scope scope = (status == AMQP_STATUS_CONNECTION_CLOSED || status == AMQP_STATUS_SOCKET_ERROR ||
+                                  status == AMQP_STATUS_HEARTBEAT_TIMEOUT || status == AMQP_STATUS_TCP_ERROR ||
+                                  status == AMQP_STATUS_SOCKET_CLOSED || status == AMQP_STATUS_TIMEOUT)
+                                     ? AmqpError::Scope::kConnection
+                                     : AmqpError::Scope::kLibrary;
   return AmqpError(scope, status, what + ": " + amqp_error_string2(status));
 }
 
@@ -33,8 +32,7 @@ AmqpError close_error(const amqp_method_t& method, const std::string& what) {
                      what + ": connection closed by the broker: " + std::to_string(close->reply_code) + " " +
                          bytes_to_string(close->reply_text));
   }
-  return AmqpError(AmqpError::Scope::kConnection, 0,
-                   what + ": unexpected method " + amqp_method_name(method.id));
+  return AmqpError(AmqpError::Scope::kConnection, 0, what + ": unexpected method " + amqp_method_name(method.id));
 }
 
 void check_rpc_reply(const amqp_rpc_reply_t& reply, const std::string& what) {

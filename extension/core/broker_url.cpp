@@ -27,7 +27,8 @@ BrokerUrl BrokerUrl::parse(const std::string& url) {
   parsed.port = info.port;
   parsed.user = info.user ? info.user : "";
   parsed.password = info.password ? info.password : "";
-  parsed.vhost = info.vhost ? info.vhost : "/";
+  // "amqp://host/" leaves an empty vhost; users mean the default one.
+  parsed.vhost = info.vhost != nullptr && info.vhost[0] != '\0' ? info.vhost : "/";
   parsed.tls = info.ssl != 0;
   if (parsed.host.empty()) throw std::invalid_argument("broker URL has no host");
   if (parsed.port <= 0 || parsed.port > 65535) throw std::invalid_argument("broker URL has an invalid port");

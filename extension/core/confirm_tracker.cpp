@@ -7,8 +7,7 @@ void ConfirmTracker::published(std::uint64_t delivery_tag, std::int64_t outbox_i
   pending_[delivery_tag] = Pending{outbox_id, message_id};
 }
 
-void ConfirmTracker::settle(std::map<std::uint64_t, Pending>::iterator it, bool positive,
-                            const char* negative_reason) {
+void ConfirmTracker::settle(std::map<std::uint64_t, Pending>::iterator it, bool positive, const char* negative_reason) {
   ConfirmOutcome outcome{it->second.outbox_id, positive, {}};
   auto ret = returned_.find(it->second.message_id);
   if (ret != returned_.end()) {

@@ -49,7 +49,7 @@ class ConfirmTracker {
   void resolve(std::uint64_t delivery_tag, bool multiple, bool positive);
   void settle(std::map<std::uint64_t, Pending>::iterator it, bool positive, const char* negative_reason);
 
-  std::map<std::uint64_t, Pending> pending_;  // ordered: `multiple` resolves a prefix
+  std::map<std::uint64_t, Pending> pending_;               // ordered: `multiple` resolves a prefix
   std::unordered_map<std::string, std::string> returned_;  // message_id -> reason
   std::vector<ConfirmOutcome> resolved_;
 };

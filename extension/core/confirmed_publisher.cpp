@@ -17,8 +17,7 @@ void confirm_select(AmqpConnection& connection) {
 
 }  // namespace
 
-ConfirmedPublisher::ConfirmedPublisher(const BrokerUrl& url, const std::string& exchange,
-                                       const ConnectOptions& options)
+ConfirmedPublisher::ConfirmedPublisher(const BrokerUrl& url, const std::string& exchange, const ConnectOptions& options)
     : connection_(url, options), exchange_(exchange) {
   confirm_select(connection_);
   connection_.declare_exchange(exchange_);
@@ -48,9 +47,9 @@ void ConfirmedPublisher::ensure_queue(const std::string& queue_name, const std::
 
 void ConfirmedPublisher::publish(std::int64_t outbox_id, const JobMessage& message) {
   MessageProperties properties(message);
-  const int status = amqp_basic_publish(connection_.state(), AmqpConnection::kChannel, bytes(exchange_),
-                                        bytes(message.queue_name), /*mandatory=*/1, /*immediate=*/0,
-                                        properties.get(), bytes(message.body));
+  const int status =
+      amqp_basic_publish(connection_.state(), AmqpConnection::kChannel, bytes(exchange_), bytes(message.queue_name),
+                         /*mandatory=*/1, /*immediate=*/0, properties.get(), bytes(message.body));
   if (status != AMQP_STATUS_OK) {
     AmqpError error = status_error(status, "publishing");
     tracker_.fail_all(error.what());

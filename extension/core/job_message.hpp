@@ -19,10 +19,10 @@ struct JobMessage {
   std::string task;        // type; empty: no type property
   bool has_task = false;
   int priority = 0;
-  int attempt = 1;               // header x-taskq-attempt
-  std::int64_t enqueued_at = 0;  // unix seconds: the timestamp property
+  int attempt = 1;                                           // header x-taskq-attempt
+  std::int64_t enqueued_at = 0;                              // unix seconds: the timestamp property
   std::vector<std::pair<std::string, std::string>> headers;  // the job's own headers
-  std::string body;              // the contract's JSON body
+  std::string body;                                          // the contract's JSON body
 };
 
 // Owns everything amqp_basic_properties_t points at.

@@ -33,6 +33,9 @@ GRANT EXECUTE ON FUNCTION
   taskq.job(uuid)
 TO taskq_producer;
 GRANT SELECT ON taskq.jobs, taskq.queues, taskq.queue_stats TO taskq_producer;
+-- Monitoring: the publisher's state (no password in it).
+GRANT EXECUTE ON FUNCTION taskq.publisher_status() TO taskq_producer, taskq_worker;
+GRANT SELECT ON taskq.publisher TO taskq_producer, taskq_worker;
 
 GRANT EXECUTE ON FUNCTION
   taskq.start(uuid, int, text),
