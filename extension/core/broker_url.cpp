@@ -15,6 +15,13 @@ BrokerUrl BrokerUrl::parse(const std::string& url) {
     throw std::invalid_argument("broker URL must start with amqp:// or amqps://");
   if (url.rfind("amqps://", 0) == 0) throw std::invalid_argument("amqps:// (TLS) is not supported by this build");
 
+  // amqp_parse_url fills in "localhost" for a missing host; a broker URL
+  // without one is a configuration mistake, not a request for localhost.
+  std::string authority = url.substr(url.find("://") + 3);
+  authority = authority.substr(0, authority.find('/'));
+  authority = authority.substr(authority.rfind('@') == std::string::npos ? 0 : authority.rfind('@') + 1);
+  if (authority.empty() || authority[0] == ':') throw std::invalid_argument("broker URL has no host");
+
   std::vector<char> buffer(url.begin(), url.end());
   buffer.push_back('\0');
   amqp_connection_info info;

@@ -1,0 +1,89 @@
+// ConfirmTracker: single and multiple acks/nacks, returns, and losing the
+// channel with messages outstanding.
+#include "core/confirm_tracker.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+using taskq::ConfirmOutcome;
+using taskq::ConfirmTracker;
+
+namespace {
+
+std::vector<std::int64_t> ids_where(const std::vector<ConfirmOutcome>& outcomes, bool confirmed) {
+  std::vector<std::int64_t> ids;
+  for (const auto& o : outcomes)
+    if (o.confirmed == confirmed) ids.push_back(o.outbox_id);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+ConfirmTracker with_five() {
+  ConfirmTracker t;
+  for (int tag = 1; tag <= 5; ++tag) t.published(tag, 100 + tag, "job-" + std::to_string(tag));
+  return t;
+}
+
+}  // namespace
+
+TEST(ConfirmTracker, SingleAckResolvesOnlyThatTag) {
+  auto t = with_five();
+  t.ack(3, false);
+  EXPECT_EQ(ids_where(t.take_resolved(), true), std::vector<std::int64_t>{103});
+  EXPECT_EQ(t.outstanding(), 4u);
+}
+
+TEST(ConfirmTracker, MultipleAckResolvesEveryTagUpToIt) {
+  auto t = with_five();
+  t.ack(2, false);
+  t.ack(4, true);  // 1, 3, 4 (2 already resolved)
+  const auto resolved = t.take_resolved();
+  EXPECT_EQ(ids_where(resolved, true), (std::vector<std::int64_t>{101, 102, 103, 104}));
+  EXPECT_EQ(t.outstanding(), 1u);
+}
+
+TEST(ConfirmTracker, MultipleNackFailsThePrefix) {
+  auto t = with_five();
+  t.nack(2, true);
+  t.ack(5, true);
+  const auto resolved = t.take_resolved();
+  EXPECT_EQ(ids_where(resolved, false), (std::vector<std::int64_t>{101, 102}));
+  EXPECT_EQ(ids_where(resolved, true), (std::vector<std::int64_t>{103, 104, 105}));
+  for (const auto& o : resolved) {
+    if (!o.confirmed) {
+      EXPECT_FALSE(o.reason.empty());
+    }
+  }
+  EXPECT_EQ(t.outstanding(), 0u);
+}
+
+TEST(ConfirmTracker, ReturnedThenAckedCountsAsFailure) {
+  auto t = with_five();
+  t.returned("job-2", "unroutable");
+  t.ack(3, true);
+  const auto resolved = t.take_resolved();
+  EXPECT_EQ(ids_where(resolved, false), std::vector<std::int64_t>{102});
+  EXPECT_EQ(ids_where(resolved, true), (std::vector<std::int64_t>{101, 103}));
+}
+
+TEST(ConfirmTracker, UnknownAndRepeatedTagsAreIgnored) {
+  auto t = with_five();
+  t.ack(1, false);
+  t.ack(1, false);   // duplicate
+  t.ack(99, false);  // never published
+  EXPECT_EQ(t.take_resolved().size(), 1u);
+  EXPECT_EQ(t.outstanding(), 4u);
+}
+
+TEST(ConfirmTracker, FailAllResolvesEverythingOutstandingAsFailed) {
+  auto t = with_five();
+  t.ack(2, true);
+  t.fail_all("connection closed");
+  const auto resolved = t.take_resolved();
+  EXPECT_EQ(ids_where(resolved, true), (std::vector<std::int64_t>{101, 102}));
+  EXPECT_EQ(ids_where(resolved, false), (std::vector<std::int64_t>{103, 104, 105}));
+  EXPECT_EQ(t.outstanding(), 0u);
+  t.ack(5, true);  // late confirm after the channel died: nothing to resolve
+  EXPECT_TRUE(t.take_resolved().empty());
+}
