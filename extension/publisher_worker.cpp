@@ -409,9 +409,13 @@ bool extension_installed(void) {
 void reload_settings(void) {
   ConfigReloadPending = false;
   ProcessConfigFile(PGC_SIGHUP);
+  // A shorter maintenance interval applies now, not after the old one ran out.
+  const TimestampTz soonest =
+      TimestampTzPlusMilliseconds(GetCurrentTimestamp(), static_cast<long>(taskq_maintenance_interval_s) * 1000);
+  if (next_maintenance_at > soonest) next_maintenance_at = soonest;
   if (strcmp(serving_database, taskq_database) != 0) {
-    ereport(LOG, (errmsg("taskq publisher: taskq.database changed from \"%s\" to \"%s\"; restarting",
-                         serving_database, taskq_database)));
+    ereport(LOG, (errmsg("taskq publisher: taskq.database changed from \"%s\" to \"%s\"; restarting", serving_database,
+                         taskq_database)));
     proc_exit(1);  // the postmaster starts us again, connected to the new database
   }
   if (publisher != nullptr && connected_url != nullptr &&
