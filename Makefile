@@ -93,7 +93,7 @@ bench:
 	scripts/test-env run bench/run-bench
 
 format:
-	clang-format -i $$(git ls-files '*.cpp' '*.hpp' '*.h')
+	clang-format -i $$(git ls-files --cached --others --exclude-standard '*.cpp' '*.hpp' '*.h')
 
 format-check:
-	clang-format --dry-run --Werror $$(git ls-files '*.cpp' '*.hpp' '*.h')
+	clang-format --dry-run --Werror $$(git ls-files --cached --others --exclude-standard '*.cpp' '*.hpp' '*.h')

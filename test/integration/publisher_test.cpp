@@ -38,9 +38,9 @@ class Publisher : public ::testing::Test {
     return conn().value("SELECT taskq.enqueue($1, $2::jsonb" + extra + ")", {queue_.c_str(), payload.c_str()});
   }
   long outbox_rows() {
-    return std::stol(conn().value(
-        "SELECT count(*) FROM taskq.outbox o JOIN taskq.jobs j ON j.id = o.job_id WHERE j.queue_name = $1",
-        {queue_.c_str()}));
+    return std::stol(
+        conn().value("SELECT count(*) FROM taskq.outbox o JOIN taskq.jobs j ON j.id = o.job_id WHERE j.queue_name = $1",
+                     {queue_.c_str()}));
   }
   bool outbox_drained() { return outbox_rows() == 0; }
   std::set<std::string> ids(const std::vector<Delivery>& ds) {
@@ -55,7 +55,8 @@ class Publisher : public ::testing::Test {
 };
 
 TEST_F(Publisher, CommittedJobArrivesWithTheContractsPropertiesAndBody) {
-  const std::string id = enqueue(R"({"to": "a@b.c"})", ", task => 'welcome', priority => 7, headers => '{\"tenant\": \"acme\"}'");
+  const std::string id =
+      enqueue(R"({"to": "a@b.c"})", ", task => 'welcome', priority => 7, headers => '{\"tenant\": \"acme\"}'");
   const auto got = collect(broker(), rabbit_queue(), 1, 10s);
   ASSERT_EQ(got.size(), 1u);
   const Delivery& d = got[0];
@@ -198,9 +199,10 @@ TEST_F(Publisher, NackedMessagesStayInTheOutboxUntilTheBrokerTakesThem) {
   for (int i = 0; i < 4; ++i) enqueued.insert(enqueue());
   EXPECT_TRUE(wait_until(
       [&] {
-        return conn().value("SELECT count(*) FROM taskq.outbox o JOIN taskq.jobs j ON j.id = o.job_id "
-                            "WHERE j.queue_name = $1 AND o.publish_attempts > 0 AND o.last_error LIKE '%nack%'",
-                            {queue_.c_str()}) == "3";
+        return conn().value(
+                   "SELECT count(*) FROM taskq.outbox o JOIN taskq.jobs j ON j.id = o.job_id "
+                   "WHERE j.queue_name = $1 AND o.publish_attempts > 0 AND o.last_error LIKE '%nack%'",
+                   {queue_.c_str()}) == "3";
       },
       15s))
       << "three nacked rows kept with their error";

@@ -14,8 +14,7 @@ std::string env(const char* name) {
   return v ? v : "";
 }
 
-bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
-                std::chrono::milliseconds every) {
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout, std::chrono::milliseconds every) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     if (pred()) return true;
@@ -34,7 +33,9 @@ void env_action(const std::string& action) {
   ASSERT_EQ(run(cmd), 0) << cmd;
 }
 
-int rabbitmqctl(const std::string& args) { return run("'" + env("TASKQ_TEST_RABBITMQCTL") + "' -q " + args + " >/dev/null"); }
+int rabbitmqctl(const std::string& args) {
+  return run("'" + env("TASKQ_TEST_RABBITMQCTL") + "' -q " + args + " >/dev/null");
+}
 
 std::string unique_name(const std::string& prefix) {
   static std::atomic<int> counter{0};

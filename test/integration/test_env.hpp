@@ -19,10 +19,10 @@ namespace taskq::test {
 
 std::string env(const char* name);
 
-#define TASKQ_REQUIRE_TEST_ENV()                                                           \
-  do {                                                                                     \
-    if (::taskq::test::env("TASKQ_TEST_DATABASE_URL").empty())                             \
-      GTEST_SKIP() << "needs the servers of scripts/test-env (run: make test)";            \
+#define TASKQ_REQUIRE_TEST_ENV()                                                \
+  do {                                                                          \
+    if (::taskq::test::env("TASKQ_TEST_DATABASE_URL").empty())                  \
+      GTEST_SKIP() << "needs the servers of scripts/test-env (run: make test)"; \
   } while (0)
 
 // Polls pred every `every` until it holds or `timeout` passes.
