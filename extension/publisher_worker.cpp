@@ -169,21 +169,60 @@ Datum int8_array(const int64* values, int count) {
   return PointerGetDatum(construct_array(datums, count, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE));
 }
 
-// Waits for the broker to confirm everything outstanding, at most
-// kConfirmTimeoutMs. Returns false if the connection must be dropped
-// (error text in err).
-bool wait_for_confirms(char* err, size_t errlen) {
+// Outcomes of the current transaction that still have to be recorded.
+struct PassState {
+  int64* confirmed;  // outbox ids the broker acked
+  int n_confirmed;
+  int64* failed;  // outbox ids to try again later
+  int n_failed;
+  int capacity;
+  long sent;      // messages handed to the broker in this transaction
+  long resolved;  // outcomes received for them
+  bool lost;      // the connection must be dropped
+  char error[512];
+  char failure_reason[512];
+  long total_sent, total_confirmed, total_failed;
+};
+
+// Moves resolved outcomes from the bridge into the state (as many as fit).
+void collect_outcomes(PassState* st) {
+  int64 ids[64];
+  bool ok[64];
+  char reason[512];
+  size_t got;
+  while (st->n_confirmed + st->n_failed + 64 <= st->capacity &&
+         (got = taskq_pub_take_resolved(publisher, ids, ok, 64, reason, sizeof(reason))) > 0) {
+    for (size_t k = 0; k < got; k++) {
+      if (ok[k]) {
+        st->confirmed[st->n_confirmed++] = ids[k];
+      } else {
+        st->failed[st->n_failed++] = ids[k];
+        strlcpy(st->failure_reason, reason, sizeof(st->failure_reason));
+      }
+    }
+    st->resolved += static_cast<long>(got);
+  }
+}
+
+// Waits until at least `target` of the messages sent in this transaction
+// have an outcome, at most kConfirmTimeoutMs. Marks the state lost when the
+// connection died or the broker stopped confirming.
+void wait_for_confirms(PassState* st, long target) {
   const TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kConfirmTimeoutMs);
   const int socket = taskq_pub_socket(publisher);
-  while (taskq_pub_outstanding(publisher) > 0) {
-    if (taskq_pub_poll(publisher, err, errlen) != TASKQ_PUB_OK) return false;
-    if (taskq_pub_outstanding(publisher) == 0) break;
+  for (;;) {
+    if (taskq_pub_poll(publisher, st->error, sizeof(st->error)) != TASKQ_PUB_OK) {
+      st->lost = true;
+      break;
+    }
+    collect_outcomes(st);
+    if (st->resolved >= target || st->n_confirmed + st->n_failed + 64 > st->capacity) return;
     const long remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
     if (remaining <= 0) {
-      snprintf(err, errlen, "no publisher confirm within %ld ms (broker overloaded, blocked or unreachable)",
-               kConfirmTimeoutMs);
-      taskq_pub_fail_outstanding(publisher, err);
-      return false;
+      snprintf(st->error, sizeof(st->error),
+               "no publisher confirm within %ld ms (broker overloaded, blocked or unreachable)", kConfirmTimeoutMs);
+      st->lost = true;
+      break;
     }
     const int rc = WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_SOCKET_READABLE | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
                                      socket, remaining, PG_WAIT_EXTENSION);
@@ -193,39 +232,55 @@ bool wait_for_confirms(char* err, size_t errlen) {
       CHECK_FOR_INTERRUPTS();
     }
   }
-  return true;
+  // Lost: nothing outstanding will be confirmed any more.
+  taskq_pub_fail_outstanding(publisher, st->error);
+  collect_outcomes(st);
 }
 
-// Claims, publishes and records one batch. Returns the number of rows
-// claimed (a full batch means: run again at once).
-int publish_pass(void) {
-  char err[512] = "";
-  bool connection_lost = false;
+// Records the collected outcomes in the outbox (within the transaction).
+void record_outcomes(PassState* st) {
+  Oid argtypes[2] = {INT8ARRAYOID, TEXTOID};
+  Datum args[2];
+  if (st->n_confirmed > 0) {
+    args[0] = int8_array(st->confirmed, st->n_confirmed);
+    if (SPI_execute_with_args("SELECT taskq._outbox_published($1)", 1, argtypes, args, nullptr, false, 0) !=
+        SPI_OK_SELECT)
+      elog(ERROR, "taskq publisher: recording confirmed rows failed");
+  }
+  if (st->n_failed > 0) {
+    args[0] = int8_array(st->failed, st->n_failed);
+    args[1] = CStringGetTextDatum(st->failure_reason[0] ? st->failure_reason : st->error);
+    if (SPI_execute_with_args("SELECT taskq._outbox_failed($1, $2)", 2, argtypes, args, nullptr, false, 0) !=
+        SPI_OK_SELECT)
+      elog(ERROR, "taskq publisher: recording failed rows failed");
+  }
+  st->total_confirmed += st->n_confirmed;
+  st->total_failed += st->n_failed;
+  st->n_confirmed = 0;
+  st->n_failed = 0;
+}
 
-  SetCurrentStatementStartTimestamp();
-  StartTransactionCommand();
-  SPI_connect();
-  PushActiveSnapshot(GetTransactionSnapshot());
-  pgstat_report_activity(STATE_RUNNING, "taskq publisher: publishing the outbox");
+// Keyset cursor of the rows claimed so far in this transaction.
+struct ClaimCursor {
+  bool set;
+  Datum due_at;  // timestamptz (pass-by-value)
+  int64 id;
+};
 
-  Oid argtypes[2] = {INT4OID, TEXTOID};
-  Datum args[2] = {Int32GetDatum(taskq_publish_batch_size), 0};
+// Claims up to a batch of due rows after the cursor, and advances it; the
+// messages' strings live in pass_context.
+int claim_batch(taskq_outbox_message** out, ClaimCursor* cursor) {
+  Oid argtypes[3] = {INT4OID, TIMESTAMPTZOID, INT8OID};
+  Datum args[3] = {Int32GetDatum(taskq_publish_batch_size), cursor->due_at, Int64GetDatum(cursor->id)};
+  const char nulls[3] = {' ', cursor->set ? ' ' : 'n', cursor->set ? ' ' : 'n'};
   if (SPI_execute_with_args("SELECT outbox_id, job_id::text, queue_name, queue_type, task, priority, attempt,"
-                            " headers::text, extract(epoch FROM created_at)::bigint, body"
-                            " FROM taskq._outbox_claim($1)",
-                            1, argtypes, args, nullptr, false, 0) != SPI_OK_SELECT)
+                            " headers::text, extract(epoch FROM created_at)::bigint, body, due_at"
+                            " FROM taskq._outbox_claim($1, $2, $3)",
+                            3, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
     elog(ERROR, "taskq publisher: claiming the outbox failed");
-
   const int claimed = static_cast<int>(SPI_processed);
   auto* messages = static_cast<taskq_outbox_message*>(
       MemoryContextAllocZero(pass_context, sizeof(taskq_outbox_message) * (claimed > 0 ? claimed : 1)));
-  auto* confirmed_ids = static_cast<int64*>(MemoryContextAlloc(pass_context, sizeof(int64) * (claimed + 1)));
-  auto* failed_ids = static_cast<int64*>(MemoryContextAlloc(pass_context, sizeof(int64) * (claimed + 1)));
-  int n_confirmed = 0;
-  int n_failed = 0;
-  int n_sent = 0;
-  char failure_reason[512] = "";
-
   for (int i = 0; i < claimed; i++) {
     HeapTuple tuple = SPI_tuptable->vals[i];
     TupleDesc desc = SPI_tuptable->tupdesc;
@@ -242,57 +297,85 @@ int publish_pass(void) {
     m.enqueued_at = DatumGetInt64(SPI_getbinval(tuple, desc, 9, &isnull));
     m.body = copy_value(tuple, desc, 10);
   }
+  if (claimed > 0) {
+    bool isnull;
+    cursor->set = true;
+    cursor->id = messages[claimed - 1].outbox_id;
+    cursor->due_at = SPI_getbinval(SPI_tuptable->vals[claimed - 1], SPI_tuptable->tupdesc, 11, &isnull);
+  }
+  *out = messages;
+  return claimed;
+}
 
-  for (int i = 0; i < claimed && !connection_lost; i++) {
-    const int status = taskq_pub_publish(publisher, &messages[i], err, sizeof(err));
+// Hands a batch to the broker. Rows not sent because the connection died
+// stay untouched: they unlock at commit and go in a later pass, with no
+// publish attempt counted against them.
+void send_batch(PassState* st, const taskq_outbox_message* messages, int count) {
+  for (int i = 0; i < count && !st->lost; i++) {
+    const int status = taskq_pub_publish(publisher, &messages[i], st->error, sizeof(st->error));
     if (status == TASKQ_PUB_OK) {
-      n_sent++;
+      st->sent++;
+      st->total_sent++;
     } else if (status == TASKQ_PUB_MESSAGE_FAILED) {
-      failed_ids[n_failed++] = messages[i].outbox_id;
-      strlcpy(failure_reason, err, sizeof(failure_reason));
+      st->failed[st->n_failed++] = messages[i].outbox_id;
+      strlcpy(st->failure_reason, st->error, sizeof(st->failure_reason));
     } else {
-      // Rows not sent yet stay untouched: they unlock at commit and go in
-      // the next pass, without a publish attempt counted against them.
-      connection_lost = true;
+      st->lost = true;
     }
   }
-  if (!connection_lost && !wait_for_confirms(err, sizeof(err))) connection_lost = true;
-  if (connection_lost) taskq_pub_fail_outstanding(publisher, err);
+}
 
-  // Everything sent is now resolved: confirmed, or failed (nack, return,
-  // timeout, lost connection).
-  {
-    int64 ids[64];
-    bool ok[64];
-    char reason[512];
-    size_t got;
-    while ((got = taskq_pub_take_resolved(publisher, ids, ok, 64, reason, sizeof(reason))) > 0) {
-      for (size_t k = 0; k < got; k++) {
-        if (ok[k]) {
-          confirmed_ids[n_confirmed++] = ids[k];
-        } else {
-          failed_ids[n_failed++] = ids[k];
-          strlcpy(failure_reason, reason, sizeof(failure_reason));
-        }
-      }
+// One transaction of publishing. Batches are pipelined: while the broker
+// confirms batch N, batch N+1 is claimed and sent, so the database work and
+// the broker's confirm latency overlap. A transaction handles a bounded
+// number of batches so that row locks are not held for long. Returns the
+// number of rows claimed in its last batch (a full batch: go again).
+constexpr int kBatchesPerTransaction = 8;
+
+int publish_pass(void) {
+  SetCurrentStatementStartTimestamp();
+  StartTransactionCommand();
+  SPI_connect();
+  PushActiveSnapshot(GetTransactionSnapshot());
+  pgstat_report_activity(STATE_RUNNING, "taskq publisher: publishing the outbox");
+
+  PassState st;
+  memset(&st, 0, sizeof(st));
+  st.capacity = 3 * taskq_publish_batch_size + 128;
+  st.confirmed = static_cast<int64*>(MemoryContextAlloc(pass_context, sizeof(int64) * st.capacity));
+  st.failed = static_cast<int64*>(MemoryContextAlloc(pass_context, sizeof(int64) * st.capacity));
+
+  ClaimCursor cursor = {false, 0, 0};
+  taskq_outbox_message* batch;
+  int claimed = claim_batch(&batch, &cursor);
+  send_batch(&st, batch, claimed);
+  for (int round = 1; !st.lost; round++) {
+    const long sent_before_next = st.sent;
+    int next_claimed = 0;
+    taskq_outbox_message* next = nullptr;
+    if (claimed == taskq_publish_batch_size && round < kBatchesPerTransaction) {
+      next_claimed = claim_batch(&next, &cursor);
+      send_batch(&st, next, next_claimed);
     }
+    wait_for_confirms(&st, sent_before_next);
+    record_outcomes(&st);
+    if (next_claimed == 0) {
+      claimed = next == nullptr ? claimed : 0;
+      break;
+    }
+    claimed = next_claimed;
   }
+  // Nothing may stay unresolved when the transaction commits.
+  while (!st.lost && st.resolved < st.sent) {
+    wait_for_confirms(&st, st.sent);
+    record_outcomes(&st);
+  }
+  if (st.lost) taskq_pub_fail_outstanding(publisher, st.error);
+  do {
+    collect_outcomes(&st);
+    record_outcomes(&st);
+  } while (st.resolved < st.sent);
 
-  if (n_confirmed > 0) {
-    args[0] = int8_array(confirmed_ids, n_confirmed);
-    argtypes[0] = INT8ARRAYOID;
-    if (SPI_execute_with_args("SELECT taskq._outbox_published($1)", 1, argtypes, args, nullptr, false, 0) !=
-        SPI_OK_SELECT)
-      elog(ERROR, "taskq publisher: recording confirmed rows failed");
-  }
-  if (n_failed > 0) {
-    args[0] = int8_array(failed_ids, n_failed);
-    argtypes[0] = INT8ARRAYOID;
-    args[1] = CStringGetTextDatum(failure_reason[0] ? failure_reason : err);
-    if (SPI_execute_with_args("SELECT taskq._outbox_failed($1, $2)", 2, argtypes, args, nullptr, false, 0) !=
-        SPI_OK_SELECT)
-      elog(ERROR, "taskq publisher: recording failed rows failed");
-  }
   // When should we look again without being woken?
   if (SPI_execute("SELECT (extract(epoch FROM taskq._outbox_next_due() - now()) * 1000)::float8", true, 1) ==
           SPI_OK_SELECT &&
@@ -310,16 +393,16 @@ int publish_pass(void) {
   pgstat_report_activity(STATE_IDLE, nullptr);
 
   SpinLockAcquire(&taskq_shared->mutex);
-  taskq_shared->status.published += static_cast<uint64>(n_sent);
-  taskq_shared->status.confirmed += static_cast<uint64>(n_confirmed);
-  taskq_shared->status.failed += static_cast<uint64>(n_failed);
-  if (n_confirmed > 0) taskq_shared->status.last_publish_at = GetCurrentTimestamp();
+  taskq_shared->status.published += static_cast<uint64>(st.total_sent);
+  taskq_shared->status.confirmed += static_cast<uint64>(st.total_confirmed);
+  taskq_shared->status.failed += static_cast<uint64>(st.total_failed);
+  if (st.total_confirmed > 0) taskq_shared->status.last_publish_at = GetCurrentTimestamp();
   SpinLockRelease(&taskq_shared->mutex);
-  if (n_failed > 0) record_error(failure_reason[0] ? failure_reason : err);
+  if (st.total_failed > 0) record_error(st.failure_reason[0] ? st.failure_reason : st.error);
 
   MemoryContextReset(pass_context);
-  if (connection_lost) {
-    disconnect(err);
+  if (st.lost) {
+    disconnect(st.error);
     return 0;
   }
   return claimed;

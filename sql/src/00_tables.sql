@@ -77,6 +77,7 @@ CREATE SEQUENCE taskq.outbox_id_seq;
 CREATE TABLE taskq.outbox (
   id               bigint PRIMARY KEY DEFAULT nextval('taskq.outbox_id_seq'),
   job_id           uuid NOT NULL,
+  queue_name       text NOT NULL,  -- copied from the job: the claim filters paused queues without a join
   attempt          integer NOT NULL,
   due_at           timestamptz NOT NULL,
   publish_attempts integer NOT NULL DEFAULT 0,

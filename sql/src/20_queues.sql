@@ -142,7 +142,7 @@ BEGIN
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'wait for them, cancel them, or use taskq.drop_queue(queue_name, force => true) to delete them';
   END IF;
-  DELETE FROM taskq.outbox o USING taskq.jobs j WHERE o.job_id = j.id AND j.queue_name = drop_queue.queue_name;
+  DELETE FROM taskq.outbox o WHERE o.queue_name = drop_queue.queue_name;
   DELETE FROM taskq.callbacks c USING taskq.jobs j
   WHERE c.job_id = j.id AND j.queue_name = drop_queue.queue_name AND c.state <> 'pending';
   DELETE FROM taskq.jobs j WHERE j.queue_name = drop_queue.queue_name;

@@ -64,7 +64,7 @@ BEGIN
     END LOOP;
   END IF;
 
-  INSERT INTO taskq.outbox (job_id, attempt, due_at) VALUES (new_id, 1, due);
+  INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at) VALUES (new_id, queue_name, 1, due);
   PERFORM taskq._wake_publisher_at_commit();
   RETURN new_id;
 END;
@@ -138,8 +138,8 @@ BEGIN
     FROM (SELECT e.value FROM jsonb_array_elements(payloads) WITH ORDINALITY e(value, ord) ORDER BY e.ord) ordered
     RETURNING id
   ), new_outbox AS (
-    INSERT INTO taskq.outbox (job_id, attempt, due_at)
-    SELECT new_jobs.id, 1, due FROM new_jobs
+    INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at)
+    SELECT new_jobs.id, enqueue_many.queue_name, 1, due FROM new_jobs
   )
   SELECT new_jobs.id FROM new_jobs ORDER BY new_jobs.id;
   PERFORM taskq._wake_publisher_at_commit();

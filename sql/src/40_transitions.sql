@@ -63,7 +63,7 @@ BEGIN
     UPDATE taskq.jobs SET status = 'pending', run_at = due, lease_expires_at = NULL, last_error = j.last_error,
                           updated_at = j.updated_at
     WHERE id = j.id;
-    INSERT INTO taskq.outbox (job_id, attempt, due_at) VALUES (j.id, j.attempts + 1, due);
+    INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at) VALUES (j.id, j.queue_name, j.attempts + 1, due);
     PERFORM taskq._wake_publisher_at_commit();
   ELSE
     j.finished_at := now();
@@ -191,7 +191,7 @@ BEGIN
     RAISE EXCEPTION 'another unfinished job of queue "%" has unique_key "%"', j.queue_name, j.unique_key
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END;
-  INSERT INTO taskq.outbox (job_id, attempt, due_at) VALUES (j.id, j.attempts + 1, due);
+  INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at) VALUES (j.id, j.queue_name, j.attempts + 1, due);
   PERFORM taskq._wake_publisher_at_commit();
   RETURN j;
 END;

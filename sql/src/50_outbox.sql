@@ -1,50 +1,77 @@
 -- What the publisher (background worker) calls, one pass per transaction:
 -- claim due rows, publish them, then record the broker's answers.
 
-CREATE FUNCTION taskq._outbox_claim(batch_size int)
+-- after_due/after_id: a keyset cursor. SKIP LOCKED skips only other
+-- transactions' locks, so a publisher claiming several batches in one
+-- transaction continues after the last row of its previous batch.
+CREATE FUNCTION taskq._outbox_claim(batch_size int, after_due timestamptz DEFAULT NULL, after_id bigint DEFAULT NULL)
 RETURNS TABLE (outbox_id bigint, job_id uuid, queue_name text, queue_type text, task text, priority int,
-               attempt int, headers jsonb, created_at timestamptz, body text)
+               attempt int, headers jsonb, created_at timestamptz, body text, due_at timestamptz)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  paused text[] := ARRAY(SELECT q.queue_name FROM taskq.queues q WHERE q.paused);
 BEGIN
+  -- Shaped for a cheap generic plan: lock rows from the outbox alone (index
+  -- on due_at, id), then fetch each row's job and queue by primary key
+  -- (LATERAL), never a hash join over the whole jobs table.
   RETURN QUERY
   WITH claimed AS (
-    SELECT o.id, o.job_id, o.attempt, j.id IS NOT NULL AND j.status = 'pending' AND j.attempts + 1 = o.attempt AS live
+    SELECT o.id, o.job_id, o.attempt, o.due_at
     FROM taskq.outbox o
-    LEFT JOIN taskq.jobs j ON j.id = o.job_id
-    LEFT JOIN taskq.queues q ON q.queue_name = j.queue_name
-    WHERE o.due_at <= now() AND q.paused IS NOT TRUE
+    WHERE o.due_at <= now()
+      AND (after_due IS NULL OR (o.due_at, o.id) > (after_due, after_id))
+      AND o.queue_name <> ALL (paused)
     ORDER BY o.due_at, o.id
     LIMIT batch_size
-    FOR UPDATE OF o SKIP LOCKED
+    FOR UPDATE SKIP LOCKED
+  ), joined AS (
+    SELECT c.id, c.attempt, c.due_at, jq.*
+    FROM claimed c
+    LEFT JOIN LATERAL (
+      SELECT j.id AS jid, j.queue_name AS jqueue, j.task AS jtask, j.payload AS jpayload, j.priority AS jpriority,
+             j.max_attempts AS jmax, j.headers AS jheaders, j.created_at AS jcreated, q.queue_type AS jtype,
+             j.status = 'pending' AND j.attempts + 1 = c.attempt AS live
+      FROM taskq.jobs j JOIN taskq.queues q ON q.queue_name = j.queue_name
+      WHERE j.id = c.job_id
+    ) jq ON true
   ), dropped AS (
     -- The job was cancelled, finished, started or deleted since the row was
     -- written: nothing to publish.
-    DELETE FROM taskq.outbox o USING claimed c WHERE o.id = c.id AND NOT c.live
+    DELETE FROM taskq.outbox o USING joined c WHERE o.id = c.id AND c.live IS NOT TRUE
   )
-  SELECT c.id, j.id, j.queue_name, q.queue_type, j.task, j.priority::int, c.attempt, j.headers, j.created_at,
-         jsonb_build_object('id', j.id, 'queue', j.queue_name, 'task', j.task, 'payload', j.payload,
-                            'attempt', c.attempt, 'max_attempts', j.max_attempts, 'enqueued_at', j.created_at,
-                            'headers', coalesce(j.headers, '{}'::jsonb))::text
-  FROM claimed c
-  JOIN taskq.jobs j ON j.id = c.job_id
-  JOIN taskq.queues q ON q.queue_name = j.queue_name
+  SELECT c.id, c.jid, c.jqueue, c.jtype, c.jtask, c.jpriority::int, c.attempt, c.jheaders, c.jcreated,
+         -- Text concatenation rather than jsonb_build_object(...)::text: the
+         -- same JSON at a third of the cost (no jsonb copy of the payload).
+         '{"id":"' || c.jid::text || '","queue":' || to_json(c.jqueue)::text
+           || ',"task":' || coalesce(to_json(c.jtask)::text, 'null') || ',"payload":' || c.jpayload::text
+           || ',"attempt":' || c.attempt::text || ',"max_attempts":' || c.jmax::text
+           || ',"enqueued_at":' || to_json(c.jcreated)::text
+           || ',"headers":' || coalesce(c.jheaders::text, '{}') || '}',
+         c.due_at
+  FROM joined c
   WHERE c.live
-  ORDER BY c.id;
+  ORDER BY c.due_at, c.id;
 END;
 $$;
-COMMENT ON FUNCTION taskq._outbox_claim(int) IS
+COMMENT ON FUNCTION taskq._outbox_claim(int, timestamptz, bigint) IS
   'internal (publisher): locks up to batch_size due outbox rows of unpaused queues and returns the messages to publish';
 
 CREATE FUNCTION taskq._outbox_published(outbox_ids bigint[]) RETURNS int
-LANGUAGE sql SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  job_ids uuid[];
+BEGIN
+  -- Joins against unnest() plan as index lookups per element; "= ANY(param)"
+  -- in a cached generic plan can become a sequential scan that compares
+  -- every row with every element (seen with perf: quadratic).
   WITH done AS (
-    DELETE FROM taskq.outbox WHERE id = ANY (outbox_ids) RETURNING job_id
-  ), marked AS (
-    UPDATE taskq.jobs SET published_at = now() WHERE id IN (SELECT done.job_id FROM done) RETURNING 1
+    DELETE FROM taskq.outbox o USING unnest(outbox_ids) AS u(id) WHERE o.id = u.id RETURNING o.job_id
   )
-  SELECT count(*)::int FROM done;
+  SELECT array_agg(job_id) INTO job_ids FROM done;
+  UPDATE taskq.jobs j SET published_at = now() FROM unnest(job_ids) AS u(id) WHERE j.id = u.id;
+  RETURN coalesce(array_length(job_ids, 1), 0);
 END;
+$$;
 COMMENT ON FUNCTION taskq._outbox_published(bigint[]) IS
   'internal (publisher): the broker confirmed these rows: delete them and record the publish time on their jobs';
 
@@ -56,7 +83,8 @@ BEGIN ATOMIC
     SET publish_attempts = publish_attempts + 1,
         last_error = left(error, 1000),
         due_at = now() + least(interval '5 minutes', interval '1 second' * power(2, least(publish_attempts, 20)))
-    WHERE id = ANY (outbox_ids)
+    FROM unnest(outbox_ids) AS u(id)
+    WHERE taskq.outbox.id = u.id
     RETURNING 1
   )
   SELECT count(*)::int FROM retried;
@@ -81,8 +109,8 @@ BEGIN
   -- long ago and never started may have lost its message (purged queue,
   -- policy, deleted queue). Publishing it again is safe: start() fences the
   -- duplicate by attempt number.
-  INSERT INTO taskq.outbox (job_id, attempt, due_at)
-  SELECT j.id, j.attempts + 1, now()
+  INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at)
+  SELECT j.id, j.queue_name, j.attempts + 1, now()
   FROM taskq.jobs j
   WHERE j.queue_name = _reconcile_lost.queue_name AND j.status = 'pending'
     AND j.run_at < now() - older_than

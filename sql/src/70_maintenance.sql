@@ -60,8 +60,7 @@ SELECT q.queue_name,
        count(j.id) FILTER (WHERE j.status = 'cancelled') AS cancelled,
        count(j.id) FILTER (WHERE j.status = 'pending' AND j.run_at > now()) AS scheduled,
        now() - min(j.run_at) FILTER (WHERE j.status = 'pending' AND j.run_at <= now()) AS oldest_pending_age,
-       (SELECT count(*) FROM taskq.outbox o JOIN taskq.jobs oj ON oj.id = o.job_id
-        WHERE oj.queue_name = q.queue_name) AS outbox_backlog
+       (SELECT count(*) FROM taskq.outbox o WHERE o.queue_name = q.queue_name) AS outbox_backlog
 FROM taskq.queues q
 LEFT JOIN taskq.jobs j ON j.queue_name = q.queue_name
 GROUP BY q.queue_name, q.paused;
