@@ -19,10 +19,11 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   q_max_attempts int;
   q_delivery_delay interval;
+  q_paused boolean;
   due timestamptz;
   new_id uuid;
 BEGIN
-  SELECT q.max_attempts, q.delivery_delay INTO q_max_attempts, q_delivery_delay
+  SELECT q.max_attempts, q.delivery_delay, q.paused INTO q_max_attempts, q_delivery_delay, q_paused
   FROM taskq.queues q WHERE q.queue_name = enqueue.queue_name;
   IF NOT FOUND THEN
     PERFORM taskq._check_queue_name(queue_name);  -- a malformed name gets the more precise error
@@ -31,8 +32,16 @@ BEGIN
   IF payload IS NULL THEN
     RAISE EXCEPTION 'payload must not be null' USING ERRCODE = 'null_value_not_allowed', HINT = 'use ''{}'' for no payload';
   END IF;
-  PERFORM taskq._check_document(payload, 'payload');
-  PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
+  -- The checks are called only when there is something to check: each call
+  -- of a function with a pinned search_path saves and restores settings,
+  -- which costs more than the whole insert on this path.
+  IF pg_column_size(payload) > 1048576 THEN
+    PERFORM taskq._check_document(payload, 'payload');
+  END IF;
+  IF task IS NOT NULL OR run_at IS NOT NULL OR delay IS NOT NULL OR priority IS DISTINCT FROM 0
+     OR max_attempts IS NOT NULL OR callback_url IS NOT NULL OR unique_key IS NOT NULL OR headers IS NOT NULL THEN
+    PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
+  END IF;
 
   due := greatest(coalesce(run_at, now() + coalesce(delay, interval '0')), now()) + q_delivery_delay;
   max_attempts := coalesce(max_attempts, q_max_attempts);
@@ -65,7 +74,9 @@ BEGIN
   END IF;
 
   INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at) VALUES (new_id, queue_name, 1, due);
-  PERFORM taskq._wake_publisher_at_commit();
+  IF NOT q_paused THEN
+    PERFORM taskq._wake_publisher_at_commit();  -- a paused queue's jobs wait for resume_queue's wake-up
+  END IF;
   RETURN new_id;
 END;
 $$;
@@ -88,10 +99,11 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   q_max_attempts int;
   q_delivery_delay interval;
+  q_paused boolean;
   due timestamptz;
   element jsonb;
 BEGIN
-  SELECT q.max_attempts, q.delivery_delay INTO q_max_attempts, q_delivery_delay
+  SELECT q.max_attempts, q.delivery_delay, q.paused INTO q_max_attempts, q_delivery_delay, q_paused
   FROM taskq.queues q WHERE q.queue_name = enqueue_many.queue_name;
   IF NOT FOUND THEN
     PERFORM taskq._check_queue_name(queue_name);
@@ -142,7 +154,9 @@ BEGIN
     SELECT new_jobs.id, enqueue_many.queue_name, 1, due FROM new_jobs
   )
   SELECT new_jobs.id FROM new_jobs ORDER BY new_jobs.id;
-  PERFORM taskq._wake_publisher_at_commit();
+  IF NOT q_paused THEN
+    PERFORM taskq._wake_publisher_at_commit();
+  END IF;
 END;
 $$;
 COMMENT ON FUNCTION taskq.enqueue_many(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb) IS
