@@ -2,6 +2,24 @@
 #include "pg_connection.hpp"
 
 namespace taskq {
+namespace {
+
+// libpq messages span lines ("...failed: ...\n\tIs the server running...");
+// logs and the CLI want one line.
+std::string one_line(std::string message) {
+  std::string out;
+  for (char c : message) {
+    if (c == '\n' || c == '\t' || c == '\r') {
+      if (!out.empty() && out.back() != ' ') out.push_back(' ');
+    } else {
+      out.push_back(c);
+    }
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+}  // namespace
 
 DbFailure classify_db_failure(const std::string& sqlstate, bool connection_ok, bool during_commit) {
   if (!connection_ok) return during_commit ? DbFailure::kOutcomeUnknown : DbFailure::kTransient;
@@ -24,9 +42,7 @@ PgConnection::PgConnection(const std::string& conninfo, int connect_timeout_s) {
   conn_.reset(PQconnectdbParams(keywords, values, 1));
   if (!conn_) throw DbError(DbFailure::kTransient, "", "out of memory connecting to PostgreSQL");
   if (PQstatus(conn_.get()) != CONNECTION_OK) {
-    std::string message = PQerrorMessage(conn_.get());
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
-    throw DbError(DbFailure::kTransient, "", "cannot connect to PostgreSQL: " + message);
+    throw DbError(DbFailure::kTransient, "", "cannot connect to PostgreSQL: " + one_line(PQerrorMessage(conn_.get())));
   }
 }
 
@@ -37,8 +53,7 @@ PgResult PgConnection::exec(const std::string& sql, const std::vector<const char
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
 
   const char* state = result ? PQresultErrorField(result.get(), PG_DIAG_SQLSTATE) : nullptr;
-  std::string message = result ? PQresultErrorMessage(result.get()) : PQerrorMessage(conn_.get());
-  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  const std::string message = one_line(result ? PQresultErrorMessage(result.get()) : PQerrorMessage(conn_.get()));
   const bool commit = sql.rfind("COMMIT", 0) == 0;
   throw DbError(classify_db_failure(state ? state : "", ok(), commit), state ? state : "", message);
 }

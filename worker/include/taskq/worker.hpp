@@ -1,0 +1,116 @@
+// taskq worker library: consume jobs from RabbitMQ and run them with the
+// SQL life cycle (taskq.start -> handler -> taskq.complete / taskq.fail).
+//
+//   taskq::Worker worker({.database = "dbname=app", .broker = "amqp://..."});
+//   worker.handle_queue("emails", [](const taskq::Job& job, const taskq::CancellationToken&) {
+//     send(job.payload);
+//     return taskq::Outcome::completed();
+//   });
+//   worker.run();  // until stop()
+//
+// Guarantees: a delivery is acknowledged only once taskq.start() has
+// committed (from then on PostgreSQL owns the job: if this process dies, the
+// lease runs out and the job is retried through the outbox), stale and
+// duplicate deliveries are dropped (attempt fencing), and a job's outcome is
+// recorded exactly once.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace taskq {
+
+struct Job {
+  std::string id;
+  std::string queue;
+  std::string task;  // empty when the job has none
+  nlohmann::json payload;
+  int attempt = 0;
+  int max_attempts = 0;
+  std::map<std::string, std::string> headers;
+  std::string body;  // the message body as received (what http handlers POST)
+};
+
+// Set when the job must stop: its cancel was requested, its lease was lost,
+// or the worker is shutting down past its grace period.
+class CancellationToken {
+ public:
+  bool cancelled() const { return cancelled_.load(); }
+  const std::string& reason() const { return reason_; }
+  void cancel(const std::string& reason) {
+    if (!cancelled_.exchange(true)) reason_ = reason;
+  }
+
+ private:
+  std::atomic<bool> cancelled_{false};
+  std::string reason_;
+};
+
+struct Outcome {
+  enum class Kind { kCompleted, kRetry, kFailed };
+  Kind kind = Kind::kCompleted;
+  nlohmann::json result;                         // kCompleted
+  std::string error;                             // kRetry, kFailed
+  std::optional<std::chrono::seconds> retry_in;  // kRetry: overrides the queue's backoff
+
+  static Outcome completed(nlohmann::json result = nullptr) { return {Kind::kCompleted, std::move(result), {}, {}}; }
+  static Outcome retry(std::string error, std::optional<std::chrono::seconds> retry_in = std::nullopt) {
+    return {Kind::kRetry, nullptr, std::move(error), retry_in};
+  }
+  static Outcome failed(std::string error) { return {Kind::kFailed, nullptr, std::move(error), {}}; }
+};
+
+// A handler runs on one of the worker's threads; exceptions it throws become
+// retryable failures.
+using Handler = std::function<Outcome(const Job&, const CancellationToken&)>;
+
+struct WorkerOptions {
+  std::string database;  // libpq conninfo or URI
+  std::string broker;    // amqp://user:password@host:port/vhost
+  int concurrency = 4;   // jobs run at once
+  int prefetch = 0;      // unacknowledged deliveries per process; 0: 2 x concurrency
+  std::chrono::seconds shutdown_timeout{30};
+  std::string name;  // shown in taskq.jobs.worker; default host:pid
+};
+
+// A service could not be reached at start, or the options are invalid.
+class StartupError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Worker {
+ public:
+  explicit Worker(WorkerOptions options);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Jobs of this queue run `handler`, unless a task handler matches.
+  void handle_queue(const std::string& queue, Handler handler);
+  // Jobs with this task run `handler` (the queue must have a queue handler
+  // or be consumed through handle_queue too).
+  void handle_task(const std::string& task, Handler handler);
+
+  // Connects (StartupError if PostgreSQL or RabbitMQ cannot be reached),
+  // consumes until stop(), then lets in-flight jobs finish within the
+  // shutdown timeout (cancelling the rest, which are retried), and returns.
+  // Later connection losses are retried with backoff, never thrown.
+  void run();
+  // Thread-safe; returns at once.
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace taskq
