@@ -72,6 +72,18 @@ struct Outcome {
 // retryable failures.
 using Handler = std::function<Outcome(const Job&, const CancellationToken&)>;
 
+// Delivery of taskq.callbacks rows (DESIGN.md "Callbacks").
+struct CallbackOptions {
+  bool enabled = true;  // deliver callbacks from this process
+  std::string secret;   // HMAC-SHA256 key for X-Taskq-Signature; empty: unsigned
+  // SSRF guard: refuse targets that resolve to loopback, private, link-local
+  // or otherwise non-public addresses (checked after DNS resolution).
+  bool refuse_private_addresses = false;
+  int max_attempts = 10;                      // failed deliveries before a callback is marked dead
+  int max_in_flight = 16;                     // POSTs at once
+  std::chrono::milliseconds timeout{10'000};  // per POST, connect included
+};
+
 struct WorkerOptions {
   std::string database;  // libpq conninfo or URI
   std::string broker;    // amqp://user:password@host:port/vhost
@@ -79,6 +91,12 @@ struct WorkerOptions {
   int prefetch = 0;      // unacknowledged deliveries per process; 0: 2 x concurrency
   std::chrono::seconds shutdown_timeout{30};
   std::string name;  // shown in taskq.jobs.worker; default host:pid
+  // A delivery is acknowledged once its job's outcome is recorded, or once
+  // the job has run this long (PostgreSQL's lease owns it from taskq.start
+  // on): stays below RabbitMQ's consumer_timeout (30 minutes by default).
+  std::chrono::seconds early_ack_after{15 * 60};
+  CallbackOptions callbacks;
+  std::string metrics_addr;  // HOST:PORT for /metrics and /healthz; empty: none
 };
 
 // A service could not be reached at start, or the options are invalid.
