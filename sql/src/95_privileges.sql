@@ -43,6 +43,9 @@ GRANT EXECUTE ON FUNCTION
   taskq.complete(uuid, int, jsonb),
   taskq.fail(uuid, int, text, interval, boolean),
   taskq.job(uuid),
+  taskq._start_batch(jsonb, text),
+  taskq._heartbeat_batch(jsonb),
+  taskq._complete_batch(jsonb),
   taskq._callbacks_claim(text, int, interval),
   taskq._callback_delivered(bigint, text, int),
   taskq._callback_failed(bigint, text, int, text, interval, boolean)

@@ -48,7 +48,7 @@ int parse_cli(int argc, char** argv, CliOptions* out, std::string* message) {
       ->envname("TASKQ_BROKER_URL");
   app.add_option("--handler", handlers, "QUEUE=exec:COMMAND or QUEUE=http(s)://URL; repeat for several queues");
   app.add_option("--concurrency", out->worker.concurrency, "jobs run at once (default 4)")->check(CLI::Range(1, 1024));
-  app.add_option("--prefetch", out->worker.prefetch, "unacknowledged deliveries per process (default 2 x concurrency)")
+  app.add_option("--prefetch", out->worker.prefetch, "unacknowledged deliveries per process (default 4 x concurrency)")
       ->check(CLI::Range(0, 65535));
   app.add_option("--callback-secret", out->callback_secret,
                  "HMAC secret for callback signatures [env TASKQ_CALLBACK_SECRET]")
@@ -59,6 +59,11 @@ int parse_cli(int argc, char** argv, CliOptions* out, std::string* message) {
       ->check(CLI::Range(0, 86400));
   app.add_option("--job-timeout", out->job_timeout_s, "seconds a handler may run; 0: no limit (default)")
       ->check(CLI::Range(0, 7 * 86400));
+  int early_ack = static_cast<int>(out->worker.early_ack_after.count());
+  app.add_option("--early-ack-after", early_ack,
+                 "seconds after which a still-running job's delivery is acknowledged, to stay below RabbitMQ's "
+                 "consumer_timeout (default 900; the job stays protected by its lease)")
+      ->check(CLI::Range(1, 7 * 86400));
   app.add_option("--log-format", out->log_format, "text or json (one JSON object per line)")
       ->check(CLI::IsMember({"text", "json"}));
   app.add_option("--name", out->worker.name, "worker name recorded on started jobs (default host:pid)");
@@ -77,6 +82,7 @@ int parse_cli(int argc, char** argv, CliOptions* out, std::string* message) {
     return 2;
   }
   out->worker.shutdown_timeout = std::chrono::seconds(shutdown);
+  out->worker.early_ack_after = std::chrono::seconds(early_ack);
   if (out->worker.database.empty()) {
     *message = "taskq-worker: --database (or TASKQ_DATABASE_URL) is required";
     return 2;

@@ -22,6 +22,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -44,13 +45,20 @@ struct Job {
 class CancellationToken {
  public:
   bool cancelled() const { return cancelled_.load(); }
-  const std::string& reason() const { return reason_; }
+  std::string reason() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return reason_;
+  }
   void cancel(const std::string& reason) {
-    if (!cancelled_.exchange(true)) reason_ = reason;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cancelled_.load()) return;
+    reason_ = reason;
+    cancelled_.store(true);
   }
 
  private:
   std::atomic<bool> cancelled_{false};
+  mutable std::mutex mu_;
   std::string reason_;
 };
 
@@ -88,7 +96,7 @@ struct WorkerOptions {
   std::string database;  // libpq conninfo or URI
   std::string broker;    // amqp://user:password@host:port/vhost
   int concurrency = 4;   // jobs run at once
-  int prefetch = 0;      // unacknowledged deliveries per process; 0: 2 x concurrency
+  int prefetch = 0;      // unacknowledged deliveries per process; 0: 4 x concurrency
   std::chrono::seconds shutdown_timeout{30};
   std::string name;  // shown in taskq.jobs.worker; default host:pid
   // A delivery is acknowledged once its job's outcome is recorded, or once
