@@ -696,6 +696,8 @@ void Worker::handle_task(const std::string& task, Handler handler) { impl_->by_t
 
 void Worker::run() { impl_->run(); }
 
+std::string Worker::metrics_text() const { return impl_->metrics.render(); }
+
 void Worker::stop() {
   if (!impl_->stopping.load())
     impl_->give_up_recording_at.store(

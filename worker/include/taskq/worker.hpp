@@ -134,6 +134,10 @@ class Worker {
   // Thread-safe; returns at once.
   void stop();
 
+  // The worker's metrics in Prometheus text format (what /metrics serves),
+  // for programs that export them their own way. Thread-safe.
+  std::string metrics_text() const;
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
