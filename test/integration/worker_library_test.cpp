@@ -158,14 +158,43 @@ class ConsumerTimeout : public WorkerLibrary {
     WorkerLibrary::SetUp();
     if (IsSkipped()) return;
     // Applies to channels opened from now on; checked every half second.
+    // The previous values are restored exactly: a channel cannot open while
+    // either one is unset.
+    saved_timeout_ = rabbit_env("consumer_timeout");
+    saved_tick_ = rabbit_env("channel_tick_interval");
+    ASSERT_FALSE(saved_timeout_.empty());
+    ASSERT_FALSE(saved_tick_.empty());
     ASSERT_EQ(rabbitmqctl("eval 'application:set_env(rabbit, consumer_timeout, 2000).'"), 0);
     ASSERT_EQ(rabbitmqctl("eval 'application:set_env(rabbit, channel_tick_interval, 500).'"), 0);
   }
   void TearDown() override {
     WorkerLibrary::TearDown();
-    rabbitmqctl("eval 'application:set_env(rabbit, consumer_timeout, 1800000).'");
-    rabbitmqctl("eval 'application:unset_env(rabbit, channel_tick_interval).'");
+    if (!saved_timeout_.empty()) {
+      EXPECT_EQ(rabbitmqctl("eval 'application:set_env(rabbit, consumer_timeout, " + saved_timeout_ + ").'"), 0);
+    }
+    if (!saved_tick_.empty()) {
+      EXPECT_EQ(rabbitmqctl("eval 'application:set_env(rabbit, channel_tick_interval, " + saved_tick_ + ").'"), 0);
+    }
   }
+
+  // The integer value of a rabbit application setting ("" if unset).
+  static std::string rabbit_env(const std::string& key) {
+    const std::string cmd =
+        "'" + env("TASKQ_TEST_RABBITMQCTL") + "' -q eval 'application:get_env(rabbit, " + key + ").' 2>/dev/null";
+    std::string out;
+    if (FILE* p = popen(cmd.c_str(), "r")) {
+      char buf[256];
+      while (fgets(buf, sizeof(buf), p) != nullptr) out += buf;
+      pclose(p);
+    }
+    // {ok,60000}
+    const auto comma = out.find(',');
+    const auto close = out.find('}');
+    if (out.rfind("{ok,", 0) != 0 || comma == std::string::npos || close == std::string::npos) return "";
+    return out.substr(comma + 1, close - comma - 1);
+  }
+
+  std::string saved_timeout_, saved_tick_;
 
   // Runs one 5-second job; returns the worker's broker reconnect count.
   int run_long_job(std::chrono::seconds early_ack_after) {
