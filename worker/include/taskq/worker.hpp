@@ -1,18 +1,22 @@
 // taskq worker library: consume jobs from RabbitMQ and run them with the
 // SQL life cycle (taskq.start -> handler -> taskq.complete / taskq.fail).
 //
-//   taskq::Worker worker({.database = "dbname=app", .broker = "amqp://..."});
+//   taskq::WorkerOptions options;
+//   options.database = "dbname=app";
+//   options.broker = "amqp://guest:guest@127.0.0.1:5672/";
+//   taskq::Worker worker(options);
 //   worker.handle_queue("emails", [](const taskq::Job& job, const taskq::CancellationToken&) {
 //     send(job.payload);
 //     return taskq::Outcome::completed();
 //   });
 //   worker.run();  // until stop()
 //
-// Guarantees: a delivery is acknowledged only once taskq.start() has
-// committed (from then on PostgreSQL owns the job: if this process dies, the
-// lease runs out and the job is retried through the outbox), stale and
-// duplicate deliveries are dropped (attempt fencing), and a job's outcome is
-// recorded exactly once.
+// Guarantees: a delivery is acknowledged only once its job's outcome is
+// recorded (or it turned out stale), except that a job running longer than
+// early_ack_after is acknowledged while it runs (PostgreSQL's lease owns it
+// from taskq.start on); stale and duplicate deliveries are dropped (attempt
+// fencing); a job's outcome is recorded at most once per attempt. Register
+// handlers before run(); the rest of the API is thread-safe.
 #pragma once
 
 #include <nlohmann/json.hpp>
