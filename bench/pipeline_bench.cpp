@@ -5,6 +5,9 @@
 //  pipeline_throughput  a producer enqueues N jobs (enqueue_many, 100 per
 //                       call) while the worker runs; rate = N / (first
 //                       enqueue .. last job completed in the database)
+//  consume_throughput   N jobs published to RabbitMQ before the worker starts
+//                       (as the peers' process_throughput); rate = N / (worker
+//                       start .. last job completed)
 //  pipeline_latency     one enqueue every 5 ms; per job, handler start minus
 //                       the moment its enqueue committed (one clock: same process)
 //  worker_memory        resident set size after warm-up and after M more jobs
@@ -116,6 +119,27 @@ int main(int argc, char** argv) {
   options.concurrency = 8;
   options.prefetch = std::atoi(env_or("TASKQ_BENCH_PREFETCH", "0").c_str());  // 0: the library's default
   options.callbacks.enabled = false;
+  // --- consume only: the backlog is in RabbitMQ before the worker starts ----
+  {
+    produce(db, jobs, 100);
+    const auto published_by = Clock::now() + 120s;
+    while (db.value("SELECT count(*) FROM taskq.outbox") != "0" && Clock::now() < published_by)
+      std::this_thread::sleep_for(20ms);
+    taskq::Worker drainer(options);
+    drainer.handle_queue(
+        kQueue, [](const taskq::Job&, const taskq::CancellationToken&) { return taskq::Outcome::completed(); });
+    const auto t0 = Clock::now();
+    std::thread drain_thread([&] { drainer.run(); });
+    const bool drained = wait_drained(db, 300s);
+    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    drainer.stop();
+    drain_thread.join();
+    const long done = jobs - unfinished(db);
+    std::printf("RESULT peer=taskq scenario=consume_throughput jobs=%ld seconds=%.2f rate=%.0f p50_ms=- p99_ms=-\n",
+                done, seconds, static_cast<double>(done) / seconds);
+    std::printf("NOTE peer=taskq scenario=consume_throughput capped=%s\n", drained ? "no" : "yes");
+  }
+
   taskq::Worker worker(options);
   worker.handle_queue(kQueue, [&](const taskq::Job& job, const taskq::CancellationToken&) {
     if (record_starts.load()) {
@@ -145,7 +169,7 @@ int main(int argc, char** argv) {
   }
 
   // --- latency -----------------------------------------------------------------
-  {
+  if (latency_jobs > 0) {
     record_starts = true;
     std::vector<Clock::time_point> committed(static_cast<std::size_t>(latency_jobs));
     const auto t0 = Clock::now();

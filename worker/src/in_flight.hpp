@@ -63,7 +63,10 @@ struct WorkState {
   std::deque<FinishedJob> finished;
   std::map<std::string, std::unique_ptr<InFlight>> in_flight;  // by InFlight::key()
   std::vector<std::pair<std::uint64_t, std::uint64_t>> acks;   // (generation, delivery tag)
-  int handlers_busy = 0;                                       // started jobs whose handler has not returned
+  // Moving average of handler run times; starts optimistic (0): the first
+  // batch is started ahead, and one slow job switches that off.
+  double recent_handler_seconds = 0;
+  int handlers_busy = 0;  // started jobs whose handler has not returned
 
   bool stop_starting = false;  // shutdown: start nothing more
   bool stop_runners = false;   // shutdown: runners exit once runnable is empty

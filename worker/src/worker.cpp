@@ -45,6 +45,8 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr std::size_t kMaxBatch = 256;  // items per start/complete/heartbeat round trip
+// Handlers quicker than this on average (recent jobs) get started ahead.
+constexpr double kLookaheadBelowSeconds = 0.05;
 // After the shutdown timeout, stopped handlers get this long to return and
 // their outcomes to be recorded before the worker gives up on them (their
 // leases then retry them).
@@ -151,7 +153,16 @@ struct Worker::Impl {
 
   // --- starter -----------------------------------------------------------------
 
-  int free_slots() const { return options.concurrency - state.handlers_busy - static_cast<int>(state.runnable.size()); }
+  // How many more jobs may start now. Short jobs are started ahead of the
+  // runners, up to `concurrency` of them: a start costs one round trip and
+  // one commit whatever its batch size, so bigger batches are what make
+  // thousands of short jobs per second possible. Long jobs are not started
+  // ahead: a job shown `running` would wait behind another long job here
+  // while other workers might be idle.
+  int free_slots() const {
+    const int lookahead = state.recent_handler_seconds < kLookaheadBelowSeconds ? options.concurrency : 0;
+    return options.concurrency + lookahead - state.handlers_busy;
+  }
 
   void queue_ack(const Delivery& d) {
     {
@@ -291,6 +302,8 @@ struct Worker::Impl {
       metrics.add_in_flight(-1);
       std::lock_guard<std::mutex> lock(state.mu);
       --state.handlers_busy;
+      // Moving average over roughly the last ten jobs.
+      state.recent_handler_seconds = 0.9 * state.recent_handler_seconds + 0.1 * seconds;
       job->handler_done = true;
       state.finished.push_back({job, std::move(outcome), seconds});
       state.finisher_cv.notify_one();
