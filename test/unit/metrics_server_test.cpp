@@ -210,6 +210,18 @@ TEST(MetricsServer, ListensOnIpv6Loopback) {
   EXPECT_EQ(server->address(), "[::1]:" + std::to_string(server->port()));
 }
 
+TEST(MetricsServer, Ipv6WildcardAlsoServesIpv4) {
+  taskq::Metrics metrics;
+  std::optional<taskq::MetricsServer> server;
+  try {
+    server.emplace("[::]:0", metrics);
+  } catch (const taskq::StartupError& e) {
+    GTEST_SKIP() << "no IPv6 here: " << e.what();
+  }
+  Scraper scraper;
+  EXPECT_EQ(scraper.get(url(*server, "/healthz")).status, 503);
+}
+
 TEST(MetricsServer, StopsPromptlyWithAnIdleKeepAliveConnection) {
   taskq::Metrics metrics;
   Scraper scraper;  // outlives the server: its connection stays open

@@ -17,7 +17,8 @@ class MetricsServer {
  public:
   // Binds and starts serving. Throws StartupError (one line: what, where,
   // why) when the address is malformed, does not resolve, or is in use.
-  // PORT 0 picks a free port; port() tells which.
+  // PORT 0 picks a free port; port() tells which. `metrics` must outlive
+  // the server. [::] listens on IPv6 and IPv4 alike.
   MetricsServer(const std::string& host_port, const Metrics& metrics);
   // Stops accepting, finishes the request being served, joins the threads.
   ~MetricsServer();
