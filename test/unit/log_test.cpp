@@ -130,8 +130,8 @@ TEST_F(LogTest, ApiWritesJsonLinesWithJobFields) {
   job.id = kJobId;
   job.queue = "emails";
   job.attempt = 4;
-  taskq::log::info(JobRef(job), "started");
-  taskq::log::warn(JobRef(job), {{"seconds", 2.5}}, "retried after {:.1f}s: {}", 2.5, "exit 1: \"oops\"\nmore");
+  taskq::log::info(job, "started");
+  taskq::log::warn(job, {{"seconds", 2.5}}, "retried after {:.1f}s: {}", 2.5, "exit 1: \"oops\"\nmore");
   taskq::log::error("broker: {}", std::string("connection refused"));
   ASSERT_EQ(lines_.size(), 3u);
   const auto started = nlohmann::json::parse(lines_[0]);

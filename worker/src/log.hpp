@@ -2,8 +2,9 @@
 // log pipelines (--log-format json). Job events carry the job id, queue and
 // attempt as separate fields so they can be searched for:
 //
-//   taskq::log::info(taskq::log::JobRef(job), "started");
-//   taskq::log::warn(taskq::log::JobRef(job), {{"seconds", 1.5}}, "retried: {}", error);
+//   taskq::log::info(job, "started");                  // job: a taskq::Job
+//   taskq::log::warn(job, {{"seconds", 1.5}}, "retried: {}", error);
+//   taskq::log::error(taskq::log::JobRef::queue_only(queue), "malformed message: {}", why);
 //   taskq::log::warn("broker: {}; reconnecting", error);
 //
 // text: 2026-01-02T03:04:05.678Z info job=01a2… queue=emails attempt=2 started
@@ -42,7 +43,8 @@ struct JobRef {
 
   JobRef(std::string_view job_id, std::string_view queue_name, int job_attempt)
       : id(job_id), queue(queue_name), attempt(job_attempt) {}
-  explicit JobRef(const Job& job) : JobRef(job.id, job.queue, job.attempt) {}
+  // Implicit on purpose: log::info(job, "started") reads best at call sites.
+  JobRef(const Job& job) : JobRef(job.id, job.queue, job.attempt) {}  // NOLINT(google-explicit-constructor)
   static JobRef queue_only(std::string_view queue_name) { return JobRef({}, queue_name, 0); }
 };
 
