@@ -4,6 +4,12 @@
 #include <atomic>
 #include <thread>
 
+#include <arpa/inet.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "taskq/worker.hpp"
 #include "test_env.hpp"
 
@@ -40,7 +46,13 @@ class WorkerLibrary : public ::testing::Test {
   }
 
   void run() {
-    thread_ = std::thread([this] { worker_->run(); });
+    thread_ = std::thread([this] {
+      try {
+        worker_->run();
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "Worker::run() threw: " << e.what();
+      }
+    });
   }
 
   std::string enqueue(const std::string& payload = "{}", const std::string& extra = "") {
@@ -146,6 +158,76 @@ TEST_F(WorkerLibrary, CancelReachesARunningHandlerThroughItsToken) {
   // The next heartbeat (a third of the 3 s lease) is refused.
   ASSERT_TRUE(wait_status(id, "cancelled", 15s));
   EXPECT_EQ(field(id, "last_error"), "stopped: cancel requested or lease lost");
+}
+
+// A port nobody listens on right now (tiny race with other processes: fine
+// for a test).
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+    port = ntohs(addr.sin_port);
+  close(fd);
+  return port;
+}
+
+TEST_F(WorkerLibrary, MetricsEndpointCountsJobsAndReportsHealth) {
+  conn().exec("SELECT taskq.create_queue($1, max_attempts => 1)", {queue_.c_str()});
+  taskq::WorkerOptions options;
+  const int port = free_port();
+  options.metrics_addr = "127.0.0.1:" + std::to_string(port);
+  auto& w = worker(options);
+  w.handle_queue(queue_, [](const taskq::Job& job, const taskq::CancellationToken&) {
+    return job.payload.value("ok", true) ? taskq::Outcome::completed() : taskq::Outcome::retry("nope");
+  });
+  run();
+  const std::string good = enqueue(R"({"ok": true})");
+  const std::string bad = enqueue(R"({"ok": false})");
+  ASSERT_TRUE(wait_status(good, "completed"));
+  ASSERT_TRUE(wait_status(bad, "failed"));
+  httplib::Client client("127.0.0.1", port);
+  std::string body;
+  const std::string q = "queue=\"" + queue_ + "\"";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto res = client.Get("/metrics");
+        body = res ? res->body : "";
+        return body.find("taskq_worker_jobs_finished_total{" + q + ",outcome=\"failed\"} 1") != std::string::npos;
+      },
+      10s));
+  EXPECT_NE(body.find("taskq_worker_jobs_started_total{" + q + "} 2"), std::string::npos) << body;
+  EXPECT_NE(body.find("taskq_worker_jobs_finished_total{" + q + ",outcome=\"completed\"} 1"), std::string::npos);
+  EXPECT_NE(body.find("taskq_worker_handler_duration_seconds_count{" + q + "} 2"), std::string::npos);
+  EXPECT_NE(body.find("taskq_worker_connected{service=\"broker\"} 1"), std::string::npos);
+  auto health = client.Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200) << health->body;
+}
+
+TEST_F(WorkerLibrary, ABusyMetricsAddressFailsTheStart) {
+  conn().exec("SELECT taskq.create_queue($1)", {queue_.c_str()});
+  httplib::Server squatter;
+  const int port = squatter.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  taskq::WorkerOptions options;
+  options.metrics_addr = "127.0.0.1:" + std::to_string(port);
+  options.database = env("TASKQ_TEST_DATABASE_URL");
+  options.broker = env("TASKQ_TEST_BROKER_URL");
+  taskq::Worker w(options);
+  w.handle_queue(queue_,
+                 [](const taskq::Job&, const taskq::CancellationToken&) { return taskq::Outcome::completed(); });
+  try {
+    w.run();
+    FAIL() << "run() should have refused the busy address";
+  } catch (const taskq::StartupError& e) {
+    EXPECT_NE(std::string(e.what()).find(std::to_string(port)), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << "one line";
+  }
 }
 
 // RabbitMQ closes a channel whose delivery stays unacked longer than its

@@ -145,7 +145,7 @@ TEST(ExecHandler, CancellationStopsTheCommand) {
 TEST(ExecHandler, StdoutIsBoundedAndStderrKeepsItsTail) {
   taskq::CancellationToken token;
   const auto r =
-      taskq::run_process("head -c 3000000 /dev/zero | tr '\0' a; seq 1 50000 >&2; exit 3", "", {}, 20s, token);
+      taskq::run_process("head -c 3000000 /dev/zero | tr '\\0' a; seq 1 50000 >&2; exit 3", "", {}, 20s, token);
   EXPECT_EQ(r.stdout_data.size(), taskq::kMaxStdout);
   EXPECT_LE(r.stderr_tail.size(), taskq::kMaxStderr);
   EXPECT_NE(r.stderr_tail.find("50000"), std::string::npos);

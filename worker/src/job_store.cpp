@@ -63,6 +63,8 @@ std::vector<std::optional<StartedJob>> JobStore::start(const std::vector<Attempt
   return out;
 }
 
+void JobStore::ping() { exec("SELECT 1", {}); }
+
 std::vector<bool> JobStore::heartbeat(const std::vector<AttemptRef>& items) {
   std::vector<bool> out(items.size(), false);
   if (items.empty()) return out;

@@ -51,6 +51,9 @@ class JobStore {
   std::optional<std::string> fail(const AttemptRef& ref, const std::string& error,
                                   std::optional<std::chrono::seconds> retry_in, bool permanent);
 
+  // A trivial round trip, to notice a lost database while idle.
+  void ping();
+
   // Whether the last call reached the database (for health reporting).
   bool connected() const { return db_ && db_->ok(); }
 

@@ -24,7 +24,6 @@
 #include "taskq/worker.hpp"
 
 #include <poll.h>
-#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -37,7 +36,9 @@
 #include "in_flight.hpp"
 #include "job_message.hpp"
 #include "job_store.hpp"
+#include "log.hpp"
 #include "metrics.hpp"
+#include "metrics_server.hpp"
 
 namespace taskq {
 namespace {
@@ -51,6 +52,8 @@ constexpr double kLookaheadBelowSeconds = 0.05;
 // their outcomes to be recorded before the worker gives up on them (their
 // leases then retry them).
 constexpr auto kShutdownGrace = 10s;
+// An idle worker checks its database this often (for /healthz).
+constexpr auto kIdlePingEvery = 5s;
 
 std::string default_worker_name() {
   char host[256] = "localhost";
@@ -93,7 +96,7 @@ auto guarded(const char* thread, Fn fn) {
     try {
       fn();
     } catch (const std::exception& e) {
-      spdlog::critical("{} thread: unexpected error: {}; aborting", thread, e.what());
+      log::error("{} thread: unexpected error: {}; aborting", thread, e.what());
       std::abort();
     }
   };
@@ -136,14 +139,14 @@ struct Worker::Impl {
         fn();
         if (failed_before) {
           metrics.reconnected("database");
-          spdlog::info("database: {} works again", what);
+          log::info("database: {} works again", what);
         }
         metrics.set_connected("database", true);
         return true;
       } catch (const DbError& e) {
         if (e.kind() == DbFailure::kPermanent) throw;
         metrics.set_connected("database", false);
-        if (!failed_before) spdlog::warn("database: {} failed: {} (retrying with backoff)", what, e.what());
+        if (!failed_before) log::warn("database: {} failed: {} (retrying with backoff)", what, e.what());
         failed_before = true;
       }
       if (give_up()) return false;
@@ -215,7 +218,7 @@ struct Worker::Impl {
       std::string error;
       auto job = parse_job_message(d.body, d.queue, &error);
       if (!job) {
-        spdlog::error("queue={} dropping a malformed message: {}", d.queue, error);
+        log::error(log::JobRef::queue_only(d.queue), "dropping a malformed message: {}", error);
         metrics.delivery_dropped(d.queue, DropReason::kMalformed);
         queue_ack(d);
         continue;
@@ -234,7 +237,7 @@ struct Worker::Impl {
     } catch (const DbError& e) {
       // Something in the batch is refused outright (a bug, or a message the
       // parser let through): find it by starting them one at a time.
-      spdlog::warn("database: starting a batch of {} failed: {}; starting them one by one", items.size(), e.what());
+      log::warn("database: starting a batch of {} failed: {}; starting them one by one", items.size(), e.what());
       started.assign(items.size(), std::nullopt);
       for (std::size_t n = 0; n < items.size(); ++n) {
         try {
@@ -242,8 +245,7 @@ struct Worker::Impl {
                   "starting a job", [&] { started[n] = store.start({items[n]})[0]; }, [&] { return stopping.load(); }))
             valid[n].first = nullptr;  // shutting down: left unacked, the broker requeues it
         } catch (const DbError& single) {
-          spdlog::error("job={} queue={} attempt={} dropping a message the database refuses: {}", items[n].job_id,
-                        valid[n].second.queue, items[n].attempt, single.what());
+          log::error(valid[n].second, "dropping a message the database refuses: {}", single.what());
           metrics.delivery_dropped(valid[n].second.queue, DropReason::kMalformed);
           queue_ack(*valid[n].first);
           valid[n].first = nullptr;
@@ -257,7 +259,7 @@ struct Worker::Impl {
       auto& [delivery, job] = valid[n];
       if (delivery == nullptr) continue;
       if (!started[n]) {
-        spdlog::info("job={} queue={} attempt={} stale delivery dropped", job.id, job.queue, job.attempt);
+        log::info(job, "stale delivery dropped");
         metrics.delivery_dropped(job.queue, DropReason::kStale);
         queue_ack(*delivery);
         continue;
@@ -270,7 +272,7 @@ struct Worker::Impl {
       entry->started_at = now;
       entry->heartbeat_every = std::max<std::chrono::milliseconds>(started[n]->lease / 3, 100ms);
       entry->next_heartbeat = now + entry->heartbeat_every;
-      spdlog::info("job={} queue={} attempt={} started", entry->job.id, entry->job.queue, entry->job.attempt);
+      log::info(entry->job, "started");
       metrics.job_started(entry->job.queue);
       std::lock_guard<std::mutex> lock(state.mu);
       InFlight* raw = entry.get();
@@ -384,8 +386,7 @@ struct Worker::Impl {
       } catch (const DbError& e) {
         // Refused as a whole (e.g. a result over the size limit): record
         // one by one; a result the database refuses fails its job for good.
-        spdlog::warn("database: recording {} completions failed: {}; recording them one by one", items.size(),
-                     e.what());
+        log::warn("database: recording {} completions failed: {}; recording them one by one", items.size(), e.what());
         for (std::size_t k = 0; k < completed.size(); ++k) {
           FinishedJob& f = batch[completed[k]];
           try {
@@ -414,8 +415,7 @@ struct Worker::Impl {
                 overdue))
           outcomes[n] = outcome_of_status(status);
       } catch (const DbError& e) {
-        spdlog::error("job={} attempt={} recording its failure failed: {}; its lease will retry it", ref.job_id,
-                      ref.attempt, e.what());
+        log::error(f.job->job, "recording its failure failed: {}; its lease will retry it", e.what());
       }
     }
 
@@ -425,19 +425,16 @@ struct Worker::Impl {
       metrics.job_finished(job.queue, outcomes[n], f.seconds);
       switch (outcomes[n]) {
         case JobOutcome::kCompleted:
-          spdlog::info("job={} queue={} attempt={} completed in {:.3f}s", job.id, job.queue, job.attempt, f.seconds);
+          log::info(job, {{"seconds", f.seconds}}, "completed");
           break;
         case JobOutcome::kStale:
-          spdlog::warn("job={} queue={} attempt={} outcome was stale (lease lost or cancelled meanwhile)", job.id,
-                       job.queue, job.attempt);
+          log::warn(job, "outcome was stale (lease lost or cancelled meanwhile)");
           break;
         case JobOutcome::kUnrecorded:
-          spdlog::error("job={} queue={} attempt={} outcome not recorded; its lease will retry it", job.id, job.queue,
-                        job.attempt);
+          log::error(job, "outcome not recorded; its lease will retry it");
           break;
         default:
-          spdlog::warn("job={} queue={} attempt={} {} after {:.3f}s: {}", job.id, job.queue, job.attempt,
-                       to_string(outcomes[n]), f.seconds, f.outcome.error);
+          log::warn(job, {{"seconds", f.seconds}}, "{}: {}", to_string(outcomes[n]), f.outcome.error);
       }
     }
   }
@@ -446,6 +443,7 @@ struct Worker::Impl {
 
   void heartbeat_loop() {
     JobStore store(options.database, options.name);
+    auto last_contact = Clock::now();
     std::unique_lock<std::mutex> lock(state.mu);
     while (!state.stop_finisher) {
       const auto now = Clock::now();
@@ -465,8 +463,7 @@ struct Worker::Impl {
           job->acked = true;
           state.acks.emplace_back(job->delivery.generation, job->delivery.tag);
           wake.wake();
-          spdlog::info("job={} queue={} attempt={} still running after {}s: delivery acknowledged early", job->job.id,
-                       job->job.queue, job->job.attempt, options.early_ack_after.count());
+          log::info(job->job, "still running after {}s: delivery acknowledged early", options.early_ack_after.count());
         }
       }
       if (!due.empty()) {
@@ -479,13 +476,16 @@ struct Worker::Impl {
           try {
             const auto got = store.heartbeat(part);
             extended.insert(extended.end(), got.begin(), got.end());
+            metrics.set_connected("database", true);
           } catch (const DbError& e) {
+            metrics.set_connected("database", false);
             // Try again soon; a lease is several heartbeats long.
-            spdlog::warn("database: heartbeat failed: {}", e.what());
+            log::warn("database: heartbeat failed: {}", e.what());
             ok = false;
           }
         }
         lock.lock();
+        last_contact = Clock::now();
         for (std::size_t n = 0; n < keys.size(); ++n) {
           auto it = state.in_flight.find(keys[n]);
           if (it == state.in_flight.end()) continue;  // finished meanwhile
@@ -493,13 +493,25 @@ struct Worker::Impl {
             it->second->next_heartbeat = std::min(it->second->next_heartbeat, Clock::now() + 1s);
           } else if (!extended[n] && !it->second->handler_done && !it->second->token.cancelled()) {
             it->second->token.cancel("cancel requested or lease lost");
-            spdlog::warn("job={} queue={} attempt={} heartbeat refused: stopping its handler", due[n].job_id,
-                         it->second->job.queue, due[n].attempt);
+            log::warn(it->second->job, "heartbeat refused (cancel requested or lease lost): stopping its handler");
           }
         }
         continue;
       }
-      state.changed_cv.wait_until(lock, next_wake);
+      if (now - last_contact >= kIdlePingEvery) {
+        // Nothing to heartbeat: still tell /healthz whether the database is there.
+        lock.unlock();
+        try {
+          store.ping();
+          metrics.set_connected("database", true);
+        } catch (const DbError& e) {
+          metrics.set_connected("database", false);
+        }
+        lock.lock();
+        last_contact = Clock::now();
+        continue;
+      }
+      state.changed_cv.wait_until(lock, std::min(next_wake, last_contact + kIdlePingEvery));
     }
   }
 
@@ -561,7 +573,7 @@ struct Worker::Impl {
           }
           consumer = connect_broker();
           metrics.reconnected("broker");
-          spdlog::info("broker: connected again, consuming {} queue(s)", queues.size());
+          log::info("broker: connected again, consuming {} queue(s)", queues.size());
           reconnect.reset();
         }
         flush_acks(*consumer);
@@ -573,7 +585,7 @@ struct Worker::Impl {
         metrics.set_connected("broker", false);
         const auto delay = reconnect.next();
         retry_at = Clock::now() + delay;
-        spdlog::warn("broker: {}; reconnecting in {} ms", e.what(), delay.count());
+        log::warn("broker: {}; reconnecting in {} ms", e.what(), delay.count());
       }
     }
   }
@@ -605,6 +617,13 @@ struct Worker::Impl {
     if (by_queue.empty()) throw StartupError("no handler registered (--handler QUEUE=...)");
     if (options.concurrency < 1) throw StartupError("concurrency must be at least 1");
     if (options.name.empty()) options.name = default_worker_name();
+    // First, so that a bad or busy address fails the start (exit 2) rather
+    // than going unnoticed; /healthz says 503 until both connections are up.
+    std::unique_ptr<MetricsServer> metrics_server;
+    if (!options.metrics_addr.empty()) {
+      metrics_server = std::make_unique<MetricsServer>(options.metrics_addr, metrics);
+      log::info("serving /metrics and /healthz on {}", metrics_server->address());
+    }
     look_up_topology();
     std::unique_ptr<BrokerConsumer> consumer;
     try {
@@ -614,8 +633,8 @@ struct Worker::Impl {
     } catch (const std::exception& e) {
       throw StartupError(e.what());
     }
-    spdlog::info("taskq-worker {} consuming {} queue(s) with concurrency {}", options.name, queues.size(),
-                 options.concurrency);
+    log::info("taskq-worker {} consuming {} queue(s) with concurrency {}", options.name, queues.size(),
+              options.concurrency);
 
     std::vector<std::thread> runners;
     for (int i = 0; i < options.concurrency; ++i) runners.emplace_back(guarded("runner", [this] { runner_loop(); }));
@@ -645,7 +664,7 @@ struct Worker::Impl {
       }
       consumer->close();
     }
-    spdlog::info("stopped");
+    log::info("stopped");
   }
 
   // Stops taking work, lets in-flight jobs finish within the shutdown
@@ -661,7 +680,7 @@ struct Worker::Impl {
     }
     state.starter_cv.notify_all();
     if (consumer) consumer->cancel_consumers();
-    spdlog::info("stopping: waiting up to {}s for {} running job(s)", options.shutdown_timeout.count(), running);
+    log::info("stopping: waiting up to {}s for {} running job(s)", options.shutdown_timeout.count(), running);
 
     const auto deadline = Clock::now() + options.shutdown_timeout;
     bool cancelled = false;
@@ -671,13 +690,12 @@ struct Worker::Impl {
         if (state.in_flight.empty()) break;
         if (!cancelled && Clock::now() >= deadline) {
           for (auto& [key, job] : state.in_flight) job->token.cancel("the worker is shutting down");
-          spdlog::warn("stopping: {} job(s) still running after {}s; stopping them (they will be retried)",
-                       state.in_flight.size(), options.shutdown_timeout.count());
+          log::warn("stopping: {} job(s) still running after {}s; stopping them (they will be retried)",
+                    state.in_flight.size(), options.shutdown_timeout.count());
           cancelled = true;
         }
         if (cancelled && Clock::now() >= deadline + kShutdownGrace) {
-          spdlog::error("stopping: {} job(s) did not stop in time; their leases will retry them",
-                        state.in_flight.size());
+          log::error("stopping: {} job(s) did not stop in time; their leases will retry them", state.in_flight.size());
           break;
         }
       }
@@ -689,7 +707,7 @@ struct Worker::Impl {
           wait_for_events(consumer.get(), 100ms);
           consumer->drain([](Delivery&&) {});
         } catch (const std::exception& e) {
-          spdlog::warn("broker: {} while stopping; outcomes are recorded, unacked messages come back stale", e.what());
+          log::warn("broker: {} while stopping; outcomes are recorded, unacked messages come back stale", e.what());
           consumer->close_quickly();
           consumer.reset();
         }
