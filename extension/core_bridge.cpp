@@ -86,6 +86,7 @@ extern "C" taskq_publisher* taskq_pub_connect(const char* url, const char* excha
     taskq::ConnectOptions options;
     options.connection_name = connection_name;
     options.send_timeout_ms = 3000;
+    options.notify_blocked = true;  // resource alarms: hold the outbox instead of publishing into a blocked socket
     pub = new taskq_publisher{taskq::ConfirmedPublisher(taskq::BrokerUrl::parse(url), exchange, options), {}};
   });
   return pub;

@@ -41,11 +41,26 @@ AmqpConnection::AmqpConnection(const BrokerUrl& url, const ConnectOptions& optio
     timeval rpc = to_timeval(options.rpc_timeout_ms);
     amqp_set_rpc_timeout(state_, &rpc);
 
-    amqp_table_entry_t props[1];
-    props[0].key = amqp_cstring_bytes("connection_name");
-    props[0].value.kind = AMQP_FIELD_KIND_UTF8;
-    props[0].value.value.bytes = bytes(options.connection_name);
-    amqp_table_t client_properties{options.connection_name.empty() ? 0 : 1, props};
+    // rabbitmq-c merges these with its defaults (capabilities included).
+    amqp_table_entry_t capability;
+    capability.key = amqp_cstring_bytes("connection.blocked");
+    capability.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    capability.value.value.boolean = 1;
+    amqp_table_entry_t props[2];
+    int n_props = 0;
+    if (!options.connection_name.empty()) {
+      props[n_props].key = amqp_cstring_bytes("connection_name");
+      props[n_props].value.kind = AMQP_FIELD_KIND_UTF8;
+      props[n_props].value.value.bytes = bytes(options.connection_name);
+      ++n_props;
+    }
+    if (options.notify_blocked) {
+      props[n_props].key = amqp_cstring_bytes("capabilities");
+      props[n_props].value.kind = AMQP_FIELD_KIND_TABLE;
+      props[n_props].value.value.table = amqp_table_t{1, &capability};
+      ++n_props;
+    }
+    amqp_table_t client_properties{n_props, props};
     check_rpc_reply(
         amqp_login_with_properties(state_, url.vhost.c_str(), 0, AMQP_DEFAULT_FRAME_SIZE, options.heartbeat_s,
                                    &client_properties, AMQP_SASL_METHOD_PLAIN, url.user.c_str(), url.password.c_str()),

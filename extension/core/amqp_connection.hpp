@@ -21,7 +21,11 @@ struct ConnectOptions {
   int rpc_timeout_ms = 10000;     // every synchronous AMQP method
   int send_timeout_ms = 10000;    // a send into a full socket buffer fails after this
   int heartbeat_s = 10;           // detects half-open connections
-  std::string connection_name;    // shown in the RabbitMQ management UI
+  // Advertise the connection.blocked capability: the broker then announces
+  // resource alarms with connection.blocked/unblocked frames, which the
+  // reader must handle (the publisher does; a plain consumer need not).
+  bool notify_blocked = false;
+  std::string connection_name;  // shown in the RabbitMQ management UI
 };
 
 struct QueueInfo {
