@@ -19,9 +19,11 @@
 
 extern "C" {
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "nodes/makefuncs.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -176,6 +178,23 @@ void service_connection(void) {
 }
 
 // --- one publishing pass -----------------------------------------------------
+
+// Locks taskq.outbox for the rest of the transaction, so that DROP
+// EXTENSION waits for the pass to end; false if the extension was dropped
+// since the loop looked (a pass would otherwise die on a missing relation).
+bool lock_outbox(void) {
+  RangeVar* outbox = makeRangeVar(pstrdup("taskq"), pstrdup("outbox"), -1);
+  return OidIsValid(RangeVarGetRelid(outbox, AccessShareLock, true));
+}
+
+// Ends a transaction begun by publish_pass or run_maintenance.
+void finish_transaction(void) {
+  PopActiveSnapshot();
+  SPI_finish();
+  CommitTransactionCommand();
+  pgstat_report_stat(false);
+  pgstat_report_activity(STATE_IDLE, nullptr);
+}
 
 char* copy_value(HeapTuple tuple, TupleDesc desc, int column) {
   char* value = SPI_getvalue(tuple, desc, column);
@@ -364,6 +383,10 @@ int publish_pass(void) {
   SPI_connect();
   PushActiveSnapshot(GetTransactionSnapshot());
   pgstat_report_activity(STATE_RUNNING, "taskq publisher: publishing the outbox");
+  if (!lock_outbox()) {
+    finish_transaction();
+    return 0;
+  }
 
   PassState st;
   memset(&st, 0, sizeof(st));
@@ -445,6 +468,10 @@ void run_maintenance(void) {
   SPI_connect();
   PushActiveSnapshot(GetTransactionSnapshot());
   pgstat_report_activity(STATE_RUNNING, "taskq publisher: maintenance");
+  if (!lock_outbox()) {
+    finish_transaction();
+    return;
+  }
 
   if (SPI_execute("SELECT taskq.rescue_expired()", false, 1) == SPI_OK_SELECT && SPI_processed == 1) {
     bool isnull;
