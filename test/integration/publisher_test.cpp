@@ -275,6 +275,9 @@ TEST_F(Publisher, RestartsAfterBeingTerminated) {
 }
 
 TEST_F(Publisher, SighupSwitchesTheBrokerUrl) {
+  // Connected first: a publisher still in its start-up backoff could
+  // connect to the old URL just before the reload.
+  ASSERT_TRUE(wait_until([&] { return status("connected") == "t"; }, 60s));
   set_setting(conn(), "taskq.broker_url", "amqp://guest:guest@127.0.0.1:1/");
   EXPECT_TRUE(wait_until([&] { return conn().value("SELECT connected FROM taskq.publisher") == "f"; }, 10s));
   const std::string id = enqueue();
@@ -490,6 +493,33 @@ TEST_F(Publisher, AChannelErrorOnOneQueueDoesNotHoldUpTheOthers) {
   const auto later = collect(broker(), rabbit_queue(), 1, 30s);
   ASSERT_EQ(later.size(), 1u) << "published once the queue could be declared";
   EXPECT_EQ(later[0].message_id, stuck);
+}
+
+TEST_F(Publisher, ConnectFailuresAreLoggedOnceAndWithoutThePassword) {
+  // Only the publisher's lines: PostgreSQL itself logs a reloaded setting's
+  // new value ("parameter ... changed to ...").
+  auto log_lines_with = [](const std::string& needle) {
+    std::ifstream log(env("TASKQ_TEST_PG_LOG"));
+    int n = 0;
+    for (std::string line; std::getline(log, line);)
+      if (line.find("taskq publisher") != std::string::npos && line.find(needle) != std::string::npos) ++n;
+    return n;
+  };
+  // Port 1: refused at once, so the publisher retries many times (backoff
+  // from 200 ms) during the test.
+  const std::string line = "cannot connect to amqp://guest@127.0.0.1:1/";
+  ASSERT_TRUE(wait_until([&] { return status("connected") == "t"; }, 60s));
+  const int before = log_lines_with(line);
+  const std::string secret = unique_name("pw");
+  set_setting(conn(), "taskq.broker_url", "amqp://guest:" + secret + "@127.0.0.1:1/");
+  EXPECT_TRUE(wait_until([&] { return log_lines_with(line) > before; }, 10s));
+  std::this_thread::sleep_for(3s);  // several retries
+  const int logged = log_lines_with(line) - before;
+  const int leaked = log_lines_with(secret);
+  set_setting(conn(), "taskq.broker_url", "");
+  EXPECT_EQ(logged, 1) << "one line per change of state, not per retry";
+  EXPECT_EQ(leaked, 0) << "the password reached the server log";
+  EXPECT_TRUE(wait_until([&] { return status("connected") == "t"; }, 20s));
 }
 
 // A TCP listener that accepts connections and never says a word: a
