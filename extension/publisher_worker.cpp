@@ -19,9 +19,11 @@
 
 extern "C" {
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "nodes/makefuncs.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -37,6 +39,14 @@ PGDLLEXPORT void taskq_publisher_main(Datum arg);
 namespace {
 
 constexpr long kConfirmTimeoutMs = 10000;
+// While the broker blocks publishing (resource alarm) it is alive but does
+// not read what we sent: confirms come once the alarm clears. Giving up
+// earlier would publish those messages a second time then.
+constexpr long kBlockedConfirmTimeoutMs = 5 * 60 * 1000;
+// Longest idle sleep while connected: rabbitmq-c answers heartbeats only
+// when we read, and a frozen broker is noticed only when we look
+// (heartbeat 10 s, see ConnectOptions).
+constexpr long kServiceIntervalMs = 5000;
 
 taskq_publisher* publisher = nullptr;  // the broker connection, NULL while disconnected
 unsigned connect_failures = 0;
@@ -44,6 +54,7 @@ TimestampTz next_connect_at = 0;
 TimestampTz next_maintenance_at = 0;
 TimestampTz next_due_at = 0;     // earliest not-yet-due outbox row, 0 if none
 bool woken_during_pass = false;  // a commit's wake-up arrived while we were busy
+bool broker_blocked = false;     // connection.blocked received and not lifted yet
 char last_logged_error[512];
 MemoryContext pass_context = nullptr;
 char* serving_database = nullptr;
@@ -87,6 +98,7 @@ void disconnect(const char* why) {
   taskq_shared->status.connected = false;
   taskq_shared->status.blocked = false;
   SpinLockRelease(&taskq_shared->mutex);
+  broker_blocked = false;
   set_state("disconnected");
   record_error(why);
   char broker[256];
@@ -136,6 +148,24 @@ void ensure_connected(void) {
   ereport(LOG, (errmsg("taskq publisher: connected to %s", broker)));
 }
 
+// Takes note of connection.blocked/unblocked (read by the last poll), in
+// the status and the log, once per change.
+void refresh_blocked(void) {
+  char reason[128] = "";
+  const bool blocked = taskq_pub_blocked(publisher, reason, sizeof(reason));
+  if (blocked == broker_blocked) return;
+  broker_blocked = blocked;
+  SpinLockAcquire(&taskq_shared->mutex);
+  taskq_shared->status.blocked = blocked;
+  SpinLockRelease(&taskq_shared->mutex);
+  set_state(blocked ? "blocked" : "connected");
+  if (blocked)
+    ereport(WARNING, (errmsg("taskq publisher: the broker blocks publishing: %s", reason),
+                      errhint("RabbitMQ raised a memory or disk alarm; jobs stay in the outbox until it clears.")));
+  else
+    ereport(LOG, (errmsg("taskq publisher: the broker accepts messages again")));
+}
+
 // Handles heartbeats, connection.blocked and a broker-side close while idle.
 void service_connection(void) {
   if (publisher == nullptr) return;
@@ -144,19 +174,27 @@ void service_connection(void) {
     disconnect(err);
     return;
   }
-  char reason[128] = "";
-  const bool blocked = taskq_pub_blocked(publisher, reason, sizeof(reason));
-  SpinLockAcquire(&taskq_shared->mutex);
-  const bool was_blocked = taskq_shared->status.blocked;
-  taskq_shared->status.blocked = blocked;
-  SpinLockRelease(&taskq_shared->mutex);
-  if (blocked && !was_blocked)
-    ereport(WARNING, (errmsg("taskq publisher: the broker blocks publishing: %s", reason),
-                      errhint("RabbitMQ raised a memory or disk alarm; jobs stay in the outbox until it clears.")));
-  if (!blocked && was_blocked) ereport(LOG, (errmsg("taskq publisher: the broker accepts messages again")));
+  refresh_blocked();
 }
 
 // --- one publishing pass -----------------------------------------------------
+
+// Locks taskq.outbox for the rest of the transaction, so that DROP
+// EXTENSION waits for the pass to end; false if the extension was dropped
+// since the loop looked (a pass would otherwise die on a missing relation).
+bool lock_outbox(void) {
+  RangeVar* outbox = makeRangeVar(pstrdup("taskq"), pstrdup("outbox"), -1);
+  return OidIsValid(RangeVarGetRelid(outbox, AccessShareLock, true));
+}
+
+// Ends a transaction begun by publish_pass or run_maintenance.
+void finish_transaction(void) {
+  PopActiveSnapshot();
+  SPI_finish();
+  CommitTransactionCommand();
+  pgstat_report_stat(false);
+  pgstat_report_activity(STATE_IDLE, nullptr);
+}
 
 char* copy_value(HeapTuple tuple, TupleDesc desc, int column) {
   char* value = SPI_getvalue(tuple, desc, column);
@@ -208,7 +246,9 @@ void collect_outcomes(PassState* st) {
 // have an outcome, at most kConfirmTimeoutMs. Marks the state lost when the
 // connection died or the broker stopped confirming.
 void wait_for_confirms(PassState* st, long target) {
-  const TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kConfirmTimeoutMs);
+  const TimestampTz started = GetCurrentTimestamp();
+  TimestampTz deadline = TimestampTzPlusMilliseconds(started, kConfirmTimeoutMs);
+  const TimestampTz blocked_deadline = TimestampTzPlusMilliseconds(started, kBlockedConfirmTimeoutMs);
   const int socket = taskq_pub_socket(publisher);
   for (;;) {
     if (taskq_pub_poll(publisher, st->error, sizeof(st->error)) != TASKQ_PUB_OK) {
@@ -216,11 +256,16 @@ void wait_for_confirms(PassState* st, long target) {
       break;
     }
     collect_outcomes(st);
+    refresh_blocked();
     if (st->resolved >= target || st->n_confirmed + st->n_failed + 64 > st->capacity) return;
-    const long remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+    const TimestampTz now = GetCurrentTimestamp();
+    if (broker_blocked)  // alive (heartbeats still flow) but not reading: wait for the alarm to clear
+      deadline = Max(deadline, Min(TimestampTzPlusMilliseconds(now, kConfirmTimeoutMs), blocked_deadline));
+    const long remaining = TimestampDifferenceMilliseconds(now, deadline);
     if (remaining <= 0) {
-      snprintf(st->error, sizeof(st->error),
-               "no publisher confirm within %ld ms (broker overloaded, blocked or unreachable)", kConfirmTimeoutMs);
+      snprintf(st->error, sizeof(st->error), "no publisher confirm within %ld ms (%s)",
+               TimestampDifferenceMilliseconds(started, now),
+               broker_blocked ? "the broker blocks publishing" : "broker overloaded, blocked or unreachable");
       st->lost = true;
       break;
     }
@@ -338,6 +383,10 @@ int publish_pass(void) {
   SPI_connect();
   PushActiveSnapshot(GetTransactionSnapshot());
   pgstat_report_activity(STATE_RUNNING, "taskq publisher: publishing the outbox");
+  if (!lock_outbox()) {
+    finish_transaction();
+    return 0;
+  }
 
   PassState st;
   memset(&st, 0, sizeof(st));
@@ -353,7 +402,8 @@ int publish_pass(void) {
     const long sent_before_next = st.sent;
     int next_claimed = 0;
     taskq_outbox_message* next = nullptr;
-    if (claimed == taskq_publish_batch_size && round < kBatchesPerTransaction) {
+    // No new batch into a blocked connection: the broker would not read it.
+    if (claimed == taskq_publish_batch_size && round < kBatchesPerTransaction && !broker_blocked) {
       next_claimed = claim_batch(&next, &cursor);
       send_batch(&st, next, next_claimed);
     }
@@ -418,6 +468,10 @@ void run_maintenance(void) {
   SPI_connect();
   PushActiveSnapshot(GetTransactionSnapshot());
   pgstat_report_activity(STATE_RUNNING, "taskq publisher: maintenance");
+  if (!lock_outbox()) {
+    finish_transaction();
+    return;
+  }
 
   if (SPI_execute("SELECT taskq.rescue_expired()", false, 1) == SPI_OK_SELECT && SPI_processed == 1) {
     bool isnull;
@@ -507,8 +561,10 @@ void reload_settings(void) {
     taskq_pub_close(publisher);
     publisher = nullptr;
     next_connect_at = 0;
+    broker_blocked = false;
     SpinLockAcquire(&taskq_shared->mutex);
     taskq_shared->status.connected = false;
+    taskq_shared->status.blocked = false;
     SpinLockRelease(&taskq_shared->mutex);
   }
 }
@@ -577,17 +633,17 @@ extern "C" void taskq_publisher_main(Datum arg) {
     } else {
       ensure_connected();
       service_connection();
-      if (publisher != nullptr) {
-        // A full batch means more is waiting: go again without sleeping.
-        while (publisher != nullptr && publish_pass() >= taskq_publish_batch_size) CHECK_FOR_INTERRUPTS();
-      }
+      // A full batch means more is waiting: go again without sleeping. While
+      // the broker blocks publishing, rows wait in the outbox.
+      while (publisher != nullptr && !broker_blocked && publish_pass() >= taskq_publish_batch_size)
+        CHECK_FOR_INTERRUPTS();
       if (GetCurrentTimestamp() >= next_maintenance_at) {
         run_maintenance();
         next_maintenance_at =
             TimestampTzPlusMilliseconds(GetCurrentTimestamp(), static_cast<long>(taskq_maintenance_interval_s) * 1000);
       }
       sleep_ms = Min(sleep_ms, milliseconds_until(next_maintenance_at));
-      if (publisher != nullptr) sleep_ms = Min(sleep_ms, milliseconds_until(next_due_at));
+      if (publisher != nullptr) sleep_ms = Min(sleep_ms, Min(milliseconds_until(next_due_at), kServiceIntervalMs));
       if (publisher == nullptr) sleep_ms = Min(sleep_ms, milliseconds_until(next_connect_at));
     }
     if (woken_during_pass) sleep_ms = 0;

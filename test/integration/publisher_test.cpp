@@ -5,9 +5,15 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -15,6 +21,8 @@
 
 using namespace std::chrono_literals;
 using nlohmann::json;
+using taskq::AmqpConnection;
+using taskq::BrokerUrl;
 using taskq::PgConnection;
 using namespace taskq::test;
 
@@ -48,6 +56,12 @@ class Publisher : public ::testing::Test {
     for (const auto& d : ds) out.insert(d.message_id);
     return out;
   }
+  std::set<std::string> enqueue_n(int n) {
+    std::set<std::string> out;
+    for (int i = 0; i < n; ++i) out.insert(enqueue());
+    return out;
+  }
+  std::string status(const std::string& column) { return conn().value("SELECT " + column + " FROM taskq.publisher"); }
 
   std::optional<PgConnection> conn_;
   std::optional<BrokerClient> broker_;
@@ -261,6 +275,9 @@ TEST_F(Publisher, RestartsAfterBeingTerminated) {
 }
 
 TEST_F(Publisher, SighupSwitchesTheBrokerUrl) {
+  // Connected first: a publisher still in its start-up backoff could
+  // connect to the old URL just before the reload.
+  ASSERT_TRUE(wait_until([&] { return status("connected") == "t"; }, 60s));
   set_setting(conn(), "taskq.broker_url", "amqp://guest:guest@127.0.0.1:1/");
   EXPECT_TRUE(wait_until([&] { return conn().value("SELECT connected FROM taskq.publisher") == "f"; }, 10s));
   const std::string id = enqueue();
@@ -272,6 +289,237 @@ TEST_F(Publisher, SighupSwitchesTheBrokerUrl) {
   const auto got = collect(broker(), rabbit_queue(), 1, 20s);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].message_id, id);
+}
+
+// How many times each message id arrived.
+std::map<std::string, int> arrivals(const std::vector<Delivery>& ds) {
+  std::map<std::string, int> out;
+  for (const auto& d : ds) ++out[d.message_id];
+  return out;
+}
+
+// Everything in `queue` that arrives until `expected` distinct ids are
+// there, and then anything more within a short grace period (duplicates).
+std::vector<Delivery> collect_all(const std::string& queue, const std::set<std::string>& expected,
+                                  std::chrono::milliseconds timeout) {
+  BrokerClient client;
+  std::vector<Delivery> got;
+  auto all_there = [&] {
+    const auto seen = arrivals(got);
+    for (const auto& id : expected)
+      if (seen.count(id) == 0) return false;
+    return true;
+  };
+  wait_until(
+      [&] {
+        while (auto d = client.get(queue)) got.push_back(std::move(*d));
+        return all_there();
+      },
+      timeout);
+  std::this_thread::sleep_for(1s);
+  while (auto d = client.get(queue)) got.push_back(std::move(*d));
+  return got;
+}
+
+// SIGSTOPs the RabbitMQ node (beam.smp) of the test environment: its
+// sockets stay open and silent, a half-open connection as seen from the
+// publisher. Always thawed again, also when the test fails.
+class FrozenBroker {
+ public:
+  FrozenBroker() {
+    std::ifstream file(env("TASKQ_TEST_STATE") + "/rabbit/rabbit.pid");
+    file >> pid_;
+    if (pid_ > 0 && kill(pid_, SIGSTOP) != 0) pid_ = 0;
+  }
+  ~FrozenBroker() { thaw(); }
+  bool frozen() const { return pid_ > 0; }
+  void thaw() {
+    if (pid_ > 0) kill(pid_, SIGCONT);
+    pid_ = 0;
+  }
+
+ private:
+  pid_t pid_ = 0;
+};
+
+TEST_F(Publisher, AFrozenBrokerIsNoticedWithinTheTimeoutsAndNoJobIsLost) {
+  // Declare the queue on the publisher's connection first: later publishes
+  // go straight into the frozen socket and their confirms never come.
+  enqueue();
+  ASSERT_EQ(collect(broker(), rabbit_queue(), 1, 10s).size(), 1u);
+  broker_.reset();  // its connection would time out while frozen
+
+  FrozenBroker freeze;
+  ASSERT_TRUE(freeze.frozen()) << "cannot SIGSTOP the RabbitMQ node";
+  const auto frozen_at = std::chrono::steady_clock::now();
+  const std::set<std::string> in_flight = enqueue_n(20);
+  // Budget: the confirm timeout (10 s) or, idle, two heartbeats (20 s).
+  EXPECT_TRUE(wait_until([&] { return status("connected") == "f"; }, 30s, 100ms))
+      << "the publisher still believes in a frozen broker";
+  const auto noticed_after = std::chrono::steady_clock::now() - frozen_at;
+  EXPECT_FALSE(status("last_error").empty());
+  EXPECT_EQ(outbox_rows(), 20) << "unconfirmed rows are kept";
+
+  // Enqueued while the broker is known to be unreachable.
+  const std::set<std::string> held = enqueue_n(20);
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(outbox_rows(), 40);
+  EXPECT_EQ(status("connected"), "f");
+  freeze.thaw();
+
+  EXPECT_TRUE(wait_until([&] { return outbox_drained(); }, 90s));
+  std::set<std::string> all = in_flight;
+  all.insert(held.begin(), held.end());
+  const auto got = arrivals(collect_all(rabbit_queue(), all, 30s));
+  int duplicates = 0;
+  for (const auto& id : all) {
+    const int n = got.count(id) ? got.at(id) : 0;
+    EXPECT_GE(n, 1) << "job " << id << " was lost";
+    if (held.count(id)) {
+      EXPECT_EQ(n, 1) << "job " << id << " was never sent before the thaw, so it arrives once";
+    }
+    if (n > 1) duplicates += n - 1;
+  }
+  EXPECT_EQ(got.size(), all.size()) << "no message other than the test's";
+  // Messages sent into the frozen socket are read by the broker after the
+  // thaw although their confirms were lost: those may come twice.
+  std::cout << "[ info ] noticed after " << std::chrono::duration_cast<std::chrono::milliseconds>(noticed_after).count()
+            << " ms; duplicates of in-flight jobs: " << duplicates << " of " << in_flight.size() << "\n";
+  RecordProperty("duplicates", duplicates);
+}
+
+TEST_F(Publisher, AnIdlePublisherNoticesAFrozenBrokerByHeartbeats) {
+  ASSERT_EQ(status("connected"), "t");
+  FrozenBroker freeze;
+  ASSERT_TRUE(freeze.frozen()) << "cannot SIGSTOP the RabbitMQ node";
+  // Nothing to publish: only missing heartbeats (10 s, two missed) can tell.
+  EXPECT_TRUE(wait_until([&] { return status("connected") == "f"; }, 40s, 200ms)) << "a silent broker went unnoticed";
+  const std::string held = enqueue();
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(outbox_rows(), 1);
+  freeze.thaw();
+  broker_.reset();
+  const auto got = arrivals(collect_all(rabbit_queue(), {held}, 60s));
+  EXPECT_EQ(got.size(), 1u);
+  EXPECT_EQ(got.count(held) ? got.at(held) : 0, 1) << "exactly once";
+}
+
+// Restores the memory watermark even when the test fails.
+struct MemoryAlarm {
+  MemoryAlarm() { raised = rabbitmqctl("set_vm_memory_high_watermark 0.000001") == 0; }
+  ~MemoryAlarm() { rabbitmqctl("set_vm_memory_high_watermark 0.4"); }
+  bool raised;
+};
+
+TEST_F(Publisher, AMemoryAlarmHoldsJobsInTheOutboxUntilItClears) {
+  std::set<std::string> enqueued;
+  {
+    MemoryAlarm alarm;
+    ASSERT_TRUE(alarm.raised);
+    enqueued = enqueue_n(10);
+    // RabbitMQ announces the block (connection.blocked) at the first publish.
+    EXPECT_TRUE(wait_until([&] { return status("blocked") == "t"; }, 20s, 100ms))
+        << "taskq.publisher.blocked not set: " << status("state") << " " << status("last_error");
+    EXPECT_EQ(status("connected"), "t") << "a blocked broker is alive: no reconnect";
+    enqueued.merge(enqueue_n(10));
+    std::this_thread::sleep_for(1500ms);
+    EXPECT_EQ(outbox_rows(), 20) << "every row stays in the outbox while the broker blocks publishing";
+  }
+  EXPECT_TRUE(wait_until([&] { return status("blocked") == "f" && outbox_drained(); }, 30s));
+  const auto got = arrivals(collect_all(rabbit_queue(), enqueued, 30s));
+  EXPECT_EQ(got.size(), enqueued.size());
+  for (const auto& id : enqueued) EXPECT_EQ(got.count(id) ? got.at(id) : 0, 1) << "job " << id << " exactly once";
+}
+
+TEST_F(Publisher, ABrokerRestartMidStreamLosesNoJob) {
+  std::mutex mutex;
+  std::set<std::string> enqueued;
+  std::atomic<bool> stop{false};
+  std::thread producer([&] {
+    PgConnection app = db();
+    while (!stop) {
+      const std::string id = app.value("SELECT taskq.enqueue($1, '{}')", {queue_.c_str()});
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        enqueued.insert(id);
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+  });
+  std::this_thread::sleep_for(1s);
+  env_action("broker-restart");  // graceful stop, then start: ~10-20 s
+  std::this_thread::sleep_for(2s);
+  stop = true;
+  producer.join();
+  broker_.reset();
+  ASSERT_GT(enqueued.size(), 100u);
+  EXPECT_TRUE(wait_until([&] { return outbox_drained(); }, 90s));
+  const auto got = arrivals(collect_all(rabbit_queue(), enqueued, 60s));
+  int duplicates = 0;
+  for (const auto& id : enqueued) {
+    const int n = got.count(id) ? got.at(id) : 0;
+    EXPECT_GE(n, 1) << "job " << id << " was lost";
+    if (n > 1) duplicates += n - 1;
+  }
+  // Duplicates only come from publishes whose confirms the restart swallowed.
+  std::cout << "[ info ] " << enqueued.size() << " jobs, duplicates: " << duplicates << "\n";
+  RecordProperty("duplicates", duplicates);
+}
+
+TEST_F(Publisher, AChannelErrorOnOneQueueDoesNotHoldUpTheOthers) {
+  // The RabbitMQ queue exists with other arguments: declaring it fails with
+  // 406 PRECONDITION_FAILED and the broker closes the channel.
+  AmqpConnection admin(BrokerUrl::parse(env("TASKQ_TEST_BROKER_URL")), {});
+  admin.declare_queue(rabbit_queue(), "quorum");
+  const std::string other = unique_name("pub_ok");
+  conn().exec("SELECT taskq.create_queue($1)", {other.c_str()});
+
+  const std::string stuck = enqueue();
+  const std::string fine = conn().value("SELECT taskq.enqueue($1, '{}')", {other.c_str()});
+  const auto got = collect(broker(), "taskq." + other, 1, 15s);
+  ASSERT_GE(got.size(), 1u);
+  EXPECT_EQ(got[0].message_id, fine);
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return conn().value("SELECT count(*) FROM taskq.outbox WHERE job_id = $1 AND last_error LIKE '%406%'",
+                            {stuck.c_str()}) == "1";
+      },
+      15s))
+      << "the refused job stays in the outbox with the broker's error";
+  EXPECT_EQ(status("connected"), "t") << "a channel error does not cost the connection";
+
+  amqp_queue_delete(admin.state(), AmqpConnection::kChannel, amqp_cstring_bytes(rabbit_queue().c_str()), 0, 0);
+  taskq::check_rpc_reply(amqp_get_rpc_reply(admin.state()), "deleting the conflicting queue");
+  const auto later = collect(broker(), rabbit_queue(), 1, 30s);
+  ASSERT_EQ(later.size(), 1u) << "published once the queue could be declared";
+  EXPECT_EQ(later[0].message_id, stuck);
+}
+
+TEST_F(Publisher, ConnectFailuresAreLoggedOnceAndWithoutThePassword) {
+  // Only the publisher's lines: PostgreSQL itself logs a reloaded setting's
+  // new value ("parameter ... changed to ...").
+  auto log_lines_with = [](const std::string& needle) {
+    std::ifstream log(env("TASKQ_TEST_PG_LOG"));
+    int n = 0;
+    for (std::string line; std::getline(log, line);)
+      if (line.find("taskq publisher") != std::string::npos && line.find(needle) != std::string::npos) ++n;
+    return n;
+  };
+  // Port 1: refused at once, so the publisher retries many times (backoff
+  // from 200 ms) during the test.
+  const std::string line = "cannot connect to amqp://guest@127.0.0.1:1/";
+  ASSERT_TRUE(wait_until([&] { return status("connected") == "t"; }, 60s));
+  const int before = log_lines_with(line);
+  const std::string secret = unique_name("pw");
+  set_setting(conn(), "taskq.broker_url", "amqp://guest:" + secret + "@127.0.0.1:1/");
+  EXPECT_TRUE(wait_until([&] { return log_lines_with(line) > before; }, 10s));
+  std::this_thread::sleep_for(3s);  // several retries
+  const int logged = log_lines_with(line) - before;
+  const int leaked = log_lines_with(secret);
+  set_setting(conn(), "taskq.broker_url", "");
+  EXPECT_EQ(logged, 1) << "one line per change of state, not per retry";
+  EXPECT_EQ(leaked, 0) << "the password reached the server log";
+  EXPECT_TRUE(wait_until([&] { return status("connected") == "t"; }, 20s));
 }
 
 // A TCP listener that accepts connections and never says a word: a
