@@ -36,6 +36,8 @@ int parse_cli(int argc, char** argv, CliOptions* out, std::string* message) {
       "                       result), exit 65: failed for good, anything else: retried.\n"
       "  QUEUE=http://URL     POST the message body; 2xx: completed (response body is the result),\n"
       "                       4xx except 408/429: failed for good, anything else: retried.\n\n"
+      "Callbacks: when a job enqueued with callback_url ends, this process POSTs its outcome there (signed\n"
+      "with --callback-secret), retrying with backoff until --callback-max-attempts; see README \"Callbacks\".\n\n"
       "Example:\n"
       "  taskq-worker --database 'dbname=app' --broker amqp://guest:guest@localhost:5672/ \\\n"
       "               --handler 'emails=exec:/usr/local/bin/send-email' --concurrency 8\n",
@@ -50,9 +52,23 @@ int parse_cli(int argc, char** argv, CliOptions* out, std::string* message) {
   app.add_option("--concurrency", out->worker.concurrency, "jobs run at once (default 4)")->check(CLI::Range(1, 1024));
   app.add_option("--prefetch", out->worker.prefetch, "unacknowledged deliveries per process (default 2 x concurrency)")
       ->check(CLI::Range(0, 65535));
-  app.add_option("--callback-secret", out->callback_secret,
-                 "HMAC secret for callback signatures [env TASKQ_CALLBACK_SECRET]")
+  CallbackOptions& callbacks = out->worker.callbacks;
+  app.add_option("--callback-secret", callbacks.secret,
+                 "HMAC-SHA256 key: callbacks carry X-Taskq-Signature [env TASKQ_CALLBACK_SECRET]")
       ->envname("TASKQ_CALLBACK_SECRET");
+  app.add_option("--callback-max-attempts", callbacks.max_attempts,
+                 "deliveries tried before a callback is marked dead (default 10)")
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--callback-concurrency", callbacks.max_in_flight, "callback POSTs in flight at once (default 16)")
+      ->check(CLI::Range(1, 1024));
+  int callback_timeout = static_cast<int>(callbacks.timeout.count() / 1000);
+  app.add_option("--callback-timeout", callback_timeout,
+                 "seconds a callback POST may take, connect included (default 10)")
+      ->check(CLI::Range(1, 3600));
+  app.add_flag("--callback-refuse-private", callbacks.refuse_private_addresses,
+               "refuse callback URLs that resolve to loopback, private, link-local or other non-public addresses");
+  bool no_callbacks = false;
+  app.add_flag("--no-callbacks", no_callbacks, "do not deliver callbacks from this process (another one does)");
   app.add_option("--metrics-addr", out->metrics_addr, "HOST:PORT for /metrics and /healthz");
   int shutdown = 30;
   app.add_option("--shutdown-timeout", shutdown, "seconds in-flight jobs get to finish after SIGTERM (default 30)")
@@ -77,6 +93,8 @@ int parse_cli(int argc, char** argv, CliOptions* out, std::string* message) {
     return 2;
   }
   out->worker.shutdown_timeout = std::chrono::seconds(shutdown);
+  callbacks.timeout = std::chrono::seconds(callback_timeout);
+  callbacks.enabled = !no_callbacks;
   if (out->worker.database.empty()) {
     *message = "taskq-worker: --database (or TASKQ_DATABASE_URL) is required";
     return 2;
