@@ -66,8 +66,14 @@ int CallbackStore::socket() const { return PQsocket(conn_.get()); }
 
 bool CallbackStore::drain_notifications() {
   if (PQconsumeInput(conn_.get()) == 0) {
-    std::string message = PQerrorMessage(conn_.get());
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+    // libpq's message spans lines; logs want one.
+    std::string message;
+    for (const char* p = PQerrorMessage(conn_.get()); *p != '\0'; ++p) {
+      const bool space = *p == '\n' || *p == '\t' || *p == '\r';
+      if (!space) message.push_back(*p);
+      else if (!message.empty() && message.back() != ' ') message.push_back(' ');
+    }
+    while (!message.empty() && message.back() == ' ') message.pop_back();
     throw DbError(DbFailure::kTransient, "", "lost the PostgreSQL connection: " + message);
   }
   bool any = false;
