@@ -358,6 +358,22 @@ TEST_F(Callbacks, ALeaseOfADeadDispatcherRunsOutAndAnotherDelivers) {
   EXPECT_EQ(row(id).leased_by, "");
 }
 
+TEST_F(Callbacks, ABinaryErrorAnswerIsRecordedReadably) {
+  // A NUL, a cut UTF-8 sequence and a newline in the receiver's answer.
+  receiver_.respond([](const ReceivedRequest&, std::size_t) {
+    return Response{500, std::string("bad\0gate\xc3 way\nend", 17), "text/plain"};
+  });
+  CallbackOptions o = options();
+  o.max_attempts = 1;
+  const std::string id = completed_job(receiver_.url("/binary"));
+  RunningDispatcher d(o, "cb-test");
+  ASSERT_TRUE(in_state(id, "dead", 20s)) << row(id).state;
+  const CallbackRowState s = row(id);
+  EXPECT_EQ(s.last_status, "500");
+  EXPECT_EQ(s.last_error, "HTTP 500: bad gate\xef\xbf\xbd way end");
+  EXPECT_EQ(receiver_.requests_to("/binary").size(), 1u);
+}
+
 TEST_F(Callbacks, RedirectsAreNotFollowed) {
   const std::string target = receiver_.url("/target");
   receiver_.respond([target](const ReceivedRequest&, std::size_t) {

@@ -30,6 +30,8 @@ constexpr milliseconds kMinClaimGap{50};
 // The lease outlives the POST's timeout by this much, so that a live
 // dispatcher records its outcome before anyone else may claim the row.
 constexpr milliseconds kLeaseMargin{60'000};
+// Outcomes recorded per statement.
+constexpr std::size_t kMaxRecordBatch = 500;
 
 CallbackOptions sanitised(CallbackOptions o) {
   o.max_in_flight = std::clamp(o.max_in_flight, 1, 4096);
@@ -96,6 +98,7 @@ struct CallbackDispatcher::Impl {
   void connect();
   void lose_connection(const std::exception& e);
   void record();
+  void note_recorded(const DeliveryOutcome& o);
   void claim(CallbackSender& sender);
   DeliveryOutcome decide(SentCallback sent);
 };
@@ -206,53 +209,76 @@ void CallbackDispatcher::Impl::lose_connection(const std::exception& e) {
 
 void CallbackDispatcher::Impl::record() {
   while (!unrecorded.empty()) {
-    const DeliveryOutcome& o = unrecorded.front();
-    bool recorded = false;
+    const std::size_t n = std::min(unrecorded.size(), kMaxRecordBatch);
+    std::vector<CallbackStore::Outcome> batch;
+    batch.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const DeliveryOutcome& o = unrecorded[i];
+      CallbackStore::Outcome r;
+      r.id = o.row.id;
+      r.delivered = o.decision.kind == CallbackDecision::Kind::kDelivered;
+      r.status = o.attempt.status;
+      r.error = o.attempt.error;
+      r.retry_in = o.decision.retry_in;
+      r.give_up = o.decision.kind == CallbackDecision::Kind::kDead;
+      batch.push_back(std::move(r));
+    }
+    std::vector<bool> recorded;
     try {
-      switch (o.decision.kind) {
-        case CallbackDecision::Kind::kDelivered:
-          recorded = store->delivered(o.row.id, holder, o.attempt.status);
-          break;
-        case CallbackDecision::Kind::kRetry:
-          recorded = store->failed(o.row.id, holder, o.attempt.status, o.attempt.error, o.decision.retry_in, false);
-          break;
-        case CallbackDecision::Kind::kDead:
-          recorded = store->failed(o.row.id, holder, o.attempt.status, o.attempt.error, milliseconds::zero(), true);
-          break;
-      }
+      recorded = store->record(holder, batch);
     } catch (const DbError& e) {
-      // A broken connection keeps the outcome for after the reconnect; an
-      // error that retrying cannot fix drops it (the lease runs out and the
-      // callback is sent again, which is safe).
+      // A broken connection keeps the outcomes for after the reconnect. An
+      // error that retrying cannot fix: find the culprit by recording one at
+      // a time, and drop it (its lease runs out and it is sent again, which
+      // is safe).
       if (e.kind() != DbFailure::kPermanent) throw;
-      spdlog::error("callback {}: cannot record its outcome: {}", o.row.delivery_id, e.what());
-      unrecorded.pop_front();
-      continue;
-    }
-    if (!recorded) {
-      spdlog::warn("callback {}: lease lost before its outcome was recorded (another dispatcher owns it now)",
-                   o.row.delivery_id);
-    } else {
-      CallbackResult result = CallbackResult::kDelivered;
-      switch (o.decision.kind) {
-        case CallbackDecision::Kind::kDelivered:
-          ++delivered;
-          break;
-        case CallbackDecision::Kind::kRetry:
-          ++retried;
-          result = CallbackResult::kRetried;
-          // Released by us, so nobody else is bound to look at it sooner.
-          next_claim = std::min(next_claim, Clock::now() + o.decision.retry_in);
-          break;
-        case CallbackDecision::Kind::kDead:
-          ++dead;
-          result = CallbackResult::kDead;
-          break;
+      if (n > 1) {
+        recorded.clear();
+        for (std::size_t i = 0; i < n; ++i) {
+          try {
+            recorded.push_back(store->record(holder, {batch[i]}).at(0));
+          } catch (const DbError& single) {
+            if (single.kind() != DbFailure::kPermanent) throw;
+            spdlog::error("callback {}: cannot record its outcome: {}", unrecorded[i].row.delivery_id, single.what());
+            recorded.push_back(false);
+          }
+        }
+      } else {
+        spdlog::error("callback {}: cannot record its outcome: {}", unrecorded.front().row.delivery_id, e.what());
+        recorded.assign(1, false);
       }
-      if (metrics) metrics->callback_finished(result);
     }
-    unrecorded.pop_front();
+    for (std::size_t i = 0; i < n; ++i) {
+      const DeliveryOutcome& o = unrecorded.front();
+      if (i >= recorded.size() || !recorded[i]) {
+        spdlog::warn("callback {}: outcome not recorded: lease lost (another dispatcher owns it now)",
+                     o.row.delivery_id);
+      } else {
+        note_recorded(o);
+      }
+      unrecorded.pop_front();
+    }
   }
+}
+
+void CallbackDispatcher::Impl::note_recorded(const DeliveryOutcome& o) {
+  CallbackResult result = CallbackResult::kDelivered;
+  switch (o.decision.kind) {
+    case CallbackDecision::Kind::kDelivered:
+      ++delivered;
+      break;
+    case CallbackDecision::Kind::kRetry:
+      ++retried;
+      result = CallbackResult::kRetried;
+      // Released by us, so nobody else is bound to look at it sooner.
+      next_claim = std::min(next_claim, Clock::now() + o.decision.retry_in);
+      break;
+    case CallbackDecision::Kind::kDead:
+      ++dead;
+      result = CallbackResult::kDead;
+      break;
+  }
+  if (metrics) metrics->callback_finished(result);
 }
 
 void CallbackDispatcher::Impl::claim(CallbackSender& sender) {

@@ -159,7 +159,12 @@ void CallbackSender::finish(CURL* easy, CURLcode result) {
         a.error += location ? std::string(": redirects are not followed (Location: ") + location + ")"
                             : ": redirects are not followed";
       } else if (!t->response.empty()) {
-        a.error += ": " + t->response;
+        // Control characters (a NUL would not even fit in a text column)
+        // become spaces; invalid UTF-8 is replaced when it is recorded.
+        std::string excerpt = t->response;
+        for (char& c : excerpt)
+          if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+        a.error += ": " + excerpt;
       }
       if (cut_off) a.error += " (response cut off after 1 MiB)";
     }

@@ -1,6 +1,8 @@
 // PostgreSQL side of callback delivery; see callback_store.hpp.
 #include "callback_store.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <cstdlib>
 
 namespace taskq {
@@ -37,22 +39,32 @@ std::vector<CallbackRow> CallbackStore::claim(const std::string& holder, int max
   return out;
 }
 
-bool CallbackStore::delivered(std::int64_t id, const std::string& holder, long status) {
-  const std::string id_text = std::to_string(id);
-  const std::string status_text = std::to_string(status);
-  return conn_.value("SELECT taskq._callback_delivered($1::bigint, $2, $3::int)",
-                     {id_text.c_str(), holder.c_str(), status_text.c_str()}) == "t";
-}
-
-bool CallbackStore::failed(std::int64_t id, const std::string& holder, long status, const std::string& error,
-                           std::chrono::milliseconds retry_in, bool give_up) {
-  const std::string id_text = std::to_string(id);
-  const std::string status_text = std::to_string(status);
-  const std::string retry_text = millis_interval(retry_in);
-  // No response at all is recorded as a NULL last_status.
-  return conn_.value("SELECT taskq._callback_failed($1::bigint, $2, $3::int, $4, $5::interval, $6::boolean)",
-                     {id_text.c_str(), holder.c_str(), status > 0 ? status_text.c_str() : nullptr, error.c_str(),
-                      retry_text.c_str(), give_up ? "true" : "false"}) == "t";
+std::vector<bool> CallbackStore::record(const std::string& holder, const std::vector<Outcome>& outcomes) {
+  // One round trip for the whole batch: the outcomes travel as a JSON array
+  // (which also takes care of quoting whatever a receiver answered).
+  nlohmann::json batch = nlohmann::json::array();
+  for (const auto& o : outcomes) {
+    batch.push_back({{"id", o.id},
+                     {"delivered", o.delivered},
+                     {"status", o.status > 0 ? nlohmann::json(o.status) : nlohmann::json(nullptr)},
+                     {"error", o.error},
+                     {"retry_ms", o.retry_in.count()},
+                     {"give_up", o.give_up}});
+  }
+  // Invalid UTF-8 in an error (a receiver's bytes) becomes U+FFFD rather
+  // than an exception or an error from PostgreSQL.
+  const std::string json = batch.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  PgResult r = conn_.exec(
+      "SELECT CASE WHEN (e->>'delivered')::boolean "
+      "THEN taskq._callback_delivered((e->>'id')::bigint, $1, (e->>'status')::int) "
+      "ELSE taskq._callback_failed((e->>'id')::bigint, $1, (e->>'status')::int, e->>'error', "
+      "(e->>'retry_ms')::bigint * interval '1 millisecond', (e->>'give_up')::boolean) END "
+      "FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n",
+      {holder.c_str(), json.c_str()});
+  std::vector<bool> out;
+  out.reserve(outcomes.size());
+  for (int i = 0; i < PQntuples(r.get()); ++i) out.push_back(PQgetvalue(r.get(), i, 0)[0] == 't');
+  return out;
 }
 
 std::optional<std::chrono::milliseconds> CallbackStore::next_due_in() {
@@ -70,8 +82,10 @@ bool CallbackStore::drain_notifications() {
     std::string message;
     for (const char* p = PQerrorMessage(conn_.get()); *p != '\0'; ++p) {
       const bool space = *p == '\n' || *p == '\t' || *p == '\r';
-      if (!space) message.push_back(*p);
-      else if (!message.empty() && message.back() != ' ') message.push_back(' ');
+      if (!space)
+        message.push_back(*p);
+      else if (!message.empty() && message.back() != ' ')
+        message.push_back(' ');
     }
     while (!message.empty() && message.back() == ' ') message.pop_back();
     throw DbError(DbFailure::kTransient, "", "lost the PostgreSQL connection: " + message);

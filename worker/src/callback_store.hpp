@@ -31,11 +31,19 @@ class CallbackStore {
   explicit CallbackStore(const std::string& conninfo);
 
   std::vector<CallbackRow> claim(const std::string& holder, int max_rows, std::chrono::milliseconds lease);
-  // Both return false when the lease had been lost (another dispatcher owns
-  // the row now, or it is no longer pending): nothing was changed.
-  bool delivered(std::int64_t id, const std::string& holder, long status);
-  bool failed(std::int64_t id, const std::string& holder, long status, const std::string& error,
-              std::chrono::milliseconds retry_in, bool give_up);
+  // How one delivery went, to be recorded.
+  struct Outcome {
+    std::int64_t id = 0;
+    bool delivered = false;
+    long status = 0;  // 0: no response (recorded as NULL)
+    std::string error;
+    std::chrono::milliseconds retry_in{0};
+    bool give_up = false;
+  };
+  // Records a batch in one statement (one transaction). For each outcome, in
+  // order: false when the lease had been lost (another dispatcher owns the
+  // row now, or it is no longer pending), and nothing was changed for it.
+  std::vector<bool> record(const std::string& holder, const std::vector<Outcome>& outcomes);
   // Time until the next pending row can be claimed (zero if one can now);
   // nullopt when there is none.
   std::optional<std::chrono::milliseconds> next_due_in();
