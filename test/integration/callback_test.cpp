@@ -230,6 +230,7 @@ TEST_F(Callbacks, EachEndedJobIsPostedOnceSignedWithTheContractsHeadersAndBody) 
       EXPECT_TRUE(b["started_at"].is_null());
     }
   }
+  d.stop();  // counters are final once it returned
   EXPECT_EQ(d.get().stats().delivered, 3u);
 }
 
@@ -262,6 +263,7 @@ TEST_F(Callbacks, ServerErrorsAreRetriedWithBackoffThenDelivered) {
   EXPECT_EQ(s.attempts, 3);
   EXPECT_EQ(s.last_status, "204");
   EXPECT_EQ(s.last_error, "");
+  d.stop();  // counters are final once it returned
   EXPECT_EQ(d.get().stats().retried, 2u);
   EXPECT_EQ(d.get().stats().delivered, 1u);
   const std::string rendered = metrics.render();
@@ -286,6 +288,7 @@ TEST_F(Callbacks, MarkedDeadAfterTheAttemptLimitWithStatusAndError) {
   // Dead rows are not claimed again.
   std::this_thread::sleep_for(700ms);
   EXPECT_EQ(receiver_.requests_to("/down").size(), 3u);
+  d.stop();
   EXPECT_EQ(d.get().stats().dead, 1u);
   EXPECT_NE(metrics.render().find("taskq_worker_callbacks_total{result=\"dead\"} 1"), std::string::npos);
 }
@@ -305,6 +308,9 @@ TEST_F(Callbacks, NeverSentTwiceWithSeveralDispatchersRacing) {
   ASSERT_EQ(ids.size(), static_cast<std::size_t>(kJobs));
   ASSERT_TRUE(wait_until([&] { return pending_of_queue() == 0; }, 90s, 100ms)) << pending_of_queue() << " pending";
 
+  // Stopped (and joined): anything still in flight has arrived, and the
+  // counters are final.
+  for (auto& d : dispatchers) d->stop();
   std::map<std::string, int> per_delivery;
   for (const auto& r : receiver_.requests_to("/race")) ++per_delivery[r.header("X-Taskq-Delivery")];
   EXPECT_EQ(per_delivery.size(), static_cast<std::size_t>(kJobs));
@@ -333,6 +339,7 @@ TEST_F(Callbacks, ConnectionsAreReusedAcrossDeliveries) {
   EXPECT_EQ(receiver_.requests_to("/reuse").size(), static_cast<std::size_t>(kJobs));
   // The receiver closes a connection after 5 requests (cpp-httplib's
   // keep-alive limit), so reuse shows as about kJobs / 5 connections.
+  d.stop();
   const auto opened = d.get().stats().connections_opened;
   EXPECT_GE(opened, 1u);
   EXPECT_LE(opened, static_cast<std::uint64_t>(kJobs / 5 + o.max_in_flight)) << opened << " connections";
@@ -469,6 +476,7 @@ TEST_F(Callbacks, SurvivesADatabaseRestart) {
   const std::string after = completed_job(receiver_.url("/restart"));
   ASSERT_TRUE(in_state(after, "delivered", 60s)) << row(after).state;
   EXPECT_EQ(receiver_.requests_to("/restart").size(), 2u);
+  d.stop();
   EXPECT_GE(d.get().stats().reconnects, 1u);
 }
 

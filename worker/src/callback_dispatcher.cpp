@@ -166,6 +166,9 @@ bool CallbackDispatcher::Impl::step(const std::atomic<bool>& stop, CallbackSende
       if (store->drain_notifications()) wake = true;
       record();
       if (!stopping) claim(sender);
+      // Notifications that came in with those results are in libpq's queue
+      // already, where waiting on the socket would not see them.
+      if (store->drain_notifications()) wake = true;
     } catch (const DbError& e) {
       lose_connection(e);
     }
