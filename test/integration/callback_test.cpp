@@ -381,6 +381,23 @@ TEST_F(Callbacks, ABinaryErrorAnswerIsRecordedReadably) {
   EXPECT_EQ(receiver_.requests_to("/binary").size(), 1u);
 }
 
+TEST_F(Callbacks, AHugeAnswerIsCutOffAndItsStatusStillCounts) {
+  receiver_.respond([](const ReceivedRequest& r, std::size_t) {
+    return Response{r.path == "/big-ok" ? 200 : 500, std::string(3 << 20, 'x'), "text/plain"};
+  });
+  CallbackOptions o = options();
+  o.max_attempts = 1;
+  const std::string ok = completed_job(receiver_.url("/big-ok"));
+  const std::string bad = completed_job(receiver_.url("/big-bad"));
+  RunningDispatcher d(o, "cb-test");
+  ASSERT_TRUE(in_state(ok, "delivered", 20s)) << row(ok).last_error;
+  ASSERT_TRUE(in_state(bad, "dead", 20s)) << row(bad).state;
+  const CallbackRowState s = row(bad);
+  EXPECT_EQ(s.last_status, "500");
+  EXPECT_NE(s.last_error.find("(response cut off after 1 MiB)"), std::string::npos) << s.last_error.substr(0, 100);
+  EXPECT_LT(s.last_error.size(), 1000u);
+}
+
 TEST_F(Callbacks, RedirectsAreNotFollowed) {
   const std::string target = receiver_.url("/target");
   receiver_.respond([target](const ReceivedRequest&, std::size_t) {

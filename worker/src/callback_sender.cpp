@@ -164,7 +164,7 @@ void CallbackSender::finish(CURL* easy, CURLcode result) {
         std::string excerpt = t->response;
         for (char& c : excerpt)
           if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
-        a.error += ": " + excerpt;
+        a.error += ": " + excerpt + (t->response_size > t->response.size() ? "..." : "");
       }
       if (cut_off) a.error += " (response cut off after 1 MiB)";
     }
