@@ -41,11 +41,26 @@ AmqpConnection::AmqpConnection(const BrokerUrl& url, const ConnectOptions& optio
     timeval rpc = to_timeval(options.rpc_timeout_ms);
     amqp_set_rpc_timeout(state_, &rpc);
 
-    amqp_table_entry_t props[1];
-    props[0].key = amqp_cstring_bytes("connection_name");
-    props[0].value.kind = AMQP_FIELD_KIND_UTF8;
-    props[0].value.value.bytes = bytes(options.connection_name);
-    amqp_table_t client_properties{options.connection_name.empty() ? 0 : 1, props};
+    // RabbitMQ sends connection.blocked (resource alarms) and basic.cancel
+    // (a consumed queue was deleted) only to clients that announce these
+    // capabilities; rabbitmq-c announces neither by default. Without them a
+    // publisher cannot tell an alarm from a slow broker, and a consumer whose
+    // queue is deleted silently receives nothing ever again.
+    amqp_table_entry_t capabilities[2];
+    capabilities[0].key = amqp_cstring_bytes("connection.blocked");
+    capabilities[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    capabilities[0].value.value.boolean = 1;
+    capabilities[1].key = amqp_cstring_bytes("consumer_cancel_notify");
+    capabilities[1].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    capabilities[1].value.value.boolean = 1;
+    amqp_table_entry_t props[2];
+    props[0].key = amqp_cstring_bytes("capabilities");
+    props[0].value.kind = AMQP_FIELD_KIND_TABLE;
+    props[0].value.value.table = amqp_table_t{2, capabilities};
+    props[1].key = amqp_cstring_bytes("connection_name");
+    props[1].value.kind = AMQP_FIELD_KIND_UTF8;
+    props[1].value.value.bytes = bytes(options.connection_name);
+    amqp_table_t client_properties{options.connection_name.empty() ? 1 : 2, props};
     check_rpc_reply(
         amqp_login_with_properties(state_, url.vhost.c_str(), 0, AMQP_DEFAULT_FRAME_SIZE, options.heartbeat_s,
                                    &client_properties, AMQP_SASL_METHOD_PLAIN, url.user.c_str(), url.password.c_str()),

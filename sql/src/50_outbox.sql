@@ -68,7 +68,14 @@ BEGIN
     DELETE FROM taskq.outbox o USING unnest(outbox_ids) AS u(id) WHERE o.id = u.id RETURNING o.job_id
   )
   SELECT array_agg(job_id) INTO job_ids FROM done;
-  UPDATE taskq.jobs j SET published_at = now() FROM unnest(job_ids) AS u(id) WHERE j.id = u.id;
+  -- SKIP LOCKED: a job locked right now is being started by a worker (its
+  -- message is already out), and it needs no publish time once running.
+  -- Waiting for that lock instead could deadlock with a worker's batch start
+  -- (taskq._start_batch) that waits for a row this pass locked; the pass
+  -- would abort and every message of it would go out again.
+  UPDATE taskq.jobs j SET published_at = now()
+  WHERE j.id IN (SELECT l.id FROM taskq.jobs l JOIN unnest(job_ids) AS u(id) ON l.id = u.id
+                 FOR UPDATE OF l SKIP LOCKED);
   RETURN coalesce(array_length(job_ids, 1), 0);
 END;
 $$;

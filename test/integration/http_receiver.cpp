@@ -42,8 +42,17 @@ HttpReceiver::HttpReceiver() {
   port_ = server_.bind_to_any_port("127.0.0.1");
   if (port_ <= 0) throw std::runtime_error("http receiver: cannot bind a port on 127.0.0.1");
   thread_ = std::thread([this] { server_.listen_after_bind(); });
-  // listen_after_bind sets is_running() once it accepts.
-  for (int i = 0; i < 500 && !server_.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  // listen_after_bind sets is_running() once it accepts. Until then stop()
+  // would do nothing and the destructor's join would hang: wait for it.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!server_.is_running()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      server_.stop();
+      thread_.detach();  // cannot be joined safely; the process is failing anyway
+      throw std::runtime_error("http receiver: the server did not start within 30 s");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
 }
 
 HttpReceiver::~HttpReceiver() {

@@ -7,6 +7,7 @@
 #include "http_handler.hpp"
 #include "job_message.hpp"
 #include "pg_connection.hpp"
+#include "valid_text.hpp"
 
 using namespace std::chrono_literals;
 using taskq::Outcome;
@@ -39,6 +40,38 @@ TEST(JobMessage, RefusesGarbageWithAReason) {
     EXPECT_FALSE(taskq::parse_job_message(bad, "emails", &error)) << bad;
     EXPECT_FALSE(error.empty()) << bad;
   }
+}
+
+TEST(JobMessage, RefusesIdsThatAreNotUuids) {
+  // 36 characters but not a UUID: it would fail the uuid cast of a whole
+  // start batch in SQL.
+  std::string error;
+  EXPECT_FALSE(taskq::parse_job_message(R"({"id":"01a20626-0a56-722c-bb81-e72fb4aa505g","queue":"emails","attempt":1})",
+                                        "emails", &error));
+  EXPECT_FALSE(taskq::parse_job_message(R"({"id":"01a20626x0a56-722c-bb81-e72fb4aa505b","queue":"emails","attempt":1})",
+                                        "emails", &error));
+  EXPECT_FALSE(taskq::parse_job_message(
+      R"({"id":"'; DROP TABLE taskq.jobs; --xxxxxxxxxxxx","queue":"emails","attempt":1})", "emails", &error));
+  EXPECT_TRUE(taskq::parse_job_message(R"({"id":"01A20626-0A56-722C-BB81-E72FB4AA505B","queue":"emails","attempt":1})",
+                                       "emails", &error))
+      << error;
+}
+
+TEST(ValidText, KeepsValidUtf8) {
+  const std::string text = "plain, \xC3\xA9t\xC3\xA9, \xE2\x82\xAC, \xF0\x9F\x98\x80";
+  EXPECT_EQ(taskq::valid_text(text), text);
+}
+
+TEST(ValidText, DropsNulBytesAndReplacesInvalidSequences) {
+  EXPECT_EQ(taskq::valid_text(std::string("a\0b", 3)), "ab");
+  const std::string replacement = "\xEF\xBF\xBD";
+  EXPECT_EQ(taskq::valid_text("a\xFF"
+                              "b"),
+            "a" + replacement + "b");                                                     // never valid
+  EXPECT_EQ(taskq::valid_text("\xC0\xAF"), replacement + replacement);                    // overlong '/'
+  EXPECT_EQ(taskq::valid_text("\xED\xA0\x80"), replacement + replacement + replacement);  // surrogate
+  EXPECT_EQ(taskq::valid_text("end\xE2\x82"), "end" + replacement + replacement);         // cut mid-sequence
+  EXPECT_EQ(taskq::valid_text("\xF4\x90\x80\x80").substr(0, 3), replacement);             // above U+10FFFF
 }
 
 TEST(JobMessage, RefusesAMessageForAnotherQueue) {

@@ -1,16 +1,26 @@
 // taskq-worker: consumes taskq jobs from RabbitMQ and runs them with exec or
 // HTTP handlers. See `taskq-worker --help` and README "taskq-worker".
-#include <CLI/CLI.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
-
 #include <csignal>
 #include <cstdio>
 #include <thread>
 
 #include "cli_options.hpp"
-#include "taskq/version.hpp"
+#include "log.hpp"
 #include "taskq/worker.hpp"
+
+namespace {
+
+// A fatal error is one line: plain for a person at a terminal, a JSON
+// object when the output goes to a log pipeline that expects nothing else.
+int report_fatal(taskq::log::Format format, int code, const char* what) {
+  if (format == taskq::log::Format::kJson)
+    taskq::log::error("{}", what);
+  else
+    std::fprintf(stderr, "taskq-worker: %s\n", what);
+  return code;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   taskq::CliOptions cli;
@@ -21,13 +31,8 @@ int main(int argc, char** argv) {
     return parsed;
   }
 
-  auto logger = spdlog::stderr_color_mt("taskq-worker");
-  if (cli.log_format == "json")
-    logger->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","message":"%v"})",
-                        spdlog::pattern_time_type::utc);
-  else
-    logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %l %v", spdlog::pattern_time_type::utc);
-  spdlog::set_default_logger(logger);
+  const taskq::log::Format format = taskq::log::parse_format(cli.log_format);  // checked by parse_cli
+  taskq::log::configure(format);
 
   // Signals are taken by one thread (sigwait); every other thread, and the
   // handlers' children (which reset their mask), never see them.
@@ -44,7 +49,7 @@ int main(int argc, char** argv) {
   std::thread signal_thread([&] {
     int sig = 0;
     sigwait(&signals, &sig);
-    spdlog::info("received {}: finishing in-flight jobs", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    taskq::log::info("received {}: finishing in-flight jobs", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     worker.stop();
   });
   signal_thread.detach();
@@ -52,11 +57,9 @@ int main(int argc, char** argv) {
   try {
     worker.run();
   } catch (const taskq::StartupError& e) {
-    std::fprintf(stderr, "taskq-worker: %s\n", e.what());
-    return 2;
+    return report_fatal(format, 2, e.what());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "taskq-worker: %s\n", e.what());
-    return 1;
+    return report_fatal(format, 1, e.what());
   }
   return 0;
 }

@@ -5,7 +5,9 @@
 
 #include <cstdlib>
 
+#include "cli_help.hpp"
 #include "exec_handler.hpp"
+#include "host_port.hpp"
 #include "http_handler.hpp"
 #include "taskq/version.hpp"
 
@@ -26,59 +28,77 @@ std::pair<std::string, std::string> split_handler_spec(const std::string& spec) 
 }
 
 int parse_cli(int argc, char** argv, CliOptions* out, std::string* message) {
-  CLI::App app{
-      "taskq-worker: runs taskq jobs. It consumes the RabbitMQ queues of the given taskq queues, starts each job\n"
-      "with taskq.start(), runs its handler, records the outcome with taskq.complete()/taskq.fail() and only\n"
-      "then is the job done. Retries, backoff and the attempt limit are the queue's (taskq.create_queue).\n\n"
-      "Handlers:\n"
-      "  QUEUE=exec:COMMAND   run COMMAND with /bin/sh; payload JSON on stdin; env TASKQ_JOB_ID, TASKQ_QUEUE,\n"
-      "                       TASKQ_TASK, TASKQ_ATTEMPT, TASKQ_MAX_ATTEMPTS. Exit 0: completed (stdout is the\n"
-      "                       result), exit 65: failed for good, anything else: retried.\n"
-      "  QUEUE=http://URL     POST the message body; 2xx: completed (response body is the result),\n"
-      "                       4xx except 408/429: failed for good, anything else: retried.\n\n"
-      "Callbacks: when a job enqueued with callback_url ends, this process POSTs its outcome there (signed\n"
-      "with --callback-secret), retrying with backoff until --callback-max-attempts; see README \"Callbacks\".\n\n"
-      "Example:\n"
-      "  taskq-worker --database 'dbname=app' --broker amqp://guest:guest@localhost:5672/ \\\n"
-      "               --handler 'emails=exec:/usr/local/bin/send-email' --concurrency 8\n",
-      "taskq-worker"};
+  CLI::App app{"", "taskq-worker"};  // help text: cli_help.cpp
   std::vector<std::string> handlers;
-  app.add_option("--database", out->worker.database, "PostgreSQL connection (conninfo or URI) [env TASKQ_DATABASE_URL]")
+  app.add_option("--database", out->worker.database,
+                 "required: the PostgreSQL database with the taskq extension,\n"
+                 "'dbname=app host=db' or postgresql://user@host/app")
       ->envname("TASKQ_DATABASE_URL");
   app.add_option("--broker", out->worker.broker,
-                 "RabbitMQ URL amqp://user:password@host:port/vhost [env TASKQ_BROKER_URL]")
+                 "required: RabbitMQ, amqp://user:password@host:port/vhost\n"
+                 "(without /vhost: the default vhost \"/\")")
       ->envname("TASKQ_BROKER_URL");
-  app.add_option("--handler", handlers, "QUEUE=exec:COMMAND or QUEUE=http(s)://URL; repeat for several queues");
-  app.add_option("--concurrency", out->worker.concurrency, "jobs run at once (default 4)")->check(CLI::Range(1, 1024));
-  app.add_option("--prefetch", out->worker.prefetch, "unacknowledged deliveries per process (default 2 x concurrency)")
+  app.add_option("--handler", handlers,
+                 "required: a queue to consume and what runs its jobs,\n"
+                 "QUEUE=exec:COMMAND or QUEUE=http(s)://URL (see Handlers below);\n"
+                 "repeat it for each queue");
+  app.add_option("--concurrency", out->worker.concurrency, "jobs run at once, 1-1024 (default 4)")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--prefetch", out->worker.prefetch,
+                 "messages RabbitMQ hands this worker ahead of time, 0-65535\n"
+                 "(default 0: four times --concurrency)")
       ->check(CLI::Range(0, 65535));
   CallbackOptions& callbacks = out->worker.callbacks;
   app.add_option("--callback-secret", callbacks.secret,
-                 "HMAC-SHA256 key: callbacks carry X-Taskq-Signature [env TASKQ_CALLBACK_SECRET]")
+                 "key that signs callbacks (X-Taskq-Signature, HMAC-SHA256);\n"
+                 "default: unsigned")
       ->envname("TASKQ_CALLBACK_SECRET");
   app.add_option("--callback-max-attempts", callbacks.max_attempts,
-                 "deliveries tried before a callback is marked dead (default 10)")
-      ->check(CLI::Range(1, 1000));
-  app.add_option("--callback-concurrency", callbacks.max_in_flight, "callback POSTs in flight at once (default 16)")
-      ->check(CLI::Range(1, 1024));
+                 "deliveries tried before a callback is marked dead, 1-1000\n"
+                 "(default 10)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 1000).description(""));  // the text says the range in words
+  app.add_option("--callback-concurrency", callbacks.max_in_flight,
+                 "callback POSTs in flight at once, 1-1024 (default 16)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 1024).description(""));
   int callback_timeout = static_cast<int>(callbacks.timeout.count() / 1000);
   app.add_option("--callback-timeout", callback_timeout,
-                 "seconds a callback POST may take, connect included (default 10)")
-      ->check(CLI::Range(1, 3600));
+                 "seconds a callback POST may take, connect included, 1-3600\n"
+                 "(default 10)")
+      ->type_name("SECONDS")
+      ->check(CLI::Range(1, 3600).description(""));
   app.add_flag("--callback-refuse-private", callbacks.refuse_private_addresses,
-               "refuse callback URLs that resolve to loopback, private, link-local or other non-public addresses");
+               "refuse callback URLs that resolve to loopback, private,\n"
+               "link-local or other non-public addresses (SSRF guard)");
   bool no_callbacks = false;
-  app.add_flag("--no-callbacks", no_callbacks, "do not deliver callbacks from this process (another one does)");
-  app.add_option("--metrics-addr", out->metrics_addr, "HOST:PORT for /metrics and /healthz");
+  app.add_flag("--no-callbacks", no_callbacks, "deliver no callbacks from this process (another one does)")
+      ->group("Callbacks");
+  app.add_option("--metrics-addr", out->metrics_addr,
+                 "serve /metrics (Prometheus) and /healthz on HOST:PORT, such as\n"
+                 "127.0.0.1:9464 or [::]:9464 (default: not served)");
   int shutdown = 30;
-  app.add_option("--shutdown-timeout", shutdown, "seconds in-flight jobs get to finish after SIGTERM (default 30)")
+  app.add_option("--shutdown-timeout", shutdown,
+                 "after SIGTERM/SIGINT, seconds running jobs get to finish before\n"
+                 "they are stopped (and retried later), 0-86400 (default 30)")
       ->check(CLI::Range(0, 86400));
-  app.add_option("--job-timeout", out->job_timeout_s, "seconds a handler may run; 0: no limit (default)")
+  app.add_option("--job-timeout", out->job_timeout_s,
+                 "seconds a handler may run before it is stopped and the job\n"
+                 "retried; 0: no limit (default)")
       ->check(CLI::Range(0, 7 * 86400));
-  app.add_option("--log-format", out->log_format, "text or json (one JSON object per line)")
+  int early_ack = static_cast<int>(out->worker.early_ack_after.count());
+  app.add_option("--early-ack-after", early_ack,
+                 "seconds after which a still-running job's message is\n"
+                 "acknowledged, to stay below RabbitMQ's consumer_timeout; the\n"
+                 "job stays protected by its lease (default 900)")
+      ->check(CLI::Range(1, 7 * 86400));
+  app.add_option("--log-format", out->log_format,
+                 "logs on stderr, one line per event: text (default) or json\n"
+                 "(an object per line: time, level, msg, job_id, queue, attempt)")
       ->check(CLI::IsMember({"text", "json"}));
-  app.add_option("--name", out->worker.name, "worker name recorded on started jobs (default host:pid)");
+  app.add_option("--name", out->worker.name, "this worker's name in taskq.jobs.worker (default HOSTNAME:PID)");
   app.set_version_flag("--version", std::string("taskq-worker ") + version());
+  arrange_help(app);
 
   try {
     app.parse(argc, argv);
@@ -93,6 +113,7 @@ int parse_cli(int argc, char** argv, CliOptions* out, std::string* message) {
     return 2;
   }
   out->worker.shutdown_timeout = std::chrono::seconds(shutdown);
+  out->worker.early_ack_after = std::chrono::seconds(early_ack);
   callbacks.timeout = std::chrono::seconds(callback_timeout);
   callbacks.enabled = !no_callbacks;
   if (out->worker.database.empty()) {
@@ -108,8 +129,13 @@ int parse_cli(int argc, char** argv, CliOptions* out, std::string* message) {
     return 2;
   }
   if (!out->metrics_addr.empty()) {
-    *message = "taskq-worker: --metrics-addr is not available in this version yet";
-    return 2;
+    try {
+      parse_host_port(out->metrics_addr);
+    } catch (const std::invalid_argument& e) {
+      *message = std::string("taskq-worker: --metrics-addr ") + e.what();
+      return 2;
+    }
+    out->worker.metrics_addr = out->metrics_addr;
   }
   const auto timeout = std::chrono::milliseconds(static_cast<long>(out->job_timeout_s) * 1000);
   try {

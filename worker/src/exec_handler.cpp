@@ -1,6 +1,8 @@
 // exec:COMMAND handler; see exec_handler.hpp.
 #include "exec_handler.hpp"
 
+#include "valid_text.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -158,7 +160,7 @@ Outcome map_process_result(const ProcessResult& r) {
     const std::string out = trim_trailing_newlines(r.stdout_data);
     if (out.empty()) return Outcome::completed(nullptr);
     auto parsed = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
-    return Outcome::completed(parsed.is_discarded() ? nlohmann::json(out) : parsed);
+    return Outcome::completed(parsed.is_discarded() ? nlohmann::json(valid_text(out)) : parsed);
   }
   const std::string error = stderr_text.empty() ? "exited with status " + std::to_string(r.exit_code) : stderr_text;
   if (r.exit_code == 65) return Outcome::failed(error);  // EX_DATAERR: failed for good

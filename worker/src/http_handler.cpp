@@ -2,6 +2,8 @@
 // thread, so connections to the endpoint are reused across jobs.
 #include "http_handler.hpp"
 
+#include "valid_text.hpp"
+
 #include <curl/curl.h>
 
 #include <memory>
@@ -40,7 +42,7 @@ Outcome map_http_result(long status, const std::string& body, const std::string&
   if (status >= 200 && status < 300) {
     if (body.empty()) return Outcome::completed(nullptr);
     auto parsed = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-    return Outcome::completed(parsed.is_discarded() ? nlohmann::json(body) : parsed);
+    return Outcome::completed(parsed.is_discarded() ? nlohmann::json(valid_text(body)) : parsed);
   }
   const std::string error = "HTTP " + std::to_string(status) + (body.empty() ? "" : ": " + body.substr(0, 2000));
   if (status >= 400 && status < 500 && status != 408 && status != 429) return Outcome::failed(error);

@@ -1,7 +1,23 @@
 // See job_message.hpp.
 #include "job_message.hpp"
 
+#include <cctype>
+
 namespace taskq {
+namespace {
+
+// 8-4-4-4-12 hex digits: anything else would make the uuid cast in SQL fail
+// and take the rest of a batch down with it.
+bool is_uuid(const std::string& s) {
+  if (s.size() != 36) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 std::optional<Job> parse_job_message(const std::string& body, const std::string& queue, std::string* error) {
   const auto doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
@@ -13,7 +29,7 @@ std::optional<Job> parse_job_message(const std::string& body, const std::string&
   const auto id = doc.find("id");
   const auto q = doc.find("queue");
   const auto attempt = doc.find("attempt");
-  if (id == doc.end() || !id->is_string() || id->get<std::string>().size() != 36) {
+  if (id == doc.end() || !id->is_string() || !is_uuid(id->get<std::string>())) {
     *error = "message has no valid job id";
     return std::nullopt;
   }

@@ -3,7 +3,11 @@
 // buckets cumulative with a final +Inf bucket.
 #include "metrics.hpp"
 
-#include <sstream>
+#include <fmt/format.h>
+
+#include <cmath>
+#include <iterator>
+#include <set>
 
 namespace taskq {
 namespace {
@@ -25,8 +29,29 @@ std::string escape_label(const std::string& value) {
   return out;
 }
 
-void family(std::ostringstream& out, const char* name, const char* type, const char* help) {
-  out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+// Shortest text that reads back as the same double ("0.005", not
+// "0.0050000000000000001"), with the format's spellings of the specials.
+std::string number(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  return fmt::format("{}", v);
+}
+
+void family(std::string& out, const char* name, const char* type, const char* help) {
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+// One sample line: name{labels} value. labels is already escaped.
+template <typename Value>
+void sample(std::string& out, const char* name, const std::string& labels, const Value& value) {
+  if (labels.empty())
+    fmt::format_to(std::back_inserter(out), "{} {}\n", name, value);
+  else
+    fmt::format_to(std::back_inserter(out), "{}{{{}}} {}\n", name, labels, value);
+}
+
+std::string label(const char* name, const std::string& value) {
+  return std::string(name) + "=\"" + escape_label(value) + "\"";
 }
 
 }  // namespace
@@ -126,57 +151,76 @@ long Metrics::in_flight() const {
 }
 
 std::string Metrics::render() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::ostringstream out;
-  out.precision(17);
+  // Copy under the lock, format without it: a scrape then holds up the
+  // threads recording jobs for a copy of a few small maps, not for the
+  // formatting (milliseconds with many queues).
+  std::unique_lock<std::mutex> lock(mu_);
+  const auto started = started_;
+  const auto finished = finished_;
+  const auto dropped = dropped_;
+  const auto durations = durations_;
+  const auto callbacks = callbacks_;
+  const auto reconnects = reconnects_;
+  const auto connected = connected_;
+  const long in_flight = in_flight_;
+  lock.unlock();
+
+  std::string out;
+  out.reserve(4096 + 1500 * durations.size());  // one queue takes about 1.4 kB
 
   family(out, "taskq_worker_jobs_started_total", "counter", "Jobs this worker started (taskq.start returned the job).");
-  for (const auto& [queue, n] : started_)
-    out << "taskq_worker_jobs_started_total{queue=\"" << escape_label(queue) << "\"} " << n << '\n';
+  for (const auto& [queue, n] : started) sample(out, "taskq_worker_jobs_started_total", label("queue", queue), n);
 
   family(out, "taskq_worker_jobs_finished_total", "counter",
          "Attempts this worker finished, by queue and outcome (completed, retried, failed, cancelled, stale, "
          "unrecorded).");
-  for (const auto& [key, n] : finished_)
-    out << "taskq_worker_jobs_finished_total{queue=\"" << escape_label(key.first) << "\",outcome=\""
-        << to_string(key.second) << "\"} " << n << '\n';
+  for (const auto& [key, n] : finished)
+    sample(out, "taskq_worker_jobs_finished_total",
+           label("queue", key.first) + "," + label("outcome", to_string(key.second)), n);
 
   family(out, "taskq_worker_deliveries_dropped_total", "counter",
-         "Deliveries acknowledged without running a job, by queue and reason.");
-  for (const auto& [key, n] : dropped_)
-    out << "taskq_worker_deliveries_dropped_total{queue=\"" << escape_label(key.first) << "\",reason=\""
-        << to_string(key.second) << "\"} " << n << '\n';
+         "Deliveries acknowledged without running a job, by queue and reason (malformed, stale, no_handler).");
+  for (const auto& [key, n] : dropped)
+    sample(out, "taskq_worker_deliveries_dropped_total",
+           label("queue", key.first) + "," + label("reason", to_string(key.second)), n);
 
   family(out, "taskq_worker_handler_duration_seconds", "histogram", "Time handlers ran, by queue.");
-  for (const auto& [queue, h] : durations_) {
-    const std::string q = escape_label(queue);
+  for (const auto& [queue, h] : durations) {
+    const std::string q = label("queue", queue);
     std::uint64_t cumulative = 0;
     for (std::size_t i = 0; i < kDurationBuckets.size(); ++i) {
       cumulative += h.buckets[i];
-      out << "taskq_worker_handler_duration_seconds_bucket{queue=\"" << q << "\",le=\"" << kDurationBuckets[i] << "\"} "
-          << cumulative << '\n';
+      sample(out, "taskq_worker_handler_duration_seconds_bucket", q + ",le=\"" + number(kDurationBuckets[i]) + "\"",
+             cumulative);
     }
-    out << "taskq_worker_handler_duration_seconds_bucket{queue=\"" << q << "\",le=\"+Inf\"} " << h.count << '\n';
-    out << "taskq_worker_handler_duration_seconds_sum{queue=\"" << q << "\"} " << h.sum << '\n';
-    out << "taskq_worker_handler_duration_seconds_count{queue=\"" << q << "\"} " << h.count << '\n';
+    // +Inf holds every observation, also those above the last bound.
+    sample(out, "taskq_worker_handler_duration_seconds_bucket", q + ",le=\"+Inf\"", h.count);
+    sample(out, "taskq_worker_handler_duration_seconds_sum", q, number(h.sum));
+    sample(out, "taskq_worker_handler_duration_seconds_count", q, h.count);
   }
 
   family(out, "taskq_worker_callbacks_total", "counter",
          "Callback delivery attempts, by result (delivered, retried, dead).");
-  for (const auto& [result, n] : callbacks_)
-    out << "taskq_worker_callbacks_total{result=\"" << to_string(result) << "\"} " << n << '\n';
+  for (const auto& [result, n] : callbacks)
+    sample(out, "taskq_worker_callbacks_total", label("result", to_string(result)), n);
 
   family(out, "taskq_worker_reconnects_total", "counter", "Reconnections after a lost connection, by service.");
-  for (const auto& [service, n] : reconnects_)
-    out << "taskq_worker_reconnects_total{service=\"" << escape_label(service) << "\"} " << n << '\n';
+  for (const auto& [service, n] : reconnects)
+    sample(out, "taskq_worker_reconnects_total", label("service", service), n);
 
+  // broker and database are always shown (0 until first connected), so an
+  // alert on == 0 also fires for a worker that never got connected.
   family(out, "taskq_worker_connected", "gauge", "1 while the worker's connection to the service is up.");
-  for (const auto& [service, up] : connected_)
-    out << "taskq_worker_connected{service=\"" << escape_label(service) << "\"} " << (up ? 1 : 0) << '\n';
+  std::set<std::string> services = {"broker", "database"};
+  for (const auto& entry : connected) services.insert(entry.first);
+  for (const auto& service : services) {
+    auto it = connected.find(service);
+    sample(out, "taskq_worker_connected", label("service", service), it != connected.end() && it->second ? 1 : 0);
+  }
 
   family(out, "taskq_worker_jobs_in_flight", "gauge", "Jobs whose handler is running now.");
-  out << "taskq_worker_jobs_in_flight " << in_flight_ << '\n';
-  return out.str();
+  sample(out, "taskq_worker_jobs_in_flight", "", in_flight);
+  return out;
 }
 
 }  // namespace taskq

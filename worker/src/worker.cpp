@@ -1,62 +1,112 @@
-// taskq::Worker: one AMQP connection (consumer thread), `concurrency` runner
-// threads with a database connection each, and a heartbeat thread.
+// taskq::Worker: the threads of one worker process and how a delivery moves
+// through them (in_flight.hpp draws the picture).
 //
-// Life of a delivery:
-//   consumer thread: basic.consume (manual acks, basic.qos = prefetch) ->
-//     queue of deliveries
-//   runner thread: parse (garbage: ack and drop) -> taskq.start (stale: ack
-//     and drop) -> ack (PostgreSQL owns the job from here: lease + rescue) ->
-//     handler with heartbeats -> taskq.complete / taskq.fail
-// Acks go back to the consumer thread (rabbitmq-c connections are not
-// thread-safe) tagged with the connection generation: after a reconnect, the
-// broker redelivers what was unacked, and old tags are dropped.
+//   consumer (the thread in run()): owns the RabbitMQ connection; reads
+//     deliveries into `pending`, sends acks; reconnects with backoff.
+//   starter: starts as many pending deliveries as there are free runner
+//     slots in one taskq._start_batch round trip; garbage and stale
+//     deliveries are acked and dropped at once.
+//   runners (concurrency of them): run handlers.
+//   finisher: records outcomes (taskq._complete_batch, taskq.fail), then
+//     queues the acks.
+//   heartbeater: extends the leases of in-flight jobs, stops the ones whose
+//     heartbeat is refused (cancel requested, lease lost), and acks long jobs
+//     early.
 //
-// Acking right after start (not after complete) is deliberate: a job may run
-// longer than RabbitMQ's consumer_timeout without the broker closing the
-// channel, and its prefetch slot is freed. Duplicates of an acked delivery
-// are fenced by the attempt number.
+// The guarantee: a delivery is acked only once its job's outcome is
+// recorded (or the delivery turned out stale), so a crash anywhere leaves
+// either an unacked message that RabbitMQ redelivers or a started job whose
+// lease runs out and is retried through the outbox. The one exception is a
+// job that runs longer than `early_ack_after`: its delivery is acked while it
+// runs, because RabbitMQ would otherwise close the channel after its
+// consumer_timeout; PostgreSQL's lease already owns the job from its start.
+// Duplicates of any delivery are fenced by the attempt number.
 #include "taskq/worker.hpp"
 
-#include <spdlog/spdlog.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <condition_variable>
-#include <deque>
-#include <mutex>
-#include <set>
+#include <algorithm>
 #include <thread>
 #include <vector>
 
-#include "core/amqp_connection.hpp"
+#include "broker_consumer.hpp"
 #include "core/backoff.hpp"
+#include "in_flight.hpp"
 #include "job_message.hpp"
-#include "pg_connection.hpp"
+#include "job_store.hpp"
+#include "log.hpp"
+#include "metrics.hpp"
+#include "metrics_server.hpp"
 
 namespace taskq {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-struct Delivery {
-  std::uint64_t tag;
-  std::uint64_t generation;  // which AMQP connection it came on
-  std::string queue;         // taskq queue (routing key)
-  std::string body;
-};
-
-struct RunningJob {
-  std::string id;
-  int attempt;
-  std::chrono::milliseconds heartbeat_every;
-  Clock::time_point next_heartbeat;
-  CancellationToken* token;
-};
+constexpr std::size_t kMaxBatch = 256;  // items per start/complete/heartbeat round trip
+// Handlers quicker than this on average (recent jobs) get started ahead.
+constexpr double kLookaheadBelowSeconds = 0.05;
+// After the shutdown timeout, stopped handlers get this long to return and
+// their outcomes to be recorded before the worker gives up on them (their
+// leases then retry them).
+constexpr auto kShutdownGrace = 10s;
+// An idle worker checks its database this often (for /healthz).
+constexpr auto kIdlePingEvery = 5s;
 
 std::string default_worker_name() {
   char host[256] = "localhost";
   gethostname(host, sizeof(host) - 1);
   return std::string(host) + ":" + std::to_string(getpid());
+}
+
+// Wakes the consumer thread out of poll(): acks are waiting, or stop().
+class WakeFd {
+ public:
+  WakeFd() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+    if (fd_ < 0) throw std::runtime_error("eventfd failed");
+  }
+  ~WakeFd() { ::close(fd_); }
+  WakeFd(const WakeFd&) = delete;
+  WakeFd& operator=(const WakeFd&) = delete;
+
+  int fd() const { return fd_; }
+  void wake() const {
+    const std::uint64_t one = 1;
+    (void)!::write(fd_, &one, sizeof(one));
+  }
+  void drain() const {
+    std::uint64_t value;
+    (void)!::read(fd_, &value, sizeof(value));
+  }
+
+ private:
+  int fd_;
+};
+
+// Internal threads expect no exceptions (database and broker failures are
+// handled where they happen). Anything else is a bug or out of memory: log
+// it and crash rather than run on in an unknown state; nothing is lost, since
+// unacked deliveries are requeued and started jobs are retried after their
+// lease.
+template <typename Fn>
+auto guarded(const char* thread, Fn fn) {
+  return [thread, fn]() {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      log::error("{} thread: unexpected error: {}; aborting", thread, e.what());
+      std::abort();
+    }
+  };
+}
+
+JobOutcome outcome_of_status(const std::optional<std::string>& status) {
+  if (!status) return JobOutcome::kStale;
+  if (*status == "pending") return JobOutcome::kRetried;
+  if (*status == "cancelled") return JobOutcome::kCancelled;
+  return JobOutcome::kFailed;
 }
 
 }  // namespace
@@ -65,41 +115,65 @@ struct Worker::Impl {
   WorkerOptions options;
   std::map<std::string, Handler> by_queue;
   std::map<std::string, Handler> by_task;
+  Metrics metrics;
 
+  WorkState state;
+  WakeFd wake;
   std::atomic<bool> stopping{false};
-  std::atomic<Clock::rep> stop_deadline{Clock::time_point::max().time_since_epoch().count()};
-  std::mutex mu;
-  std::condition_variable work_cv;
-  std::deque<Delivery> deliveries;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> acks;  // (generation, tag)
+  std::atomic<Clock::rep> give_up_recording_at{Clock::time_point::max().time_since_epoch().count()};
   std::atomic<std::uint64_t> generation{0};
-  int busy_runners = 0;
-  std::map<std::string, RunningJob> running;  // by job id, guarded by mu
+  std::string exchange = "taskq";
+  std::vector<ConsumedQueue> queues;
 
-  // --- database ------------------------------------------------------------
+  // --- database calls with retries --------------------------------------------
 
-  // Runs fn with a live connection, reconnecting and retrying transient
-  // failures with backoff. Permanent failures are thrown. Gives up (returns
-  // false) only when `give_up` says so (shutdown past its deadline).
-  template <typename Fn>
-  bool with_db(std::optional<PgConnection>& db, Fn&& fn, const std::function<bool()>& give_up) {
-    Backoff backoff(BackoffPolicy{100ms, 10s, 0.5});
+  // Runs fn until it succeeds. Transient failures (lost connection,
+  // serialization failure, deadlock, server shutting down) are retried with
+  // backoff; permanent ones are thrown. Returns false when `give_up` says so.
+  template <typename Fn, typename GiveUp>
+  bool retrying(const char* what, Fn&& fn, GiveUp&& give_up) {
+    Backoff backoff(BackoffPolicy{100ms, 5s, 0.5});
+    bool failed_before = false;
     for (;;) {
       try {
-        if (!db || !db->ok()) db.emplace(options.database);
-        fn(*db);
+        fn();
+        if (failed_before) {
+          metrics.reconnected("database");
+          log::info("database: {} works again", what);
+        }
+        metrics.set_connected("database", true);
         return true;
       } catch (const DbError& e) {
         if (e.kind() == DbFailure::kPermanent) throw;
-        db.reset();
-        spdlog::warn("database: {} (retrying)", e.what());
+        metrics.set_connected("database", false);
+        if (!failed_before) log::warn("database: {} failed: {} (retrying with backoff)", what, e.what());
+        failed_before = true;
       }
       if (give_up()) return false;
       std::this_thread::sleep_for(backoff.next());
     }
   }
 
-  // --- runner threads --------------------------------------------------------
+  // --- starter -----------------------------------------------------------------
+
+  // How many more jobs may start now. Short jobs are started ahead of the
+  // runners, up to `concurrency` of them: a start costs one round trip and
+  // one commit whatever its batch size, so bigger batches are what make
+  // thousands of short jobs per second possible. Long jobs are not started
+  // ahead: a job shown `running` would wait behind another long job here
+  // while other workers might be idle.
+  int free_slots() const {
+    const int lookahead = state.recent_handler_seconds < kLookaheadBelowSeconds ? options.concurrency : 0;
+    return options.concurrency + lookahead - state.handlers_busy;
+  }
+
+  void queue_ack(const Delivery& d) {
+    {
+      std::lock_guard<std::mutex> lock(state.mu);
+      state.acks.emplace_back(d.generation, d.tag);
+    }
+    wake.wake();
+  }
 
   const Handler* handler_for(const Job& job) const {
     if (!job.task.empty()) {
@@ -110,258 +184,430 @@ struct Worker::Impl {
     return q == by_queue.end() ? nullptr : &q->second;
   }
 
-  void ack(const Delivery& d) {
-    std::lock_guard<std::mutex> lock(mu);
-    acks.emplace_back(d.generation, d.tag);
+  void starter_loop() {
+    JobStore store(options.database, options.name);
+    for (;;) {
+      std::vector<Delivery> batch;
+      {
+        std::unique_lock<std::mutex> lock(state.mu);
+        state.starter_cv.wait(lock,
+                              [&] { return state.stop_starting || (!state.pending.empty() && free_slots() > 0); });
+        // Pending deliveries are never acked now: the broker requeues them
+        // when the connection closes.
+        if (state.stop_starting) return;
+        const auto n = std::min<std::size_t>({state.pending.size(), static_cast<std::size_t>(free_slots()), kMaxBatch});
+        for (std::size_t i = 0; i < n; ++i) {
+          batch.push_back(std::move(state.pending.front()));
+          state.pending.pop_front();
+        }
+        // Reserve the slots while the start is under way.
+        state.handlers_busy += static_cast<int>(n);
+      }
+      const int reserved = static_cast<int>(batch.size());
+      const int used = start_batch(store, batch);
+      std::lock_guard<std::mutex> lock(state.mu);
+      state.handlers_busy -= reserved - used;
+    }
   }
 
-  void process(std::optional<PgConnection>& db, const Delivery& delivery) {
-    std::string error;
-    auto job = parse_job_message(delivery.body, delivery.queue, &error);
-    if (!job) {
-      spdlog::error("queue={} dropping a malformed message: {}", delivery.queue, error);
-      ack(delivery);
-      return;
+  // Starts what it can of `batch`; returns how many jobs went to runners
+  // (their slots stay reserved until their handlers return).
+  int start_batch(JobStore& store, std::vector<Delivery>& batch) {
+    std::vector<std::pair<Delivery*, Job>> valid;
+    for (auto& d : batch) {
+      std::string error;
+      auto job = parse_job_message(d.body, d.queue, &error);
+      if (!job) {
+        log::error(log::JobRef::queue_only(d.queue), "dropping a malformed message: {}", error);
+        metrics.delivery_dropped(d.queue, DropReason::kMalformed);
+        queue_ack(d);
+        continue;
+      }
+      valid.emplace_back(&d, std::move(*job));
     }
-    const Handler* handler = handler_for(*job);
-    if (handler == nullptr) {
-      spdlog::error("job={} queue={} no handler for this queue or task; leaving it to its lease", job->id, job->queue);
-      ack(delivery);
-      return;
-    }
+    if (valid.empty()) return 0;
 
-    // Start: the delivery is acked only once this has committed.
-    const std::string attempt = std::to_string(job->attempt);
-    bool started = false;
-    long lease_ms = 0;
-    const bool ok = with_db(
-        db,
-        [&](PgConnection& c) {
-          auto r = c.exec(
-              "SELECT max_attempts, (extract(epoch FROM lease_expires_at - now()) * 1000)::bigint"
-              " FROM taskq.start($1::uuid, $2::int, $3)",
-              {job->id.c_str(), attempt.c_str(), options.name.c_str()});
-          started = PQntuples(r.get()) == 1;
-          if (started) {
-            job->max_attempts = std::atoi(PQgetvalue(r.get(), 0, 0));
-            lease_ms = std::atol(PQgetvalue(r.get(), 0, 1));
-          }
-        },
-        [&] { return stopping.load(); });
-    if (!ok) return;  // shutting down: not acked, the broker redelivers it
-    ack(delivery);
-    if (!started) {
-      spdlog::info("job={} queue={} attempt={} stale delivery dropped", job->id, job->queue, job->attempt);
-      return;
-    }
-    spdlog::info("job={} queue={} attempt={} started", job->id, job->queue, job->attempt);
-
-    CancellationToken token;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      const auto every = std::chrono::milliseconds(std::max<long>(lease_ms / 3, 100));
-      running[job->id] = RunningJob{job->id, job->attempt, every, Clock::now() + every, &token};
-    }
-    Outcome outcome;
-    const auto began = Clock::now();
+    std::vector<AttemptRef> items;
+    for (const auto& [d, job] : valid) items.push_back({job.id, job.attempt});
+    std::vector<std::optional<StartedJob>> started;
     try {
-      outcome = (*handler)(*job, token);
-    } catch (const std::exception& e) {
-      outcome = Outcome::retry(std::string("handler threw: ") + e.what());
-    } catch (...) {
-      outcome = Outcome::retry("handler threw a non-standard exception");
+      const bool ok = retrying(
+          "starting jobs", [&] { started = store.start(items); }, [&] { return stopping.load(); });
+      if (!ok) return 0;  // shutting down: not acked, the broker requeues them
+    } catch (const DbError& e) {
+      // Something in the batch is refused outright (a bug, or a message the
+      // parser let through): find it by starting them one at a time.
+      log::warn("database: starting a batch of {} failed: {}; starting them one by one", items.size(), e.what());
+      started.assign(items.size(), std::nullopt);
+      for (std::size_t n = 0; n < items.size(); ++n) {
+        try {
+          if (!retrying(
+                  "starting a job", [&] { started[n] = store.start({items[n]})[0]; }, [&] { return stopping.load(); }))
+            valid[n].first = nullptr;  // shutting down: left unacked, the broker requeues it
+        } catch (const DbError& single) {
+          log::error(valid[n].second, "dropping a message the database refuses: {}", single.what());
+          metrics.delivery_dropped(valid[n].second.queue, DropReason::kMalformed);
+          queue_ack(*valid[n].first);
+          valid[n].first = nullptr;
+        }
+      }
     }
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      running.erase(job->id);
+
+    int used = 0;
+    const auto now = Clock::now();
+    for (std::size_t n = 0; n < valid.size(); ++n) {
+      auto& [delivery, job] = valid[n];
+      if (delivery == nullptr) continue;
+      if (!started[n]) {
+        log::info(job, "stale delivery dropped");
+        metrics.delivery_dropped(job.queue, DropReason::kStale);
+        queue_ack(*delivery);
+        continue;
+      }
+      auto entry = std::make_unique<InFlight>();
+      entry->delivery = std::move(*delivery);
+      job.max_attempts = started[n]->max_attempts;
+      entry->job = std::move(job);
+      entry->handler = handler_for(entry->job);
+      entry->started_at = now;
+      entry->heartbeat_every = std::max<std::chrono::milliseconds>(started[n]->lease / 3, 100ms);
+      entry->next_heartbeat = now + entry->heartbeat_every;
+      log::info(entry->job, "started");
+      metrics.job_started(entry->job.queue);
+      std::lock_guard<std::mutex> lock(state.mu);
+      InFlight* raw = entry.get();
+      state.in_flight[entry->key()] = std::move(entry);
+      state.runnable.push_back(raw);
+      state.runner_cv.notify_one();
+      ++used;
     }
-    const double seconds = std::chrono::duration<double>(Clock::now() - began).count();
-    record(db, *job, outcome, seconds);
+    state.changed_cv.notify_all();  // the heartbeater plans the new jobs' heartbeats
+    return used;
   }
 
-  // Records the outcome. Retrying after a lost connection is safe: the
-  // attempt number fences a second complete/fail (it comes back stale).
-  void record(std::optional<PgConnection>& db, const Job& job, const Outcome& outcome, double seconds) {
-    const std::string attempt = std::to_string(job.attempt);
-    std::string status;
-    // Keep trying (fencing makes a retry safe) unless shutdown is overdue:
-    // then the lease will retry the job instead.
-    const auto give_up_at = Clock::now() + std::chrono::minutes(10);
-    auto overdue = [&] {
-      return Clock::now() > give_up_at ||
-             (stopping.load() && Clock::now().time_since_epoch().count() > stop_deadline.load());
-    };
-    const bool ok = with_db(
-        db,
-        [&](PgConnection& c) {
-          if (outcome.kind == Outcome::Kind::kCompleted) {
-            const std::string result = outcome.result.dump();
-            status = c.value("SELECT CASE WHEN taskq.complete($1::uuid, $2::int, $3::jsonb) THEN 'completed' END",
-                             {job.id.c_str(), attempt.c_str(), outcome.result.is_null() ? nullptr : result.c_str()});
-          } else {
-            const std::string retry_in =
-                outcome.retry_in ? std::to_string(outcome.retry_in->count()) + " seconds" : std::string();
-            status = c.value(
-                "SELECT taskq.fail($1::uuid, $2::int, $3, $4::interval, $5::boolean)",
-                {job.id.c_str(), attempt.c_str(), outcome.error.c_str(), outcome.retry_in ? retry_in.c_str() : nullptr,
-                 outcome.kind == Outcome::Kind::kFailed ? "true" : "false"});
-          }
-        },
-        overdue);
-    if (!ok) {
-      spdlog::error("job={} queue={} attempt={} outcome not recorded; the lease will retry it", job.id, job.queue,
-                    job.attempt);
-      return;
-    }
-    if (status.empty()) {
-      spdlog::warn("job={} queue={} attempt={} outcome was stale (lease lost or cancelled meanwhile)", job.id,
-                   job.queue, job.attempt);
-    } else if (outcome.kind == Outcome::Kind::kCompleted) {
-      spdlog::info("job={} queue={} attempt={} completed in {:.3f}s", job.id, job.queue, job.attempt, seconds);
-    } else {
-      spdlog::warn("job={} queue={} attempt={} {} after {:.3f}s: {}", job.id, job.queue, job.attempt, status, seconds,
-                   outcome.error);
-    }
-  }
+  // --- runners -----------------------------------------------------------------
 
   void runner_loop() {
-    std::optional<PgConnection> db;
     for (;;) {
-      Delivery d;
+      InFlight* job;
       {
-        std::unique_lock<std::mutex> lock(mu);
-        work_cv.wait(lock, [&] { return stopping.load() || !deliveries.empty(); });
-        if (stopping.load()) return;  // undelivered ones go back to the broker with the connection
-        d = std::move(deliveries.front());
-        deliveries.pop_front();
-        ++busy_runners;
+        std::unique_lock<std::mutex> lock(state.mu);
+        state.runner_cv.wait(lock, [&] { return state.stop_runners || !state.runnable.empty(); });
+        if (state.runnable.empty()) return;
+        job = state.runnable.front();
+        state.runnable.pop_front();
       }
-      try {
-        process(db, d);
-      } catch (const std::exception& e) {
-        // A permanent database error (e.g. the extension was dropped): the
-        // delivery is not acked; the broker redelivers it after a reconnect.
-        spdlog::error("queue={} giving up on a delivery: {}", d.queue, e.what());
-        db.reset();
-      }
-      std::lock_guard<std::mutex> lock(mu);
-      --busy_runners;
-      work_cv.notify_all();
+      metrics.add_in_flight(1);
+      const auto began = Clock::now();
+      Outcome outcome = run_handler(*job);
+      const double seconds = std::chrono::duration<double>(Clock::now() - began).count();
+      metrics.add_in_flight(-1);
+      std::lock_guard<std::mutex> lock(state.mu);
+      --state.handlers_busy;
+      // Moving average over roughly the last ten jobs.
+      state.recent_handler_seconds = 0.9 * state.recent_handler_seconds + 0.1 * seconds;
+      job->handler_done = true;
+      state.finished.push_back({job, std::move(outcome), seconds});
+      state.finisher_cv.notify_one();
+      state.starter_cv.notify_one();
     }
   }
 
-  // --- heartbeats -------------------------------------------------------------
+  static Outcome run_handler(InFlight& job) {
+    if (job.token.cancelled()) return Outcome::retry("stopped before it ran: " + job.token.reason());
+    if (job.handler == nullptr) return Outcome::retry("no handler registered for this queue or task");
+    try {
+      return (*job.handler)(job.job, job.token);
+    } catch (const std::exception& e) {
+      return Outcome::retry(std::string("handler threw: ") + e.what());
+    } catch (...) {
+      return Outcome::retry("handler threw a non-standard exception");
+    }
+  }
+
+  // --- finisher ----------------------------------------------------------------
+
+  // Keep trying to record outcomes (every call is fenced, so a retry is
+  // safe) unless shutdown is past its grace period: then the leases retry
+  // the jobs instead.
+  bool finisher_overdue() const {
+    return stopping.load() && Clock::now().time_since_epoch().count() > give_up_recording_at.load();
+  }
+
+  void finisher_loop() {
+    JobStore store(options.database, options.name);
+    for (;;) {
+      std::vector<FinishedJob> batch;
+      {
+        std::unique_lock<std::mutex> lock(state.mu);
+        state.finisher_cv.wait(lock, [&] { return state.stop_finisher || !state.finished.empty(); });
+        if (state.finished.empty()) return;
+        while (!state.finished.empty() && batch.size() < kMaxBatch) {
+          batch.push_back(std::move(state.finished.front()));
+          state.finished.pop_front();
+        }
+      }
+      std::vector<JobOutcome> outcomes(batch.size(), JobOutcome::kUnrecorded);
+      record(store, batch, outcomes);
+      {
+        std::lock_guard<std::mutex> lock(state.mu);
+        for (std::size_t n = 0; n < batch.size(); ++n) {
+          InFlight* job = batch[n].job;
+          // Unrecorded: not acked; the lease retries the job and the broker
+          // redelivers the message, which then comes back stale.
+          if (outcomes[n] != JobOutcome::kUnrecorded && !job->acked)
+            state.acks.emplace_back(job->delivery.generation, job->delivery.tag);
+          state.in_flight.erase(job->key());
+        }
+        state.changed_cv.notify_all();
+      }
+      wake.wake();
+    }
+  }
+
+  void record(JobStore& store, std::vector<FinishedJob>& batch, std::vector<JobOutcome>& outcomes) {
+    auto overdue = [&] { return finisher_overdue(); };
+
+    std::vector<std::size_t> completed;
+    std::vector<Completion> items;
+    for (std::size_t n = 0; n < batch.size(); ++n) {
+      if (batch[n].outcome.kind != Outcome::Kind::kCompleted) continue;
+      completed.push_back(n);
+      items.push_back({{batch[n].job->job.id, batch[n].job->job.attempt}, batch[n].outcome.result});
+    }
+    if (!items.empty()) {
+      std::vector<bool> done;
+      try {
+        if (retrying(
+                "recording completed jobs", [&] { done = store.complete(items); }, overdue)) {
+          for (std::size_t k = 0; k < completed.size(); ++k)
+            outcomes[completed[k]] = done[k] ? JobOutcome::kCompleted : JobOutcome::kStale;
+        }
+      } catch (const DbError& e) {
+        // Refused as a whole (e.g. a result over the size limit): record
+        // one by one; a result the database refuses fails its job for good.
+        log::warn("database: recording {} completions failed: {}; recording them one by one", items.size(), e.what());
+        for (std::size_t k = 0; k < completed.size(); ++k) {
+          FinishedJob& f = batch[completed[k]];
+          try {
+            if (retrying(
+                    "recording a completed job", [&] { done = store.complete({items[k]}); }, overdue))
+              outcomes[completed[k]] = done[0] ? JobOutcome::kCompleted : JobOutcome::kStale;
+          } catch (const DbError& single) {
+            f.outcome = Outcome::failed(std::string("the result could not be recorded: ") + single.what());
+          }
+        }
+      }
+    }
+
+    for (std::size_t n = 0; n < batch.size(); ++n) {
+      FinishedJob& f = batch[n];
+      if (f.outcome.kind == Outcome::Kind::kCompleted) continue;
+      const AttemptRef ref{f.job->job.id, f.job->job.attempt};
+      std::optional<std::string> status;
+      try {
+        if (retrying(
+                "recording a failed job",
+                [&] {
+                  status =
+                      store.fail(ref, f.outcome.error, f.outcome.retry_in, f.outcome.kind == Outcome::Kind::kFailed);
+                },
+                overdue))
+          outcomes[n] = outcome_of_status(status);
+      } catch (const DbError& e) {
+        log::error(f.job->job, "recording its failure failed: {}; its lease will retry it", e.what());
+      }
+    }
+
+    for (std::size_t n = 0; n < batch.size(); ++n) {
+      const FinishedJob& f = batch[n];
+      const Job& job = f.job->job;
+      metrics.job_finished(job.queue, outcomes[n], f.seconds);
+      switch (outcomes[n]) {
+        case JobOutcome::kCompleted:
+          log::info(job, {{"seconds", f.seconds}}, "completed");
+          break;
+        case JobOutcome::kStale:
+          log::warn(job, "outcome was stale (lease lost or cancelled meanwhile)");
+          break;
+        case JobOutcome::kUnrecorded:
+          log::error(job, "outcome not recorded; its lease will retry it");
+          break;
+        default:
+          log::warn(job, {{"seconds", f.seconds}}, "{}: {}", to_string(outcomes[n]), f.outcome.error);
+      }
+    }
+  }
+
+  // --- heartbeater -------------------------------------------------------------
 
   void heartbeat_loop() {
-    std::optional<PgConnection> db;
-    while (!stopping.load() || busy()) {
-      std::vector<RunningJob> due;
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        const auto now = Clock::now();
-        for (auto& [id, job] : running) {
-          if (job.next_heartbeat <= now) {
-            due.push_back(job);
-            job.next_heartbeat = now + job.heartbeat_every;
-          }
+    JobStore store(options.database, options.name);
+    auto last_contact = Clock::now();
+    std::unique_lock<std::mutex> lock(state.mu);
+    while (!state.stop_finisher) {
+      const auto now = Clock::now();
+      std::vector<AttemptRef> due;
+      std::vector<std::string> keys;
+      auto next_wake = now + 1s;
+      for (auto& [key, job] : state.in_flight) {
+        if (job->next_heartbeat <= now) {
+          due.push_back({job->job.id, job->job.attempt});
+          keys.push_back(key);
+          job->next_heartbeat = now + job->heartbeat_every;
+        }
+        next_wake = std::min(next_wake, job->next_heartbeat);
+        if (!job->acked && now - job->started_at >= options.early_ack_after) {
+          // RabbitMQ would close the channel at its consumer_timeout; the
+          // job is PostgreSQL's (lease) since its start.
+          job->acked = true;
+          state.acks.emplace_back(job->delivery.generation, job->delivery.tag);
+          wake.wake();
+          log::info(job->job, "still running after {}s: delivery acknowledged early", options.early_ack_after.count());
         }
       }
-      for (const auto& job : due) {
+      if (!due.empty()) {
+        lock.unlock();
+        std::vector<bool> extended;
+        bool ok = true;
+        for (std::size_t from = 0; from < due.size() && ok; from += kMaxBatch) {
+          const std::vector<AttemptRef> part(due.begin() + static_cast<long>(from),
+                                             due.begin() + static_cast<long>(std::min(due.size(), from + kMaxBatch)));
+          try {
+            const auto got = store.heartbeat(part);
+            extended.insert(extended.end(), got.begin(), got.end());
+            metrics.set_connected("database", true);
+          } catch (const DbError& e) {
+            metrics.set_connected("database", false);
+            // Try again soon; a lease is several heartbeats long.
+            log::warn("database: heartbeat failed: {}", e.what());
+            ok = false;
+          }
+        }
+        lock.lock();
+        last_contact = Clock::now();
+        for (std::size_t n = 0; n < keys.size(); ++n) {
+          auto it = state.in_flight.find(keys[n]);
+          if (it == state.in_flight.end()) continue;  // finished meanwhile
+          if (!ok) {
+            it->second->next_heartbeat = std::min(it->second->next_heartbeat, Clock::now() + 1s);
+          } else if (!extended[n] && !it->second->handler_done && !it->second->token.cancelled()) {
+            it->second->token.cancel("cancel requested or lease lost");
+            log::warn(it->second->job, "heartbeat refused (cancel requested or lease lost): stopping its handler");
+          }
+        }
+        continue;
+      }
+      if (now - last_contact >= kIdlePingEvery) {
+        // Nothing to heartbeat: still tell /healthz whether the database is there.
+        lock.unlock();
         try {
-          if (!db || !db->ok()) db.emplace(options.database);
-          const std::string attempt = std::to_string(job.attempt);
-          if (db->value("SELECT taskq.heartbeat($1::uuid, $2::int)", {job.id.c_str(), attempt.c_str()}) != "t") {
-            std::lock_guard<std::mutex> lock(mu);
-            auto it = running.find(job.id);
-            if (it != running.end()) it->second.token->cancel("cancel requested or lease lost");
-            spdlog::warn("job={} attempt={} heartbeat refused: stopping the handler", job.id, job.attempt);
-          }
-        } catch (const std::exception& e) {
-          db.reset();
-          spdlog::warn("heartbeat: {} (retrying)", e.what());
+          store.ping();
+          metrics.set_connected("database", true);
+        } catch (const DbError& e) {
+          metrics.set_connected("database", false);
         }
+        lock.lock();
+        last_contact = Clock::now();
+        continue;
       }
-      std::this_thread::sleep_for(100ms);
+      state.changed_cv.wait_until(lock, std::min(next_wake, last_contact + kIdlePingEvery));
     }
   }
 
-  bool busy() {
-    std::lock_guard<std::mutex> lock(mu);
-    return busy_runners > 0;
-  }
+  // --- consumer ----------------------------------------------------------------
 
-  // --- consumer ---------------------------------------------------------------
-
-  std::unique_ptr<AmqpConnection> connect_and_consume(PgConnection& db) {
+  std::unique_ptr<BrokerConsumer> connect_broker() {
     ConnectOptions connect;
     connect.connection_name = "taskq-worker " + options.name;
-    auto conn = std::make_unique<AmqpConnection>(BrokerUrl::parse(options.broker), connect);
-    const int prefetch = options.prefetch > 0 ? options.prefetch : 2 * options.concurrency;
-    amqp_basic_qos(conn->state(), AmqpConnection::kChannel, 0, static_cast<std::uint16_t>(prefetch), 0);
-    check_rpc_reply(amqp_get_rpc_reply(conn->state()), "basic.qos");
-    for (const auto& [queue, handler] : by_queue) {
-      // The same topology the publisher declares (the queue type must match).
-      const std::string type = db.value("SELECT queue_type FROM taskq.queues WHERE queue_name = $1", {queue.c_str()});
-      if (type.empty())
-        throw StartupError("queue \"" + queue + "\" does not exist (create it with taskq.create_queue)");
-      declare_taskq_queue(*conn, "taskq", queue, type);
-      const std::string rabbit_queue = rabbitmq_queue_name(queue);
-      amqp_basic_consume(conn->state(), AmqpConnection::kChannel, amqp_cstring_bytes(rabbit_queue.c_str()),
-                         amqp_empty_bytes, 0, /*no_ack=*/0, 0, amqp_empty_table);
-      check_rpc_reply(amqp_get_rpc_reply(conn->state()), "consuming " + rabbit_queue);
-    }
-    ++generation;
-    return conn;
+    const int prefetch = options.prefetch > 0 ? options.prefetch : 4 * options.concurrency;
+    auto consumer = std::make_unique<BrokerConsumer>(BrokerUrl::parse(options.broker), connect, exchange, queues,
+                                                     std::min(prefetch, 65535), ++generation);
+    metrics.set_connected("broker", true);
+    // Deliveries of the dead connection that were not started yet: the
+    // broker has requeued them and delivers them again.
+    std::lock_guard<std::mutex> lock(state.mu);
+    auto& pending = state.pending;
+    pending.erase(std::remove_if(pending.begin(), pending.end(),
+                                 [&](const Delivery& d) { return d.generation != consumer->generation(); }),
+                  pending.end());
+    return consumer;
   }
 
-  void flush_acks(AmqpConnection& conn) {
+  void flush_acks(BrokerConsumer& consumer) {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> batch;
     {
-      std::lock_guard<std::mutex> lock(mu);
-      batch.swap(acks);
+      std::lock_guard<std::mutex> lock(state.mu);
+      batch.swap(state.acks);
     }
-    for (const auto& [gen, tag] : batch) {
-      if (gen != generation.load()) continue;  // from a dead connection: the broker redelivers it
-      const int rc = amqp_basic_ack(conn.state(), AmqpConnection::kChannel, tag, 0);
-      if (rc != AMQP_STATUS_OK) throw status_error(rc, "acknowledging a delivery");
+    for (const auto& [gen, tag] : batch)
+      if (gen == consumer.generation()) consumer.ack(tag);  // others died with their connection
+  }
+
+  // Waits until the socket has data, acks are queued, stop() was called, or
+  // `timeout` passed. rabbitmq-c is called at least every second, which is
+  // what sends and checks AMQP heartbeats.
+  void wait_for_events(const BrokerConsumer* consumer, std::chrono::milliseconds timeout) {
+    if (consumer != nullptr && consumer->has_buffered_data()) return;
+    pollfd fds[2] = {{wake.fd(), POLLIN, 0}, {consumer ? consumer->socket_fd() : -1, POLLIN, 0}};
+    poll(fds, consumer ? 2 : 1, static_cast<int>(std::min<std::chrono::milliseconds>(timeout, 1s).count()));
+    wake.drain();
+  }
+
+  void take_delivery(Delivery&& d) {
+    std::lock_guard<std::mutex> lock(state.mu);
+    if (state.stop_starting) return;  // shutting down: the broker requeues it at close
+    state.pending.push_back(std::move(d));
+    state.starter_cv.notify_one();
+  }
+
+  void consume(std::unique_ptr<BrokerConsumer>& consumer) {
+    Backoff reconnect(BackoffPolicy{200ms, 30s, 0.5});
+    auto retry_at = Clock::now();
+    while (!stopping.load()) {
+      try {
+        if (!consumer) {
+          if (Clock::now() < retry_at) {
+            wait_for_events(nullptr, std::chrono::duration_cast<std::chrono::milliseconds>(retry_at - Clock::now()));
+            continue;
+          }
+          consumer = connect_broker();
+          metrics.reconnected("broker");
+          log::info("broker: connected again, consuming {} queue(s)", queues.size());
+          reconnect.reset();
+        }
+        flush_acks(*consumer);
+        wait_for_events(consumer.get(), 1s);
+        consumer->drain([this](Delivery&& d) { take_delivery(std::move(d)); });
+      } catch (const std::exception& e) {
+        if (consumer) consumer->close_quickly();  // a half-open socket must not hold us up
+        consumer.reset();
+        metrics.set_connected("broker", false);
+        const auto delay = reconnect.next();
+        retry_at = Clock::now() + delay;
+        log::warn("broker: {}; reconnecting in {} ms", e.what(), delay.count());
+      }
     }
   }
 
-  // Reads deliveries until stop() or a connection failure (thrown).
-  void consume(AmqpConnection& conn) {
-    while (!stopping.load()) {
-      flush_acks(conn);
-      amqp_maybe_release_buffers(conn.state());
-      amqp_envelope_t envelope;
-      timeval wait{0, 50'000};
-      const amqp_rpc_reply_t reply = amqp_consume_message(conn.state(), &envelope, &wait, 0);
-      if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && reply.library_error == AMQP_STATUS_TIMEOUT) continue;
-      if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
-        Delivery d{envelope.delivery_tag, generation.load(),
-                   std::string(static_cast<char*>(envelope.routing_key.bytes), envelope.routing_key.len),
-                   std::string(static_cast<char*>(envelope.message.body.bytes), envelope.message.body.len)};
-        amqp_destroy_envelope(&envelope);
-        std::lock_guard<std::mutex> lock(mu);
-        deliveries.push_back(std::move(d));
-        work_cv.notify_one();
-        continue;
+  // --- start-up and shutdown ---------------------------------------------------
+
+  void look_up_topology() {
+    try {
+      PgConnection db(options.database);
+      if (db.value("SELECT to_regproc('taskq._start_batch') IS NOT NULL") != "t")
+        throw StartupError("the taskq extension is not installed in that database (or is older than this worker)");
+      const std::string configured = db.value("SELECT current_setting('taskq.exchange', true)");
+      if (!configured.empty()) exchange = configured;
+      for (const auto& [queue, handler] : by_queue) {
+        const std::string type = db.value("SELECT queue_type FROM taskq.queues WHERE queue_name = $1", {queue.c_str()});
+        if (type.empty())
+          throw StartupError("queue \"" + queue + "\" does not exist (create it with taskq.create_queue)");
+        queues.push_back({queue, type});
       }
-      if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && reply.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-        // A method arrived instead of a delivery: basic.cancel (queue
-        // deleted), or a close.
-        amqp_frame_t frame;
-        const int rc = amqp_simple_wait_frame(conn.state(), &frame);
-        if (rc != AMQP_STATUS_OK) throw status_error(rc, "reading a frame");
-        if (frame.frame_type == AMQP_FRAME_METHOD) {
-          if (frame.payload.method.id == AMQP_BASIC_CANCEL_METHOD)
-            throw AmqpError(AmqpError::Scope::kConnection, 0, "the broker cancelled our consumer (queue deleted?)");
-          if (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
-              frame.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)
-            throw close_error(frame.payload.method, "consuming");
-        }
-        continue;
-      }
-      check_rpc_reply(reply, "consuming");
+      metrics.set_connected("database", true);
+    } catch (const DbError& e) {
+      throw StartupError(e.what());
     }
   }
 
@@ -371,81 +617,105 @@ struct Worker::Impl {
     if (by_queue.empty()) throw StartupError("no handler registered (--handler QUEUE=...)");
     if (options.concurrency < 1) throw StartupError("concurrency must be at least 1");
     if (options.name.empty()) options.name = default_worker_name();
-
-    std::optional<PgConnection> db;
-    try {
-      db.emplace(options.database);
-      if (db->value("SELECT to_regproc('taskq.start') IS NOT NULL") != "t")
-        throw StartupError("the taskq extension is not installed in that database");
-    } catch (const DbError& e) {
-      throw StartupError(e.what());
+    // First, so that a bad or busy address fails the start (exit 2) rather
+    // than going unnoticed; /healthz says 503 until both connections are up.
+    std::unique_ptr<MetricsServer> metrics_server;
+    if (!options.metrics_addr.empty()) {
+      metrics_server = std::make_unique<MetricsServer>(options.metrics_addr, metrics);
+      log::info("serving /metrics and /healthz on {}", metrics_server->address());
     }
-    std::unique_ptr<AmqpConnection> conn;
+    look_up_topology();
+    std::unique_ptr<BrokerConsumer> consumer;
     try {
-      BrokerUrl::parse(options.broker);
-      conn = connect_and_consume(*db);
-    } catch (const AmqpError& e) {
-      throw StartupError(e.what());
+      consumer = connect_broker();
     } catch (const std::invalid_argument& e) {
       throw StartupError(std::string("bad broker URL: ") + e.what());
+    } catch (const std::exception& e) {
+      throw StartupError(e.what());
     }
-    spdlog::info("taskq-worker {} consuming {} queue(s) with concurrency {}", options.name, by_queue.size(),
-                 options.concurrency);
+    log::info("taskq-worker {} consuming {} queue(s) with concurrency {}", options.name, queues.size(),
+              options.concurrency);
 
-    std::vector<std::thread> threads;
-    for (int i = 0; i < options.concurrency; ++i) threads.emplace_back([this] { runner_loop(); });
-    std::thread heartbeats([this] { heartbeat_loop(); });
+    std::vector<std::thread> runners;
+    for (int i = 0; i < options.concurrency; ++i) runners.emplace_back(guarded("runner", [this] { runner_loop(); }));
+    std::thread starter(guarded("starter", [this] { starter_loop(); }));
+    std::thread finisher(guarded("finisher", [this] { finisher_loop(); }));
+    std::thread heartbeater(guarded("heartbeater", [this] { heartbeat_loop(); }));
 
-    Backoff reconnect(BackoffPolicy{200ms, 30s, 0.5});
-    while (!stopping.load()) {
-      try {
-        if (!conn) {
-          if (!db || !db->ok()) db.emplace(options.database);
-          conn = connect_and_consume(*db);
-          spdlog::info("reconnected to the broker");
-          reconnect.reset();
-        }
-        consume(*conn);
-      } catch (const std::exception& e) {
-        conn.reset();
-        db.reset();
-        if (stopping.load()) break;
-        const auto delay = reconnect.next();
-        spdlog::warn("broker: {}; reconnecting in {} ms", e.what(), delay.count());
-        std::this_thread::sleep_for(delay);
-      }
-    }
-    shutdown(conn, threads, heartbeats);
-  }
+    consume(consumer);
+    shutdown(consumer);
 
-  void shutdown(std::unique_ptr<AmqpConnection>& conn, std::vector<std::thread>& threads, std::thread& heartbeats) {
-    spdlog::info("stopping: waiting up to {}s for {} running job(s)", options.shutdown_timeout.count(), running.size());
-    work_cv.notify_all();
-    const auto deadline = Clock::now() + options.shutdown_timeout;
-    while (busy() && Clock::now() < deadline) {
-      if (conn) {
-        try {
-          flush_acks(*conn);
-        } catch (const std::exception&) {
-          conn.reset();
-        }
-      }
-      std::this_thread::sleep_for(20ms);
-    }
     {
-      std::lock_guard<std::mutex> lock(mu);
-      for (auto& [id, job] : running) job.token->cancel("worker shutting down");
+      std::lock_guard<std::mutex> lock(state.mu);
+      state.stop_runners = true;
+      state.stop_finisher = true;
     }
-    for (auto& t : threads) t.join();
-    heartbeats.join();
-    if (conn) {
+    state.runner_cv.notify_all();
+    state.finisher_cv.notify_all();
+    state.changed_cv.notify_all();
+    for (auto& t : runners) t.join();
+    starter.join();
+    finisher.join();
+    heartbeater.join();
+    if (consumer) {
       try {
-        flush_acks(*conn);
+        flush_acks(*consumer);
       } catch (const std::exception&) {
       }
-      conn->close();
+      consumer->close();
     }
-    spdlog::info("stopped");
+    log::info("stopped");
+  }
+
+  // Stops taking work, lets in-flight jobs finish within the shutdown
+  // timeout, then stops their handlers; returns when every in-flight job's
+  // outcome is recorded (or given up on).
+  void shutdown(std::unique_ptr<BrokerConsumer>& consumer) {
+    std::size_t running;
+    {
+      std::lock_guard<std::mutex> lock(state.mu);
+      state.stop_starting = true;
+      state.pending.clear();
+      running = state.in_flight.size();
+    }
+    state.starter_cv.notify_all();
+    if (consumer) consumer->cancel_consumers();
+    log::info("stopping: waiting up to {}s for {} running job(s)", options.shutdown_timeout.count(), running);
+
+    const auto deadline = Clock::now() + options.shutdown_timeout;
+    bool cancelled = false;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(state.mu);
+        if (state.in_flight.empty()) break;
+        if (!cancelled && Clock::now() >= deadline) {
+          for (auto& [key, job] : state.in_flight) job->token.cancel("the worker is shutting down");
+          log::warn("stopping: {} job(s) still running after {}s; stopping them (they will be retried)",
+                    state.in_flight.size(), options.shutdown_timeout.count());
+          cancelled = true;
+        }
+        if (cancelled && Clock::now() >= deadline + kShutdownGrace) {
+          log::error("stopping: {} job(s) did not stop in time; their leases will retry them", state.in_flight.size());
+          break;
+        }
+      }
+      // Keep acknowledging what finishes; deliveries still on the wire are
+      // left unacked (requeued at close).
+      if (consumer) {
+        try {
+          flush_acks(*consumer);
+          wait_for_events(consumer.get(), 100ms);
+          consumer->drain([](Delivery&&) {});
+        } catch (const std::exception& e) {
+          log::warn("broker: {} while stopping; outcomes are recorded, unacked messages come back stale", e.what());
+          consumer->close_quickly();
+          consumer.reset();
+        }
+      } else {
+        std::unique_lock<std::mutex> lock(state.mu);
+        state.changed_cv.wait_for(lock, 100ms);
+      }
+    }
   }
 };
 
@@ -457,10 +727,14 @@ void Worker::handle_task(const std::string& task, Handler handler) { impl_->by_t
 
 void Worker::run() { impl_->run(); }
 
+std::string Worker::metrics_text() const { return impl_->metrics.render(); }
+
 void Worker::stop() {
-  if (!impl_->stopping.exchange(true))
-    impl_->stop_deadline.store((Clock::now() + impl_->options.shutdown_timeout + 5s).time_since_epoch().count());
-  impl_->work_cv.notify_all();
+  if (!impl_->stopping.load())
+    impl_->give_up_recording_at.store(
+        (Clock::now() + impl_->options.shutdown_timeout + kShutdownGrace).time_since_epoch().count());
+  impl_->stopping.store(true);
+  impl_->wake.wake();
 }
 
 }  // namespace taskq

@@ -1,18 +1,22 @@
 // taskq worker library: consume jobs from RabbitMQ and run them with the
 // SQL life cycle (taskq.start -> handler -> taskq.complete / taskq.fail).
 //
-//   taskq::Worker worker({.database = "dbname=app", .broker = "amqp://..."});
+//   taskq::WorkerOptions options;
+//   options.database = "dbname=app";
+//   options.broker = "amqp://guest:guest@127.0.0.1:5672/";
+//   taskq::Worker worker(options);
 //   worker.handle_queue("emails", [](const taskq::Job& job, const taskq::CancellationToken&) {
 //     send(job.payload);
 //     return taskq::Outcome::completed();
 //   });
 //   worker.run();  // until stop()
 //
-// Guarantees: a delivery is acknowledged only once taskq.start() has
-// committed (from then on PostgreSQL owns the job: if this process dies, the
-// lease runs out and the job is retried through the outbox), stale and
-// duplicate deliveries are dropped (attempt fencing), and a job's outcome is
-// recorded exactly once.
+// Guarantees: a delivery is acknowledged only once its job's outcome is
+// recorded (or it turned out stale), except that a job running longer than
+// early_ack_after is acknowledged while it runs (PostgreSQL's lease owns it
+// from taskq.start on); stale and duplicate deliveries are dropped (attempt
+// fencing); a job's outcome is recorded at most once per attempt. Register
+// handlers before run(); the rest of the API is thread-safe.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -22,6 +26,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -44,13 +49,20 @@ struct Job {
 class CancellationToken {
  public:
   bool cancelled() const { return cancelled_.load(); }
-  const std::string& reason() const { return reason_; }
+  std::string reason() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return reason_;
+  }
   void cancel(const std::string& reason) {
-    if (!cancelled_.exchange(true)) reason_ = reason;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cancelled_.load()) return;
+    reason_ = reason;
+    cancelled_.store(true);
   }
 
  private:
   std::atomic<bool> cancelled_{false};
+  mutable std::mutex mu_;
   std::string reason_;
 };
 
@@ -95,7 +107,7 @@ struct WorkerOptions {
   std::string database;  // libpq conninfo or URI
   std::string broker;    // amqp://user:password@host:port/vhost
   int concurrency = 4;   // jobs run at once
-  int prefetch = 0;      // unacknowledged deliveries per process; 0: 2 x concurrency
+  int prefetch = 0;      // unacknowledged deliveries per process; 0: 4 x concurrency
   std::chrono::seconds shutdown_timeout{30};
   std::string name;  // shown in taskq.jobs.worker; default host:pid
   // A delivery is acknowledged once its job's outcome is recorded, or once
@@ -132,6 +144,10 @@ class Worker {
   void run();
   // Thread-safe; returns at once.
   void stop();
+
+  // The worker's metrics in Prometheus text format (what /metrics serves),
+  // for programs that export them their own way. Thread-safe.
+  std::string metrics_text() const;
 
  private:
   struct Impl;

@@ -1,0 +1,222 @@
+// Full-pipeline benchmark (issue: taskq-worker), run by `make bench`: jobs
+// travel enqueue -> outbox -> publisher (in PostgreSQL) -> RabbitMQ ->
+// taskq::Worker (in this process, no-op handler) -> start -> complete -> ack.
+//
+//  pipeline_throughput  a producer enqueues N jobs (enqueue_many, 100 per
+//                       call) while the worker runs; rate = N / (first
+//                       enqueue .. last job completed in the database)
+//  consume_throughput   N jobs published to RabbitMQ before the worker starts
+//                       (as the peers' process_throughput); rate = N / (worker
+//                       start .. last job completed)
+//  pipeline_latency     one enqueue every 5 ms; per job, handler start minus
+//                       the moment its enqueue committed (one clock: same process)
+//  worker_memory        resident set size after warm-up and after M more jobs
+//
+// Usage: pipeline_bench [N [LATENCY_JOBS [MEMORY_JOBS]]] inside scripts/test-env.
+// Prints RESULT lines in the format of ../shared/bench/peers.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "pg_connection.hpp"
+#include "taskq/worker.hpp"
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+const char* kQueue = "bench_pipeline";
+const char* kPayload =
+    R"({"seq":1,"kind":"bench","tenant":"acme","pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"})";
+
+std::string env_or(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v ? v : fallback;
+}
+
+long rss_kb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  return -1;
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[static_cast<std::size_t>(std::ceil(p * static_cast<double>(v.size()))) - 1];
+}
+
+long unfinished(taskq::PgConnection& db) {
+  return std::atol(
+      db.value("SELECT count(*) FROM taskq.jobs WHERE queue_name = $1 AND status <> 'completed'", {kQueue}).c_str());
+}
+
+// Enqueues n jobs in calls of `per_call`; returns when all are committed.
+void produce(taskq::PgConnection& db, long n, int per_call) {
+  std::string payloads = "[";
+  for (int i = 0; i < per_call; ++i) payloads += std::string(i ? "," : "") + kPayload;
+  payloads += "]";
+  for (long done = 0; done < n; done += per_call) {
+    if (n - done < per_call) {
+      std::string rest = "[";
+      for (long i = 0; i < n - done; ++i) rest += std::string(i ? "," : "") + kPayload;
+      rest += "]";
+      db.exec("SELECT count(*) FROM taskq.enqueue_many($1, $2::jsonb)", {kQueue, rest.c_str()});
+    } else {
+      db.exec("SELECT count(*) FROM taskq.enqueue_many($1, $2::jsonb)", {kQueue, payloads.c_str()});
+    }
+  }
+}
+
+bool wait_drained(taskq::PgConnection& db, std::chrono::seconds cap) {
+  const auto deadline = Clock::now() + cap;
+  while (unfinished(db) > 0) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const long jobs = argc > 1 ? std::atol(argv[1]) : 20000;
+  const long latency_jobs = argc > 2 ? std::atol(argv[2]) : 2000;
+  const long memory_jobs = argc > 3 ? std::atol(argv[3]) : 100000;
+  const std::string database = env_or("TASKQ_TEST_DATABASE_URL", "");
+  const std::string broker = env_or("TASKQ_TEST_BROKER_URL", "");
+  if (database.empty() || broker.empty()) {
+    std::fprintf(stderr, "pipeline_bench: run me inside scripts/test-env (make bench)\n");
+    return 2;
+  }
+
+  taskq::PgConnection db(database);
+  db.exec("SET client_min_messages = warning");
+  db.exec("SELECT taskq.drop_queue(queue_name, force => true) FROM taskq.queues WHERE queue_name = $1", {kQueue});
+  db.exec("SELECT taskq.create_queue($1)", {kQueue});
+
+  // Handler start times by payload sequence number, for the latency scenario.
+  std::mutex mu;
+  std::unordered_map<long, Clock::time_point> handler_started;
+  std::atomic<bool> record_starts{false};
+
+  taskq::WorkerOptions options;
+  options.database = database;
+  options.broker = broker;
+  options.concurrency = 8;
+  options.prefetch = std::atoi(env_or("TASKQ_BENCH_PREFETCH", "0").c_str());  // 0: the library's default
+  options.callbacks.enabled = false;
+  // --- consume only: the backlog is in RabbitMQ before the worker starts ----
+  {
+    produce(db, jobs, 100);
+    const auto published_by = Clock::now() + 120s;
+    while (db.value("SELECT count(*) FROM taskq.outbox") != "0" && Clock::now() < published_by)
+      std::this_thread::sleep_for(20ms);
+    taskq::Worker drainer(options);
+    drainer.handle_queue(
+        kQueue, [](const taskq::Job&, const taskq::CancellationToken&) { return taskq::Outcome::completed(); });
+    const auto t0 = Clock::now();
+    std::thread drain_thread([&] { drainer.run(); });
+    const bool drained = wait_drained(db, 300s);
+    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    drainer.stop();
+    drain_thread.join();
+    const long done = jobs - unfinished(db);
+    std::printf("RESULT peer=taskq scenario=consume_throughput jobs=%ld seconds=%.2f rate=%.0f p50_ms=- p99_ms=-\n",
+                done, seconds, static_cast<double>(done) / seconds);
+    std::printf("NOTE peer=taskq scenario=consume_throughput capped=%s\n", drained ? "no" : "yes");
+  }
+
+  taskq::Worker worker(options);
+  worker.handle_queue(kQueue, [&](const taskq::Job& job, const taskq::CancellationToken&) {
+    if (record_starts.load()) {
+      const auto now = Clock::now();
+      std::lock_guard<std::mutex> lock(mu);
+      handler_started[job.payload.value("seq", -1L)] = now;
+    }
+    return taskq::Outcome::completed();
+  });
+  std::thread worker_thread([&] { worker.run(); });
+  std::this_thread::sleep_for(500ms);  // connected and consuming
+
+  std::printf("# pipeline: in-process taskq::Worker, concurrency 8, no-op handler, enqueue_many of 100\n");
+
+  // --- throughput --------------------------------------------------------------
+  {
+    const auto t0 = Clock::now();
+    produce(db, jobs, 100);
+    const double enqueue_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    const bool drained = wait_drained(db, 300s);
+    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    const long done = jobs - unfinished(db);
+    std::printf("RESULT peer=taskq scenario=pipeline_throughput jobs=%ld seconds=%.2f rate=%.0f p50_ms=- p99_ms=-\n",
+                done, seconds, static_cast<double>(done) / seconds);
+    std::printf("NOTE peer=taskq scenario=pipeline_throughput enqueue_seconds=%.2f capped=%s\n", enqueue_s,
+                drained ? "no" : "yes");
+  }
+
+  // --- latency -----------------------------------------------------------------
+  if (latency_jobs > 0) {
+    record_starts = true;
+    std::vector<Clock::time_point> committed(static_cast<std::size_t>(latency_jobs));
+    const auto t0 = Clock::now();
+    for (long i = 0; i < latency_jobs; ++i) {
+      const auto due = t0 + i * 5ms;
+      std::this_thread::sleep_until(due);
+      const std::string payload = "{\"seq\":" + std::to_string(i) + "}";
+      db.exec("SELECT taskq.enqueue($1, $2::jsonb)", {kQueue, payload.c_str()});
+      committed[static_cast<std::size_t>(i)] = Clock::now();
+    }
+    wait_drained(db, 60s);
+    std::vector<double> latencies;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (long i = 0; i < latency_jobs; ++i) {
+        auto it = handler_started.find(i);
+        if (it != handler_started.end())
+          latencies.push_back(
+              std::chrono::duration<double, std::milli>(it->second - committed[static_cast<std::size_t>(i)]).count());
+      }
+    }
+    record_starts = false;
+    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    std::printf("RESULT peer=taskq scenario=pipeline_latency jobs=%zu seconds=%.2f rate=%.0f p50_ms=%.2f p99_ms=%.2f\n",
+                latencies.size(), seconds, static_cast<double>(latencies.size()) / seconds, percentile(latencies, 0.5),
+                percentile(latencies, 0.99));
+  }
+
+  // --- memory --------------------------------------------------------------------
+  if (memory_jobs > 0) {
+    produce(db, 10000, 100);  // warm-up: allocator pools, connection buffers
+    wait_drained(db, 120s);
+    const long before = rss_kb();
+    const auto t0 = Clock::now();
+    for (long done = 0; done < memory_jobs; done += 10000) {
+      produce(db, std::min(10000L, memory_jobs - done), 100);
+      wait_drained(db, 120s);
+    }
+    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    const long after = rss_kb();
+    std::printf("RESULT peer=taskq scenario=worker_memory jobs=%ld seconds=%.2f rate=%.0f p50_ms=- p99_ms=-\n",
+                memory_jobs, seconds, static_cast<double>(memory_jobs) / seconds);
+    std::printf("NOTE peer=taskq scenario=worker_memory rss_kb_after_warmup=%ld rss_kb_after=%ld growth_kb=%ld\n",
+                before, after, after - before);
+  }
+
+  worker.stop();
+  worker_thread.join();
+  return 0;
+}

@@ -1,0 +1,107 @@
+-- Batched forms of start, heartbeat and complete, for taskq-worker. They
+-- apply exactly the rules of taskq.start/heartbeat/complete (40_transitions)
+-- to many jobs in one round trip and one commit, which is what lets one
+-- worker process keep up with thousands of short jobs per second. Items come
+-- as one JSON array ([{"id": ..., "attempt": ..., "result": ...}, ...]) so
+-- that clients need no array-literal quoting.
+--
+-- Each function changes only the rows whose attempt is current and returns
+-- exactly those; every other item is stale for the caller, as with the
+-- single-job functions. Items are applied in job id order so that two
+-- batches touching the same jobs lock them in the same order.
+
+CREATE FUNCTION taskq._check_batch(items jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF items IS NULL OR jsonb_typeof(items) <> 'array' THEN
+    RAISE EXCEPTION 'items must be a JSON array of {"id": ..., "attempt": ...} objects'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF jsonb_array_length(items) > 10000 THEN
+    RAISE EXCEPTION 'at most 10000 items per batch, not %', jsonb_array_length(items)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END;
+$$;
+
+CREATE FUNCTION taskq._start_batch(items jsonb, worker text)
+RETURNS TABLE (job_id uuid, attempt int, max_attempts int, lease_ms bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM taskq._check_batch(items);
+  IF worker IS NULL OR worker = '' OR octet_length(worker) > 255 THEN
+    RAISE EXCEPTION 'worker must be a name of 1 to 255 bytes' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN QUERY
+  WITH wanted AS (
+    -- A job twice in one batch (a duplicate delivery) starts at most once.
+    SELECT DISTINCT ON (i.id) i.id, i.attempt
+    FROM jsonb_to_recordset(items) AS i(id uuid, attempt int)
+    ORDER BY i.id, i.attempt
+  )
+  UPDATE taskq.jobs j
+  SET status = 'running', attempts = w.attempt, worker = _start_batch.worker, started_at = now(),
+      lease_expires_at = now() + q.lease, updated_at = now()
+  FROM wanted w, taskq.queues q
+  WHERE j.id = w.id AND q.queue_name = j.queue_name
+    AND j.status = 'pending' AND j.attempts + 1 = w.attempt AND j.run_at <= now()
+  RETURNING j.id, j.attempts, j.max_attempts, (extract(epoch FROM q.lease) * 1000)::bigint;
+END;
+$$;
+COMMENT ON FUNCTION taskq._start_batch(jsonb, text) IS
+  'internal (taskq-worker): taskq.start for many {"id", "attempt"} items; returns the jobs that started, with their lease in ms';
+
+CREATE FUNCTION taskq._heartbeat_batch(items jsonb) RETURNS SETOF uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM taskq._check_batch(items);
+  RETURN QUERY
+  WITH wanted AS (
+    SELECT DISTINCT ON (i.id) i.id, i.attempt
+    FROM jsonb_to_recordset(items) AS i(id uuid, attempt int)
+    ORDER BY i.id, i.attempt
+  )
+  UPDATE taskq.jobs j SET lease_expires_at = now() + q.lease, updated_at = now()
+  FROM wanted w, taskq.queues q
+  WHERE j.id = w.id AND q.queue_name = j.queue_name
+    AND j.status = 'running' AND j.attempts = w.attempt AND NOT j.cancel_requested
+  RETURNING j.id;
+END;
+$$;
+COMMENT ON FUNCTION taskq._heartbeat_batch(jsonb) IS
+  'internal (taskq-worker): taskq.heartbeat for many {"id", "attempt"} items; returns the jobs whose lease was extended (the others must stop)';
+
+CREATE FUNCTION taskq._complete_batch(items jsonb) RETURNS SETOF uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  done taskq.jobs;
+BEGIN
+  PERFORM taskq._check_batch(items);
+  -- The same limit as taskq.complete; the whole batch is refused, and the
+  -- worker then records its items one by one to find the culprit.
+  IF EXISTS (SELECT 1 FROM jsonb_to_recordset(items) AS i(result jsonb)
+             WHERE pg_column_size(i.result) > taskq._max_document_bytes()) THEN
+    RAISE EXCEPTION 'a result in the batch is too large'
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'the limit is 1 MiB per result';
+  END IF;
+  FOR done IN
+    WITH wanted AS (
+      SELECT DISTINCT ON (i.id) i.id, i.attempt, i.result
+      FROM jsonb_to_recordset(items) AS i(id uuid, attempt int, result jsonb)
+      ORDER BY i.id, i.attempt
+    )
+    UPDATE taskq.jobs j SET status = 'completed', result = w.result, finished_at = now(),
+                            lease_expires_at = NULL, updated_at = now()
+    FROM wanted w
+    WHERE j.id = w.id AND j.status = 'running' AND j.attempts = w.attempt
+    RETURNING j.*
+  LOOP
+    IF done.callback_url IS NOT NULL THEN
+      PERFORM taskq._write_callback(done);
+    END IF;
+    RETURN NEXT done.id;
+  END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION taskq._complete_batch(jsonb) IS
+  'internal (taskq-worker): taskq.complete for many {"id", "attempt", "result"} items; returns the jobs that completed';

@@ -1,0 +1,314 @@
+// The worker library (taskq::Worker with in-process handlers) against the
+// real PostgreSQL and RabbitMQ: handler routing, outcomes, cancellation, and
+// deliveries that outlive RabbitMQ's consumer_timeout.
+#include <atomic>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "taskq/worker.hpp"
+#include "test_env.hpp"
+
+using namespace std::chrono_literals;
+using taskq::PgConnection;
+using namespace taskq::test;
+
+namespace {
+
+class WorkerLibrary : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TASKQ_REQUIRE_TEST_ENV();
+    conn_.emplace(db());
+    queue_ = unique_name("lib");
+  }
+
+  void TearDown() override {
+    if (worker_) {
+      worker_->stop();
+      if (thread_.joinable()) thread_.join();
+    }
+  }
+
+  PgConnection& conn() { return *conn_; }
+
+  taskq::Worker& worker(taskq::WorkerOptions options = {}) {
+    options.database = env("TASKQ_TEST_DATABASE_URL");
+    options.broker = env("TASKQ_TEST_BROKER_URL");
+    options.callbacks.enabled = false;
+    if (options.shutdown_timeout == 30s) options.shutdown_timeout = 5s;
+    worker_ = std::make_unique<taskq::Worker>(options);
+    return *worker_;
+  }
+
+  void run() {
+    thread_ = std::thread([this] {
+      try {
+        worker_->run();
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "Worker::run() threw: " << e.what();
+      }
+    });
+  }
+
+  std::string enqueue(const std::string& payload = "{}", const std::string& extra = "") {
+    return conn().value("SELECT taskq.enqueue($1, $2::jsonb" + extra + ")", {queue_.c_str(), payload.c_str()});
+  }
+
+  std::string field(const std::string& id, const std::string& expr) {
+    return conn().value("SELECT " + expr + " FROM taskq.jobs WHERE id = $1", {id.c_str()});
+  }
+
+  bool wait_status(const std::string& id, const std::string& status, std::chrono::milliseconds timeout = 30s) {
+    return wait_until([&] { return field(id, "status::text") == status; }, timeout, 50ms);
+  }
+
+  std::optional<PgConnection> conn_;
+  std::string queue_;
+  std::unique_ptr<taskq::Worker> worker_;
+  std::thread thread_;
+};
+
+TEST_F(WorkerLibrary, TaskHandlersWinOverTheQueueHandler) {
+  conn().exec("SELECT taskq.create_queue($1)", {queue_.c_str()});
+  auto& w = worker();
+  w.handle_queue(queue_, [](const taskq::Job&, const taskq::CancellationToken&) {
+    return taskq::Outcome::completed({{"by", "queue"}});
+  });
+  w.handle_task("resize", [](const taskq::Job& job, const taskq::CancellationToken&) {
+    return taskq::Outcome::completed({{"by", "task"}, {"n", job.payload["n"]}, {"attempt", job.attempt}});
+  });
+  run();
+  const std::string plain = enqueue();
+  const std::string resize = enqueue(R"({"n": 7})", ", task => 'resize'");
+  const std::string other = enqueue("{}", ", task => 'unknown-task'");
+  ASSERT_TRUE(wait_status(plain, "completed"));
+  ASSERT_TRUE(wait_status(resize, "completed"));
+  ASSERT_TRUE(wait_status(other, "completed"));
+  EXPECT_EQ(field(plain, "result->>'by'"), "queue");
+  EXPECT_EQ(field(resize, "result::text"), R"({"n": 7, "by": "task", "attempt": 1})");
+  EXPECT_EQ(field(other, "result->>'by'"), "queue") << "a task without its own handler runs the queue's";
+}
+
+TEST_F(WorkerLibrary, HandlerExceptionsAreRetryableFailures) {
+  conn().exec("SELECT taskq.create_queue($1, max_attempts => 3, backoff_base => '1 hour', backoff_max => '1 hour')",
+              {queue_.c_str()});
+  std::atomic<int> calls{0};
+  auto& w = worker();
+  w.handle_queue(queue_, [&](const taskq::Job& job, const taskq::CancellationToken&) -> taskq::Outcome {
+    ++calls;
+    if (job.attempt == 1) throw std::runtime_error("disk full");
+    return taskq::Outcome::completed({{"attempt", job.attempt}});
+  });
+  run();
+  const std::string id = enqueue();
+  // Attempt 1 throws: a retryable failure, due after the queue's backoff ...
+  ASSERT_TRUE(wait_until([&] { return field(id, "attempts") == "1" && field(id, "status::text") == "pending"; }, 30s));
+  EXPECT_EQ(field(id, "last_error"), "handler threw: disk full");
+  EXPECT_EQ(field(id, "run_at > now() + interval '30 minutes'"), "t");
+  // ... which the test brings forward: attempt 2 completes.
+  conn().exec("UPDATE taskq.jobs SET run_at = now() WHERE id = $1", {id.c_str()});
+  conn().exec("UPDATE taskq.outbox SET due_at = now() WHERE job_id = $1", {id.c_str()});
+  ASSERT_TRUE(wait_status(id, "completed"));
+  EXPECT_EQ(field(id, "attempts"), "2");
+  EXPECT_EQ(calls.load(), 2);
+}
+
+TEST_F(WorkerLibrary, RetryInSetsTheDelayAndFailedIsPermanent) {
+  conn().exec("SELECT taskq.create_queue($1, max_attempts => 5)", {queue_.c_str()});
+  auto& w = worker();
+  w.handle_task("later", [](const taskq::Job&, const taskq::CancellationToken&) {
+    return taskq::Outcome::retry("rate limited", std::chrono::seconds(600));
+  });
+  w.handle_queue(queue_, [](const taskq::Job&, const taskq::CancellationToken&) {
+    return taskq::Outcome::failed("invalid payload");
+  });
+  run();
+  const std::string later = enqueue("{}", ", task => 'later'");
+  const std::string bad = enqueue();
+  ASSERT_TRUE(
+      wait_until([&] { return field(later, "attempts") == "1" && field(later, "status::text") == "pending"; }, 30s));
+  EXPECT_EQ(field(later, "run_at BETWEEN now() + interval '9 minutes' AND now() + interval '10 minutes'"), "t");
+  EXPECT_EQ(field(later, "last_error"), "rate limited");
+  ASSERT_TRUE(wait_status(bad, "failed"));
+  EXPECT_EQ(field(bad, "attempts"), "1") << "failed for good on the first attempt";
+  EXPECT_EQ(field(bad, "last_error"), "invalid payload");
+}
+
+TEST_F(WorkerLibrary, CancelReachesARunningHandlerThroughItsToken) {
+  conn().exec("SELECT taskq.create_queue($1, lease => '3 seconds')", {queue_.c_str()});
+  std::atomic<bool> running{false};
+  auto& w = worker();
+  w.handle_queue(queue_, [&](const taskq::Job&, const taskq::CancellationToken& token) {
+    running = true;
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (!token.cancelled() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+    return token.cancelled() ? taskq::Outcome::retry("stopped: " + token.reason())
+                             : taskq::Outcome::completed({{"cancelled", false}});
+  });
+  run();
+  const std::string id = enqueue();
+  ASSERT_TRUE(wait_until([&] { return running.load(); }, 30s));
+  ASSERT_TRUE(wait_status(id, "running"));
+  conn().exec("SELECT taskq.cancel($1)", {id.c_str()});
+  // The next heartbeat (a third of the 3 s lease) is refused.
+  ASSERT_TRUE(wait_status(id, "cancelled", 15s));
+  EXPECT_EQ(field(id, "last_error"), "stopped: cancel requested or lease lost");
+}
+
+// A port nobody listens on right now (tiny race with other processes: fine
+// for a test).
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+    port = ntohs(addr.sin_port);
+  close(fd);
+  return port;
+}
+
+TEST_F(WorkerLibrary, MetricsEndpointCountsJobsAndReportsHealth) {
+  conn().exec("SELECT taskq.create_queue($1, max_attempts => 1)", {queue_.c_str()});
+  taskq::WorkerOptions options;
+  const int port = free_port();
+  options.metrics_addr = "127.0.0.1:" + std::to_string(port);
+  auto& w = worker(options);
+  w.handle_queue(queue_, [](const taskq::Job& job, const taskq::CancellationToken&) {
+    return job.payload.value("ok", true) ? taskq::Outcome::completed() : taskq::Outcome::retry("nope");
+  });
+  run();
+  const std::string good = enqueue(R"({"ok": true})");
+  const std::string bad = enqueue(R"({"ok": false})");
+  ASSERT_TRUE(wait_status(good, "completed"));
+  ASSERT_TRUE(wait_status(bad, "failed"));
+  httplib::Client client("127.0.0.1", port);
+  std::string body;
+  const std::string q = "queue=\"" + queue_ + "\"";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto res = client.Get("/metrics");
+        body = res ? res->body : "";
+        return body.find("taskq_worker_jobs_finished_total{" + q + ",outcome=\"failed\"} 1") != std::string::npos;
+      },
+      10s));
+  EXPECT_NE(body.find("taskq_worker_jobs_started_total{" + q + "} 2"), std::string::npos) << body;
+  EXPECT_NE(body.find("taskq_worker_jobs_finished_total{" + q + ",outcome=\"completed\"} 1"), std::string::npos);
+  EXPECT_NE(body.find("taskq_worker_handler_duration_seconds_count{" + q + "} 2"), std::string::npos);
+  EXPECT_NE(body.find("taskq_worker_connected{service=\"broker\"} 1"), std::string::npos);
+  auto health = client.Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200) << health->body;
+}
+
+TEST_F(WorkerLibrary, ABusyMetricsAddressFailsTheStart) {
+  conn().exec("SELECT taskq.create_queue($1)", {queue_.c_str()});
+  httplib::Server squatter;
+  const int port = squatter.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  taskq::WorkerOptions options;
+  options.metrics_addr = "127.0.0.1:" + std::to_string(port);
+  options.database = env("TASKQ_TEST_DATABASE_URL");
+  options.broker = env("TASKQ_TEST_BROKER_URL");
+  taskq::Worker w(options);
+  w.handle_queue(queue_,
+                 [](const taskq::Job&, const taskq::CancellationToken&) { return taskq::Outcome::completed(); });
+  try {
+    w.run();
+    FAIL() << "run() should have refused the busy address";
+  } catch (const taskq::StartupError& e) {
+    EXPECT_NE(std::string(e.what()).find(std::to_string(port)), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << "one line";
+  }
+}
+
+// RabbitMQ closes a channel whose delivery stays unacked longer than its
+// consumer_timeout. A job that runs longer than early_ack_after has its
+// delivery acked while it runs; without that the channel is closed under it.
+// Both halves run, so the test shows the broker really enforces the timeout.
+class ConsumerTimeout : public WorkerLibrary {
+ protected:
+  void SetUp() override {
+    WorkerLibrary::SetUp();
+    if (IsSkipped()) return;
+    // Applies to channels opened from now on; checked every half second.
+    // The previous values are restored exactly: a channel cannot open while
+    // either one is unset.
+    saved_timeout_ = rabbit_env("consumer_timeout");
+    saved_tick_ = rabbit_env("channel_tick_interval");
+    ASSERT_FALSE(saved_timeout_.empty());
+    ASSERT_FALSE(saved_tick_.empty());
+    ASSERT_EQ(rabbitmqctl("eval 'application:set_env(rabbit, consumer_timeout, 2000).'"), 0);
+    ASSERT_EQ(rabbitmqctl("eval 'application:set_env(rabbit, channel_tick_interval, 500).'"), 0);
+  }
+  void TearDown() override {
+    WorkerLibrary::TearDown();
+    if (!saved_timeout_.empty()) {
+      EXPECT_EQ(rabbitmqctl("eval 'application:set_env(rabbit, consumer_timeout, " + saved_timeout_ + ").'"), 0);
+    }
+    if (!saved_tick_.empty()) {
+      EXPECT_EQ(rabbitmqctl("eval 'application:set_env(rabbit, channel_tick_interval, " + saved_tick_ + ").'"), 0);
+    }
+  }
+
+  // The integer value of a rabbit application setting ("" if unset).
+  static std::string rabbit_env(const std::string& key) {
+    const std::string cmd =
+        "'" + env("TASKQ_TEST_RABBITMQCTL") + "' -q eval 'application:get_env(rabbit, " + key + ").' 2>/dev/null";
+    std::string out;
+    if (FILE* p = popen(cmd.c_str(), "r")) {
+      char buf[256];
+      while (fgets(buf, sizeof(buf), p) != nullptr) out += buf;
+      pclose(p);
+    }
+    // {ok,60000}
+    const auto comma = out.find(',');
+    const auto close = out.find('}');
+    if (out.rfind("{ok,", 0) != 0 || comma == std::string::npos || close == std::string::npos) return "";
+    return out.substr(comma + 1, close - comma - 1);
+  }
+
+  std::string saved_timeout_, saved_tick_;
+
+  // Runs one 5-second job; returns the worker's broker reconnect count.
+  int run_long_job(std::chrono::seconds early_ack_after) {
+    conn().exec("SELECT taskq.create_queue($1, lease => '10 seconds')", {queue_.c_str()});
+    taskq::WorkerOptions options;
+    options.early_ack_after = early_ack_after;
+    auto& w = worker(options);
+    std::atomic<int> runs{0};
+    w.handle_queue(queue_, [&](const taskq::Job&, const taskq::CancellationToken&) {
+      ++runs;
+      std::this_thread::sleep_for(5s);
+      return taskq::Outcome::completed();
+    });
+    run();
+    const std::string id = enqueue();
+    EXPECT_TRUE(wait_status(id, "completed", 40s));
+    EXPECT_EQ(field(id, "attempts"), "1");
+    // Let a redelivery (after a channel close) reach the worker and be dropped.
+    std::this_thread::sleep_for(1s);
+    EXPECT_EQ(runs.load(), 1) << "the job ran exactly once";
+    EXPECT_EQ(BrokerClient().count("taskq." + queue_), 0) << "nothing left in RabbitMQ";
+    const std::string metrics = w.metrics_text();
+    const std::string key = "taskq_worker_reconnects_total{service=\"broker\"} ";
+    const auto at = metrics.find(key);
+    return at == std::string::npos ? 0 : std::atoi(metrics.c_str() + at + key.size());
+  }
+};
+
+TEST_F(ConsumerTimeout, ALongJobAckedEarlyKeepsItsChannel) { EXPECT_EQ(run_long_job(1s), 0); }
+
+TEST_F(ConsumerTimeout, WithoutTheEarlyAckTheBrokerClosesTheChannelButTheJobStillRunsOnce) {
+  EXPECT_GE(run_long_job(3600s), 1);
+}
+
+}  // namespace
