@@ -8,7 +8,8 @@
 -- finish a job twice. Attempt numbers are never reused (see retry).
 
 -- Writes the "tell this URL" row for a job that just ended, in the same
--- transaction as the transition.
+-- transaction as the transition, and wakes listening callback dispatchers at
+-- commit (NOTIFY is transactional: a rolled-back transition wakes nobody).
 CREATE FUNCTION taskq._write_callback(j taskq.jobs) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -21,6 +22,9 @@ BEGIN
                              'result', j.result, 'error', j.last_error, 'attempts', j.attempts,
                              'created_at', j.created_at, 'started_at', j.started_at,
                              'finished_at', j.finished_at));
+  -- One notification per transaction however many callbacks it wrote:
+  -- PostgreSQL folds identical ones.
+  PERFORM pg_catalog.pg_notify('taskq_callbacks', '');
 END;
 $$;
 

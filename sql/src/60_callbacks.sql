@@ -1,6 +1,8 @@
 -- What taskq-worker's callback dispatcher calls. Rows are leased, so a
 -- dispatcher that dies mid-delivery loses nothing: the lease runs out and
 -- another one sends it again (same delivery_id, for the receiver's dedup).
+-- Dispatchers LISTEN on "taskq_callbacks" (notified by _write_callback at
+-- commit) and otherwise sleep until _callbacks_next_due().
 
 CREATE FUNCTION taskq._callbacks_claim(worker text, max_rows int, lease interval) RETURNS SETOF taskq.callbacks
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -60,3 +62,14 @@ END;
 $$;
 COMMENT ON FUNCTION taskq._callback_failed(bigint, text, int, text, interval, boolean) IS
   'internal (taskq-worker): records a failed delivery; dead when give_up, else due again after retry_in';
+
+CREATE FUNCTION taskq._callbacks_next_due() RETURNS timestamptz
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  -- A leased row becomes claimable again when its lease runs out: that is
+  -- how a crashed dispatcher's callbacks get delivered without a poll.
+  SELECT min(greatest(c.next_attempt_at, coalesce(c.lease_expires_at, c.next_attempt_at)))
+  FROM taskq.callbacks c WHERE c.state = 'pending';
+END;
+COMMENT ON FUNCTION taskq._callbacks_next_due() IS
+  'internal (taskq-worker): earliest time a pending callback can be claimed (retry due or lease run out; may be past), NULL if none';

@@ -48,6 +48,7 @@ GRANT EXECUTE ON FUNCTION
   taskq._complete_batch(jsonb),
   taskq._callbacks_claim(text, int, interval),
   taskq._callback_delivered(bigint, text, int),
-  taskq._callback_failed(bigint, text, int, text, interval, boolean)
+  taskq._callback_failed(bigint, text, int, text, interval, boolean),
+  taskq._callbacks_next_due()
 TO taskq_worker;
 GRANT SELECT ON taskq.jobs, taskq.queues TO taskq_worker;

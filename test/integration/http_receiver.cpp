@@ -29,6 +29,7 @@ HttpReceiver::HttpReceiver() {
     if (answer.delay.count() > 0) std::this_thread::sleep_for(answer.delay);
     res.status = answer.status;
     res.set_content(answer.body, answer.content_type.c_str());
+    for (const auto& [key, value] : answer.headers) res.set_header(key.c_str(), value);
     // Recorded once answered, so a test that saw N requests may rely on
     // N answers having been sent.
     std::lock_guard<std::mutex> lock(mu_);

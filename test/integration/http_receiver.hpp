@@ -32,7 +32,8 @@ struct Response {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
-  std::chrono::milliseconds delay{0};  // answer this late (for timeout tests)
+  std::chrono::milliseconds delay{0};               // answer this late (for timeout tests)
+  std::multimap<std::string, std::string> headers;  // extra response headers (e.g. Location)
 };
 
 class HttpReceiver {

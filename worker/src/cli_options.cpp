@@ -48,9 +48,32 @@ int parse_cli(int argc, char** argv, CliOptions* out, std::string* message) {
                  "messages RabbitMQ hands this worker ahead of time, 0-65535\n"
                  "(default 0: four times --concurrency)")
       ->check(CLI::Range(0, 65535));
-  app.add_option("--callback-secret", out->callback_secret,
-                 "HMAC secret for callback signatures [env TASKQ_CALLBACK_SECRET]")
+  CallbackOptions& callbacks = out->worker.callbacks;
+  app.add_option("--callback-secret", callbacks.secret,
+                 "key that signs callbacks (X-Taskq-Signature, HMAC-SHA256);\n"
+                 "default: unsigned")
       ->envname("TASKQ_CALLBACK_SECRET");
+  app.add_option("--callback-max-attempts", callbacks.max_attempts,
+                 "deliveries tried before a callback is marked dead, 1-1000\n"
+                 "(default 10)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 1000).description(""));  // the text says the range in words
+  app.add_option("--callback-concurrency", callbacks.max_in_flight,
+                 "callback POSTs in flight at once, 1-1024 (default 16)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 1024).description(""));
+  int callback_timeout = static_cast<int>(callbacks.timeout.count() / 1000);
+  app.add_option("--callback-timeout", callback_timeout,
+                 "seconds a callback POST may take, connect included, 1-3600\n"
+                 "(default 10)")
+      ->type_name("SECONDS")
+      ->check(CLI::Range(1, 3600).description(""));
+  app.add_flag("--callback-refuse-private", callbacks.refuse_private_addresses,
+               "refuse callback URLs that resolve to loopback, private,\n"
+               "link-local or other non-public addresses (SSRF guard)");
+  bool no_callbacks = false;
+  app.add_flag("--no-callbacks", no_callbacks, "deliver no callbacks from this process (another one does)")
+      ->group("Callbacks");
   app.add_option("--metrics-addr", out->metrics_addr,
                  "serve /metrics (Prometheus) and /healthz on HOST:PORT, such as\n"
                  "127.0.0.1:9464 or [::]:9464 (default: not served)");
@@ -91,6 +114,8 @@ int parse_cli(int argc, char** argv, CliOptions* out, std::string* message) {
   }
   out->worker.shutdown_timeout = std::chrono::seconds(shutdown);
   out->worker.early_ack_after = std::chrono::seconds(early_ack);
+  callbacks.timeout = std::chrono::seconds(callback_timeout);
+  callbacks.enabled = !no_callbacks;
   if (out->worker.database.empty()) {
     *message = "taskq-worker: --database (or TASKQ_DATABASE_URL) is required";
     return 2;

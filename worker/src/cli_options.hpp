@@ -11,10 +11,9 @@
 namespace taskq {
 
 struct CliOptions {
-  WorkerOptions worker;
-  std::vector<std::pair<std::string, Handler>> handlers;           // queue -> handler
+  WorkerOptions worker;                                   // worker.callbacks: the callback dispatcher's options
+  std::vector<std::pair<std::string, Handler>> handlers;  // queue -> handler
   std::vector<std::pair<std::string, std::string>> handler_specs;  // queue -> "exec:..." / "http://..."
-  std::string callback_secret;
   std::string metrics_addr;
   std::string log_format = "text";
   int job_timeout_s = 0;

@@ -94,6 +94,13 @@ struct CallbackOptions {
   int max_attempts = 10;                      // failed deliveries before a callback is marked dead
   int max_in_flight = 16;                     // POSTs at once
   std::chrono::milliseconds timeout{10'000};  // per POST, connect included
+  // Delay before retry n is retry_base * 2^(n-1), capped at retry_max, with
+  // jitter (uniform in [d/2, d]).
+  std::chrono::milliseconds retry_base{10'000};
+  std::chrono::milliseconds retry_max{3'600'000};
+  // Fallback wake-up: new callbacks normally wake the dispatcher at once
+  // (LISTEN taskq_callbacks); this bounds the delay if a notification is lost.
+  std::chrono::milliseconds poll_interval{5'000};
 };
 
 struct WorkerOptions {
