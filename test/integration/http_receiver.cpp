@@ -39,6 +39,9 @@ HttpReceiver::HttpReceiver() {
   server_.Post(".*", handle);
   server_.Put(".*", handle);
   server_.Get(".*", handle);
+  // Clients (libcurl) keep connections open; stopping the server waits for
+  // idle ones to time out, 5 s by default.
+  server_.set_keep_alive_timeout(1);
   port_ = server_.bind_to_any_port("127.0.0.1");
   if (port_ <= 0) throw std::runtime_error("http receiver: cannot bind a port on 127.0.0.1");
   thread_ = std::thread([this] { server_.listen_after_bind(); });

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "callback_signature.hpp"
+#include "http_receiver.hpp"
 #include "taskq/worker.hpp"
 #include "test_env.hpp"
 
@@ -39,7 +41,7 @@ class WorkerLibrary : public ::testing::Test {
   taskq::Worker& worker(taskq::WorkerOptions options = {}) {
     options.database = env("TASKQ_TEST_DATABASE_URL");
     options.broker = env("TASKQ_TEST_BROKER_URL");
-    options.callbacks.enabled = false;
+    if (options.callbacks.secret.empty()) options.callbacks.enabled = false;  // only the callback test wants them
     if (options.shutdown_timeout == 30s) options.shutdown_timeout = 5s;
     worker_ = std::make_unique<taskq::Worker>(options);
     return *worker_;
@@ -228,6 +230,33 @@ TEST_F(WorkerLibrary, ABusyMetricsAddressFailsTheStart) {
     EXPECT_NE(std::string(e.what()).find(std::to_string(port)), std::string::npos) << e.what();
     EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << "one line";
   }
+}
+
+TEST_F(WorkerLibrary, AFinishedJobsCallbackIsPostedOnceAndSigned) {
+  conn().exec("SELECT taskq.create_queue($1)", {queue_.c_str()});
+  HttpReceiver receiver;
+  taskq::WorkerOptions options;
+  options.callbacks.secret = "s3cret";
+  auto& w = worker(options);
+  w.handle_queue(queue_, [](const taskq::Job&, const taskq::CancellationToken&) {
+    return taskq::Outcome::completed({{"done", true}});
+  });
+  run();
+  const std::string url = receiver.url("/hook");
+  const std::string id = enqueue("{}", ", callback_url => '" + url + "'");
+  ASSERT_TRUE(wait_status(id, "completed"));
+  ASSERT_TRUE(receiver.wait_for(1, 20s, "/hook"));
+  std::this_thread::sleep_for(500ms);  // a second POST would arrive by now
+  const auto got = receiver.requests_to("/hook");
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].header("X-Taskq-Event"), "job.completed");
+  EXPECT_EQ(got[0].header("X-Taskq-Job-Id"), id);
+  const auto body = nlohmann::json::parse(got[0].body);
+  EXPECT_EQ(body["status"], "completed");
+  EXPECT_EQ(body["result"], nlohmann::json({{"done", true}}));
+  const std::string signature = got[0].header("X-Taskq-Signature");
+  const std::string t = signature.substr(2, signature.find(',') - 2);
+  EXPECT_EQ(signature, "t=" + t + ",v1=" + taskq::hmac_sha256_hex("s3cret", t + "." + got[0].body));
 }
 
 // RabbitMQ closes a channel whose delivery stays unacked longer than its

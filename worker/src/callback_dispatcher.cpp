@@ -1,7 +1,6 @@
 // The callback delivery loop; see callback_dispatcher.hpp.
 #include "callback_dispatcher.hpp"
 
-#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +11,7 @@
 
 #include "callback_retry.hpp"
 #include "callback_sender.hpp"
+#include "log.hpp"
 #include "callback_store.hpp"
 #include "core/backoff.hpp"
 #include "taskq/version.hpp"
@@ -119,29 +119,29 @@ void CallbackDispatcher::Impl::run(const std::atomic<bool>& stop) {
       sender.emplace(so);
     } catch (const std::exception& e) {
       const milliseconds delay = setup_backoff.next();
-      spdlog::error("callbacks: {} (retrying in {} ms)", e.what(), delay.count());
+      log::error("callbacks: {} (retrying in {} ms)", e.what(), delay.count());
       for (auto until = Clock::now() + delay; Clock::now() < until && !stop.load();)
         std::this_thread::sleep_for(std::min(kStopCheck, delay));
     }
   }
   if (!sender) return;
-  spdlog::info("callbacks: dispatcher {} started (up to {} in flight, {} attempts, timeout {} ms{}{})", holder,
-               options.max_in_flight, options.max_attempts, options.timeout.count(),
-               options.secret.empty() ? ", unsigned" : ", signed",
-               options.refuse_private_addresses ? ", private addresses refused" : "");
+  log::info("callbacks: dispatcher {} started (up to {} in flight, {} attempts, timeout {} ms{}{})", holder,
+            options.max_in_flight, options.max_attempts, options.timeout.count(),
+            options.secret.empty() ? ", unsigned" : ", signed",
+            options.refuse_private_addresses ? ", private addresses refused" : "");
   for (;;) {
     try {
       if (!step(stop, *sender)) break;
     } catch (const std::exception& e) {
       // Not a database loss (that is handled inside): log, pause, go on.
-      spdlog::error("callbacks: {}", e.what());
+      log::error("callbacks: {}", e.what());
       sender->wait(kStopCheck, -1);
     } catch (...) {
-      spdlog::error("callbacks: unknown error");
+      log::error("callbacks: unknown error");
       sender->wait(kStopCheck, -1);
     }
   }
-  spdlog::info("callbacks: dispatcher {} stopped", holder);
+  log::info("callbacks: dispatcher {} stopped", holder);
 }
 
 bool CallbackDispatcher::Impl::step(const std::atomic<bool>& stop, CallbackSender& sender) {
@@ -155,8 +155,8 @@ bool CallbackDispatcher::Impl::step(const std::atomic<bool>& stop, CallbackSende
       }
     }
     if (!unrecorded.empty())
-      spdlog::warn("callbacks: stopping with {} outcomes unrecorded; their leases run out and they are sent again",
-                   unrecorded.size());
+      log::warn("callbacks: stopping with {} outcomes unrecorded; their leases run out and they are sent again",
+                unrecorded.size());
     return false;
   }
 
@@ -193,7 +193,7 @@ void CallbackDispatcher::Impl::connect() {
     store.emplace(conninfo);
     if (ever_connected) {
       ++reconnects;
-      spdlog::info("callbacks: reconnected to PostgreSQL");
+      log::info("callbacks: reconnected to PostgreSQL");
     }
     ever_connected = true;
     db_backoff.reset();
@@ -207,7 +207,7 @@ void CallbackDispatcher::Impl::lose_connection(const std::exception& e) {
   store.reset();
   const milliseconds delay = db_backoff.next();
   next_connect = Clock::now() + delay;
-  spdlog::warn("callbacks: database: {} (retrying in {} ms)", e.what(), delay.count());
+  log::warn("callbacks: database: {} (retrying in {} ms)", e.what(), delay.count());
 }
 
 void CallbackDispatcher::Impl::record() {
@@ -242,20 +242,19 @@ void CallbackDispatcher::Impl::record() {
             recorded.push_back(store->record(holder, {batch[i]}).at(0));
           } catch (const DbError& single) {
             if (single.kind() != DbFailure::kPermanent) throw;
-            spdlog::error("callback {}: cannot record its outcome: {}", unrecorded[i].row.delivery_id, single.what());
+            log::error("callback {}: cannot record its outcome: {}", unrecorded[i].row.delivery_id, single.what());
             recorded.push_back(false);
           }
         }
       } else {
-        spdlog::error("callback {}: cannot record its outcome: {}", unrecorded.front().row.delivery_id, e.what());
+        log::error("callback {}: cannot record its outcome: {}", unrecorded.front().row.delivery_id, e.what());
         recorded.assign(1, false);
       }
     }
     for (std::size_t i = 0; i < n; ++i) {
       const DeliveryOutcome& o = unrecorded.front();
       if (i >= recorded.size() || !recorded[i]) {
-        spdlog::warn("callback {}: outcome not recorded: lease lost (another dispatcher owns it now)",
-                     o.row.delivery_id);
+        log::warn("callback {}: outcome not recorded: lease lost (another dispatcher owns it now)", o.row.delivery_id);
       } else {
         note_recorded(o);
       }
@@ -308,16 +307,16 @@ DeliveryOutcome CallbackDispatcher::Impl::decide(SentCallback sent) {
   const CallbackRow& r = sent.row;
   switch (d.kind) {
     case CallbackDecision::Kind::kDelivered:
-      spdlog::debug("callback {} job={} {} delivered to {} (HTTP {})", r.delivery_id, r.job_id, r.event, r.url,
-                    sent.attempt.status);
+      log::debug("callback {} job={} {} delivered to {} (HTTP {})", r.delivery_id, r.job_id, r.event, r.url,
+                 sent.attempt.status);
       break;
     case CallbackDecision::Kind::kRetry:
-      spdlog::warn("callback {} job={} {} to {}: attempt {}/{} failed: {}; retrying in {} ms", r.delivery_id, r.job_id,
-                   r.event, r.url, r.attempts, options.max_attempts, sent.attempt.error, d.retry_in.count());
+      log::warn("callback {} job={} {} to {}: attempt {}/{} failed: {}; retrying in {} ms", r.delivery_id, r.job_id,
+                r.event, r.url, r.attempts, options.max_attempts, sent.attempt.error, d.retry_in.count());
       break;
     case CallbackDecision::Kind::kDead:
-      spdlog::error("callback {} job={} {} to {}: attempt {}/{} failed: {}; giving up (dead)", r.delivery_id, r.job_id,
-                    r.event, r.url, r.attempts, options.max_attempts, sent.attempt.error);
+      log::error("callback {} job={} {} to {}: attempt {}/{} failed: {}; giving up (dead)", r.delivery_id, r.job_id,
+                 r.event, r.url, r.attempts, options.max_attempts, sent.attempt.error);
       break;
   }
   return {std::move(sent.row), std::move(sent.attempt), d};
@@ -334,9 +333,9 @@ void CallbackDispatcher::run(const std::atomic<bool>& stop) {
   try {
     impl_->run(stop);
   } catch (const std::exception& e) {
-    spdlog::critical("callbacks: dispatcher ended: {}", e.what());
+    log::error("callbacks: dispatcher ended: {}", e.what());
   } catch (...) {
-    spdlog::critical("callbacks: dispatcher ended by an unknown error");
+    log::error("callbacks: dispatcher ended by an unknown error");
   }
 }
 

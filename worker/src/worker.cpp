@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "broker_consumer.hpp"
+#include "callback_dispatcher.hpp"
 #include "core/backoff.hpp"
 #include "in_flight.hpp"
 #include "job_message.hpp"
@@ -641,6 +642,11 @@ struct Worker::Impl {
     std::thread starter(guarded("starter", [this] { starter_loop(); }));
     std::thread finisher(guarded("finisher", [this] { finisher_loop(); }));
     std::thread heartbeater(guarded("heartbeater", [this] { heartbeat_loop(); }));
+    // Callbacks of finished jobs (taskq.callbacks), from this process too;
+    // rows are leased, so any number of workers share them.
+    std::atomic<bool> stop_callbacks{false};
+    CallbackDispatcher callbacks(options.database, options.name, options.callbacks, &metrics);
+    std::thread callback_thread(guarded("callbacks", [&] { callbacks.run(stop_callbacks); }));
 
     consume(consumer);
     shutdown(consumer);
@@ -657,6 +663,10 @@ struct Worker::Impl {
     starter.join();
     finisher.join();
     heartbeater.join();
+    // Last, so that callbacks of the jobs that just finished can still go
+    // out from here (each POST in flight is bounded by its timeout).
+    stop_callbacks = true;
+    callback_thread.join();
     if (consumer) {
       try {
         flush_acks(*consumer);
