@@ -11,9 +11,9 @@
 
 #include "callback_retry.hpp"
 #include "callback_sender.hpp"
-#include "log.hpp"
 #include "callback_store.hpp"
 #include "core/backoff.hpp"
+#include "log.hpp"
 #include "taskq/version.hpp"
 
 namespace taskq {
