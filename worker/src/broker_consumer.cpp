@@ -14,8 +14,7 @@ BrokerConsumer::BrokerConsumer(const BrokerUrl& url, const ConnectOptions& optio
                                const std::vector<ConsumedQueue>& queues, int prefetch, std::uint64_t generation)
     : connection_(url, options), generation_(generation) {
   amqp_connection_state_t state = connection_.state();
-  amqp_basic_qos(state, AmqpConnection::kChannel, 0, static_cast<std::uint16_t>(prefetch), 0);
-  check_rpc_reply(amqp_get_rpc_reply(state), "basic.qos");
+  set_prefetch(prefetch);
   for (const auto& queue : queues) {
     // The same arguments as the publisher's declaration, or the broker
     // refuses one of the two with PRECONDITION_FAILED.
@@ -70,6 +69,14 @@ void BrokerConsumer::drain(const std::function<void(Delivery&&)>& sink) {
     }
     check_rpc_reply(reply, "consuming");
   }
+}
+
+void BrokerConsumer::set_prefetch(int prefetch) {
+  // A synchronous method: rabbitmq-c keeps deliveries that arrive before its
+  // answer queued for drain().
+  amqp_basic_qos(connection_.state(), AmqpConnection::kChannel, 0, static_cast<std::uint16_t>(prefetch), 0);
+  check_rpc_reply(amqp_get_rpc_reply(connection_.state()), "basic.qos");
+  prefetch_ = prefetch;
 }
 
 void BrokerConsumer::ack(std::uint64_t tag) {

@@ -51,6 +51,10 @@ class BrokerConsumer {
   void drain(const std::function<void(Delivery&&)>& sink);
 
   void ack(std::uint64_t tag);
+  // basic.qos: how many unacknowledged deliveries the broker lets us hold.
+  // Lowering it revokes nothing already delivered.
+  void set_prefetch(int prefetch);
+  int prefetch() const { return prefetch_; }
   // Stops deliveries (shutdown); unacked ones stay ours until acked or the
   // connection closes, when the broker requeues them.
   void cancel_consumers() noexcept;
@@ -61,6 +65,7 @@ class BrokerConsumer {
  private:
   AmqpConnection connection_;
   std::uint64_t generation_;
+  int prefetch_ = 0;
   std::map<std::string, std::string> queue_by_consumer_tag_;
 };
 

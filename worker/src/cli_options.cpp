@@ -46,7 +46,8 @@ int parse_cli(int argc, char** argv, CliOptions* out, std::string* message) {
       ->check(CLI::Range(1, 1024));
   app.add_option("--prefetch", out->worker.prefetch,
                  "messages RabbitMQ hands this worker ahead of time, 0-65535\n"
-                 "(default 0: four times --concurrency)")
+                 "(default 0: follows the handlers, 16 x --concurrency while\n"
+                 "they are quick, 2 x when they are slow)")
       ->check(CLI::Range(0, 65535));
   CallbackOptions& callbacks = out->worker.callbacks;
   app.add_option("--callback-secret", callbacks.secret,

@@ -163,8 +163,10 @@ struct Worker::Impl {
   // thousands of short jobs per second possible. Long jobs are not started
   // ahead: a job shown `running` would wait behind another long job here
   // while other workers might be idle.
+  bool quick_handlers() const { return state.recent_handler_seconds < kLookaheadBelowSeconds; }
+
   int free_slots() const {
-    const int lookahead = state.recent_handler_seconds < kLookaheadBelowSeconds ? options.concurrency : 0;
+    const int lookahead = quick_handlers() ? options.concurrency : 0;
     return options.concurrency + lookahead - state.handlers_busy;
   }
 
@@ -521,9 +523,8 @@ struct Worker::Impl {
   std::unique_ptr<BrokerConsumer> connect_broker() {
     ConnectOptions connect;
     connect.connection_name = "taskq-worker " + options.name;
-    const int prefetch = options.prefetch > 0 ? options.prefetch : 4 * options.concurrency;
     auto consumer = std::make_unique<BrokerConsumer>(BrokerUrl::parse(options.broker), connect, exchange, queues,
-                                                     std::min(prefetch, 65535), ++generation);
+                                                     wanted_prefetch(), ++generation);
     metrics.set_connected("broker", true);
     // Deliveries of the dead connection that were not started yet: the
     // broker has requeued them and delivers them again.
@@ -533,6 +534,21 @@ struct Worker::Impl {
                                  [&](const Delivery& d) { return d.generation != consumer->generation(); }),
                   pending.end());
     return consumer;
+  }
+
+  // Deliveries stay unacknowledged until their outcome commits, so the
+  // prefetch must cover a start batch, a complete batch and their commit
+  // round trips for short jobs to flow. For long jobs a deep prefetch would
+  // only hoard messages here that an idle worker elsewhere could run. By
+  // default it follows the handlers; --prefetch fixes it.
+  int wanted_prefetch() {
+    if (options.prefetch > 0) return std::min(options.prefetch, 65535);
+    bool quick;
+    {
+      std::lock_guard<std::mutex> lock(state.mu);
+      quick = quick_handlers();
+    }
+    return std::min(quick ? 16 * options.concurrency : 2 * options.concurrency, 65535);
   }
 
   void flush_acks(BrokerConsumer& consumer) {
@@ -578,6 +594,11 @@ struct Worker::Impl {
           reconnect.reset();
         }
         flush_acks(*consumer);
+        if (const int prefetch = wanted_prefetch(); prefetch != consumer->prefetch()) {
+          consumer->set_prefetch(prefetch);
+          log::info("broker: prefetch now {} ({} handlers)", prefetch,
+                    prefetch > 2 * options.concurrency ? "quick" : "slow");
+        }
         wait_for_events(consumer.get(), 1s);
         consumer->drain([this](Delivery&& d) { take_delivery(std::move(d)); });
       } catch (const std::exception& e) {
