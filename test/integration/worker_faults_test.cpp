@@ -65,6 +65,19 @@ class WorkerFaults : public WorkerFixture {
   }
 };
 
+// A message body in the contract's shape; a null attempt leaves it out.
+std::string message(const std::string& id, const json& queue, const json& attempt) {
+  json body = {{"id", id},
+               {"queue", queue},
+               {"task", nullptr},
+               {"payload", json::object()},
+               {"max_attempts", 5},
+               {"enqueued_at", "2024-01-01T00:00:00Z"},
+               {"headers", json::object()}};
+  if (!attempt.is_null()) body["attempt"] = attempt;
+  return body.dump();
+}
+
 TEST_F(WorkerFaults, GarbageMessagesAreAckedAndDroppedAndRealJobsStillRun) {
   const std::string queue = create_queue("fgarbage");
   const std::string handler = scratch().script("ok.sh", std::string(kRecordRun) + "\necho '\"ok\"'");
@@ -76,17 +89,6 @@ TEST_F(WorkerFaults, GarbageMessagesAreAckedAndDroppedAndRealJobsStillRun) {
   ASSERT_TRUE(wait_consumer(queue, 60s)) << "the worker did not start consuming";
 
   const std::string unknown = conn().value("SELECT taskq._uuid_v7()::text");
-  auto message = [&](const std::string& id, const json& q, const json& attempt) {
-    json body = {{"id", id},
-                 {"queue", q},
-                 {"task", nullptr},
-                 {"payload", json::object()},
-                 {"max_attempts", 5},
-                 {"enqueued_at", "2024-01-01T00:00:00Z"},
-                 {"headers", json::object()}};
-    if (!attempt.is_null()) body["attempt"] = attempt;
-    return body.dump();
-  };
   const std::vector<std::pair<std::string, std::string>> garbage = {
       {"not JSON", "this is not JSON {"},
       {"empty body", ""},
@@ -95,14 +97,16 @@ TEST_F(WorkerFaults, GarbageMessagesAreAckedAndDroppedAndRealJobsStillRun) {
       {"the wrong queue field", message(real, "some_other_queue", 1)},
       {"no queue field", message(real, nullptr, 1)},
       {"an unknown job id", message(unknown, queue, 1)},
-      {"an id that is no uuid", message("zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz", queue, 1)},
       {"a wrong attempt", message(real, queue, 2)},
       {"attempt zero", message(real, queue, 0)},
       {"a huge attempt", message(real, queue, 2147483647)},
       {"attempt as a string", message(real, queue, "1")},
       {"no attempt", message(real, queue, nullptr)},
   };
-  for (const auto& [what, body] : garbage) publish_raw("taskq." + queue, body);
+  // The way the publisher sends (so only the content is wrong), and a few
+  // straight into the RabbitMQ queue as a stray producer might.
+  for (const auto& [what, body] : garbage) publish_as_taskq(queue, body);
+  for (const auto& [what, body] : {garbage[0], garbage[4], garbage[8]}) publish_raw("", "taskq." + queue, body);
 
   EXPECT_TRUE(rabbit_queue_settles_empty(queue, 60s))
       << "garbage must be acked and dropped, not left unacked or requeued (messages now: "
@@ -126,6 +130,25 @@ TEST_F(WorkerFaults, GarbageMessagesAreAckedAndDroppedAndRealJobsStillRun) {
   EXPECT_EQ(job(real).attempts, 1);
 }
 
+// KNOWN FAILURE: an "id" of 36 characters that is no uuid passes the
+// message check (job_message.cpp only checks the length), so taskq.start
+// fails with 22P02; the worker treats that permanent error as "give up on
+// the delivery" (worker.cpp, runner_loop) and never acks it. The message
+// stays unacknowledged, holding a prefetch slot, and is redelivered after
+// every reconnect: a poison message that never leaves the queue.
+TEST_F(WorkerFaults, AMessageWhoseIdIsNoUuidIsAckedAndDropped) {
+  const std::string queue = create_queue("fbaduuid");
+  const std::string handler = scratch().script("ok.sh", std::string(kRecordRun) + "\necho '\"ok\"'");
+  WorkerProcess worker(worker_args({{queue, "exec:" + handler}}));
+  ASSERT_TRUE(wait_consumer(queue, 60s)) << "the worker did not start consuming";
+  publish_as_taskq(queue, message("zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz", queue, 1));
+  EXPECT_TRUE(rabbit_queue_settles_empty(queue, 20s))
+      << "left in RabbitMQ (ready or unacked): " << rabbit_queue_total_messages("taskq." + queue);
+  const std::string real = enqueue(queue);
+  EXPECT_TRUE(wait_job_status(real, "completed", 60s)) << "status " << job(real).status;
+  EXPECT_TRUE(worker.running());
+}
+
 TEST_F(WorkerFaults, ADuplicatedDeliveryRunsTheJobOnce) {
   const std::string queue = create_queue("fdup");
   const std::string handler = scratch().script("slowish.sh", std::string(kRecordRun) + "\nsleep 1\necho '\"ok\"'");
@@ -135,17 +158,37 @@ TEST_F(WorkerFaults, ADuplicatedDeliveryRunsTheJobOnce) {
   const auto got = collect(broker, "taskq." + queue, 1, 30s);
   ASSERT_EQ(got.size(), 1u);
   ASSERT_EQ(got[0].message_id, id);
-  publish_raw("taskq." + queue, got[0].body);
-  publish_raw("taskq." + queue, got[0].body);
+  publish_as_taskq(queue, got[0].body);
+  publish_as_taskq(queue, got[0].body);
 
   WorkerProcess worker(worker_args({{queue, "exec:" + handler}}, {"--concurrency", "4"}));
   ASSERT_TRUE(wait_job_status(id, "completed", 60s)) << "status " << job(id).status;
   // And once more after it completed.
-  publish_raw("taskq." + queue, got[0].body);
+  publish_as_taskq(queue, got[0].body);
   EXPECT_TRUE(rabbit_queue_settles_empty(queue, 60s));
   worker.terminate();
   EXPECT_EQ(worker.wait_exit(60s), 0);
   EXPECT_EQ(job(id).attempts, 1);
+  EXPECT_EQ(runs()[id], std::vector<int>({1}));
+}
+
+// KNOWN FAILURE: the worker takes the taskq queue name from the delivery's
+// routing key (worker.cpp, consume(): Delivery::queue = envelope.routing_key)
+// instead of from the RabbitMQ queue it consumes, so a valid message that
+// reached taskq.<queue> through the default exchange (routing key
+// "taskq.<queue>": a shovel, a re-publish by an operator) is dropped as
+// "message for queue X arrived on queue taskq.X" and its job never runs.
+TEST_F(WorkerFaults, AValidMessagePublishedStraightToItsRabbitQueueRunsItsJob) {
+  const std::string queue = create_queue("fstraight");
+  const std::string handler = scratch().script("ok.sh", std::string(kRecordRun) + "\necho '\"ok\"'");
+  const std::string id = enqueue(queue);
+  BrokerClient broker;
+  const auto got = collect(broker, "taskq." + queue, 1, 30s);
+  ASSERT_EQ(got.size(), 1u);
+  publish_raw("", "taskq." + queue, got[0].body);
+  WorkerProcess worker(worker_args({{queue, "exec:" + handler}}));
+  EXPECT_TRUE(wait_job_status(id, "completed", 30s)) << "status " << job(id).status;
+  EXPECT_TRUE(rabbit_queue_settles_empty(queue, 30s));
   EXPECT_EQ(runs()[id], std::vector<int>({1}));
 }
 
@@ -266,7 +309,7 @@ bool broker_enforces_consumer_timeout(std::chrono::milliseconds within) {
   options.connection_name = "taskq integration test (consumer_timeout probe)";
   taskq::AmqpConnection c(taskq::BrokerUrl::parse(env("TASKQ_TEST_BROKER_URL")), options);
   c.declare_queue(probe, "classic");
-  publish_raw(probe, "hold me");
+  publish_raw("", probe, "hold me");
   amqp_basic_consume(c.state(), taskq::AmqpConnection::kChannel, amqp_cstring_bytes(probe.c_str()), amqp_empty_bytes, 0,
                      0, 0, amqp_empty_table);
   taskq::check_rpc_reply(amqp_get_rpc_reply(c.state()), "consuming the probe");
@@ -327,6 +370,14 @@ echo '"done"')");
   expect_each_ran_once(all);
 }
 
+// KNOWN FAILURE: RabbitMQ tells a consumer that its queue was deleted
+// (basic.cancel) only to clients that announce the consumer_cancel_notify
+// capability. rabbitmq-c 0.11 announces only authentication_failure_close
+// and AmqpConnection (extension/core/amqp_connection.cpp) adds none, so the
+// worker's basic.cancel handling in worker.cpp never runs: the consumer is
+// dropped silently and the worker idles on a connection that delivers
+// nothing. (Besides announcing the capability, a periodic passive declare
+// of the consumed queues would catch it.)
 TEST_F(WorkerFaults, AQueueDeletedInRabbitMQUnderTheWorkerIsConsumedAgain) {
   const std::string queue = create_queue("fdeleted");
   const std::string handler = scratch().script("ok.sh", std::string(kRecordRun) + "\necho '\"ok\"'");
@@ -334,7 +385,7 @@ TEST_F(WorkerFaults, AQueueDeletedInRabbitMQUnderTheWorkerIsConsumedAgain) {
   ASSERT_TRUE(wait_consumer(queue, 60s)) << "the worker did not start consuming";
   BrokerClient().delete_queue("taskq." + queue);
   // Nothing is published meanwhile, so only the worker can declare it again.
-  EXPECT_TRUE(wait_consumer(queue, 60s)) << "the worker did not declare and consume the queue again";
+  ASSERT_TRUE(wait_consumer(queue, 30s)) << "the worker did not declare and consume the queue again";
   const auto ids = enqueue_many(queue, 20);
   EXPECT_TRUE(wait_status_count(queue, "completed", 20, 60s)) << count_jobs(queue, "completed") << " of 20 completed";
   EXPECT_TRUE(worker.running());

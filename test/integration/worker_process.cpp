@@ -256,7 +256,7 @@ long rabbit_queue_total_messages(const std::string& rabbit_queue) {
   return -1;
 }
 
-void publish_raw(const std::string& rabbit_queue, const std::string& body) {
+void publish_raw(const std::string& exchange, const std::string& routing_key, const std::string& body) {
   ConnectOptions options;
   options.connection_name = "taskq integration test (raw publisher)";
   AmqpConnection conn(BrokerUrl::parse(env("TASKQ_TEST_BROKER_URL")), options);
@@ -265,12 +265,14 @@ void publish_raw(const std::string& rabbit_queue, const std::string& body) {
   props.delivery_mode = 2;
   props.content_type = amqp_cstring_bytes("application/json");
   amqp_bytes_t payload{body.size(), const_cast<char*>(body.data())};
-  const int rc = amqp_basic_publish(conn.state(), AmqpConnection::kChannel, amqp_empty_bytes,
-                                    amqp_cstring_bytes(rabbit_queue.c_str()), 0, 0, &props, payload);
+  const int rc = amqp_basic_publish(conn.state(), AmqpConnection::kChannel, amqp_cstring_bytes(exchange.c_str()),
+                                    amqp_cstring_bytes(routing_key.c_str()), 0, 0, &props, payload);
   if (rc != AMQP_STATUS_OK) throw std::runtime_error("publishing a raw message failed");
   // connection.close-ok comes after the broker handled everything sent
   // before it, so the message is in the queue once this returns.
   conn.close();
 }
+
+void publish_as_taskq(const std::string& queue, const std::string& body) { publish_raw("taskq", queue, body); }
 
 }  // namespace taskq::test

@@ -102,8 +102,12 @@ std::optional<std::string> rabbitmqctl_output(const std::string& args);
 // passive declare see only the ready ones); -1 if unknown.
 long rabbit_queue_total_messages(const std::string& rabbit_queue);
 
-// Publishes a raw message to a RabbitMQ queue through the default exchange,
-// as a misbehaving producer would.
-void publish_raw(const std::string& rabbit_queue, const std::string& body);
+// Publishes a raw message as a misbehaving or duplicating producer would:
+// to an exchange with a routing key ("" and a queue name: straight to that
+// RabbitMQ queue through the default exchange).
+void publish_raw(const std::string& exchange, const std::string& routing_key, const std::string& body);
+// The way the publisher sends a job of `queue`: exchange "taskq", routing
+// key <queue>.
+void publish_as_taskq(const std::string& queue, const std::string& body);
 
 }  // namespace taskq::test
