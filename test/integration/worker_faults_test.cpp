@@ -38,7 +38,7 @@ class WorkerFaults : public WorkerFixture {
  protected:
   // A handler that takes a moment, so jobs are in flight when faults hit.
   std::string steady_handler() {
-    return scratch().script("steady.sh", std::string(kRecordRun) + "\nsleep 0.1\necho '\"ok\"'");
+    return scratch().script("steady.sh", std::string(kRecordRun) + "\nsleep 0.05\necho '\"ok\"'");
   }
   // Waits until `n` jobs completed, then runs `fault`; then waits for all.
   void strike_mid_stream(const std::string& queue, const std::vector<std::string>& ids, long n_before,
@@ -142,7 +142,7 @@ TEST_F(WorkerFaults, AMessageWhoseIdIsNoUuidIsAckedAndDropped) {
   WorkerProcess worker(worker_args({{queue, "exec:" + handler}}));
   ASSERT_TRUE(wait_consumer(queue, 60s)) << "the worker did not start consuming";
   publish_as_taskq(queue, message("zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz", queue, 1));
-  EXPECT_TRUE(rabbit_queue_settles_empty(queue, 20s))
+  EXPECT_TRUE(rabbit_queue_settles_empty(queue, 10s))
       << "left in RabbitMQ (ready or unacked): " << rabbit_queue_total_messages("taskq." + queue);
   const std::string real = enqueue(queue);
   EXPECT_TRUE(wait_job_status(real, "completed", 60s)) << "status " << job(real).status;
@@ -187,7 +187,7 @@ TEST_F(WorkerFaults, AValidMessagePublishedStraightToItsRabbitQueueRunsItsJob) {
   ASSERT_EQ(got.size(), 1u);
   publish_raw("", "taskq." + queue, got[0].body);
   WorkerProcess worker(worker_args({{queue, "exec:" + handler}}));
-  EXPECT_TRUE(wait_job_status(id, "completed", 30s)) << "status " << job(id).status;
+  ASSERT_TRUE(wait_job_status(id, "completed", 15s)) << "status " << job(id).status;
   EXPECT_TRUE(rabbit_queue_settles_empty(queue, 30s));
   EXPECT_EQ(runs()[id], std::vector<int>({1}));
 }
@@ -214,47 +214,51 @@ echo '"done"')");
   const JobRow row = job(id);
   EXPECT_EQ(row.attempts, 2);
   EXPECT_EQ(row.result.value_or(""), "\"done\"");
+  EXPECT_TRUE(rabbit_queue_settles_empty(queue, 30s));
   second.terminate();
   EXPECT_EQ(second.wait_exit(60s), 0);
   EXPECT_EQ(runs()[id], std::vector<int>({1, 2}));
-  EXPECT_TRUE(rabbit_queue_settles_empty(queue, 30s));
 }
 
 TEST_F(WorkerFaults, BrokerConnectionsClosedMidStreamLoseNothingAndRunNothingTwice) {
   const std::string queue = create_queue("fclose");
   const std::string handler = steady_handler();
-  const auto ids = enqueue_many(queue, 300);
+  const auto ids = enqueue_many(queue, 200);
   WorkerProcess worker(worker_args({{queue, "exec:" + handler}}, {"--concurrency", "4"}));
   strike_mid_stream(
-      queue, ids, 30,
+      queue, ids, 20,
       [&] {
-        for (long at : {30L, 120L}) {
+        for (long at : {20L, 80L}) {
           wait_status_count(queue, "completed", at, 60s);
           EXPECT_EQ(rabbitmqctl("close_all_connections 'test: closed mid-stream'"), 0);
         }
       },
       150s);
   EXPECT_TRUE(worker.running()) << "a lost broker connection must not end the worker";
+  // Checked while the worker runs: after a fault the publisher may send a
+  // job again (at least once), and only a consumer drops such stale copies.
+  EXPECT_TRUE(rabbit_queue_settles_empty(queue, 30s));
   worker.terminate();
   EXPECT_EQ(worker.wait_exit(60s), 0);
   expect_each_ran_once(ids);
   EXPECT_EQ(conn().value("SELECT max(attempts) FROM taskq.jobs WHERE queue_name = $1", {queue.c_str()}), "1");
-  EXPECT_TRUE(rabbit_queue_settles_empty(queue, 30s));
 }
 
 TEST_F(WorkerFaults, ABrokerRestartMidStreamLosesNothingAndRunsNothingTwice) {
   const std::string queue = create_queue("frestart");
   const std::string handler = steady_handler();
-  const auto ids = enqueue_many(queue, 200);
+  const auto ids = enqueue_many(queue, 150);
   WorkerProcess worker(worker_args({{queue, "exec:" + handler}}, {"--concurrency", "4"}));
   strike_mid_stream(
-      queue, ids, 30, [&] { env_action("broker-restart"); }, 150s);
+      queue, ids, 20, [&] { env_action("broker-restart"); }, 150s);
   EXPECT_TRUE(worker.running()) << "a broker restart must not end the worker";
+  // Checked while the worker runs: after a fault the publisher may send a
+  // job again (at least once), and only a consumer drops such stale copies.
+  EXPECT_TRUE(rabbit_queue_settles_empty(queue, 30s));
   worker.terminate();
   EXPECT_EQ(worker.wait_exit(60s), 0);
   expect_each_ran_once(ids);
   EXPECT_EQ(conn().value("SELECT max(attempts) FROM taskq.jobs WHERE queue_name = $1", {queue.c_str()}), "1");
-  EXPECT_TRUE(rabbit_queue_settles_empty(queue, 30s));
 }
 
 TEST_F(WorkerFaults, ADatabaseRestartMidStreamLosesNothingAndRunsNothingTwice) {
@@ -263,15 +267,17 @@ TEST_F(WorkerFaults, ADatabaseRestartMidStreamLosesNothingAndRunsNothingTwice) {
   use_fast_maintenance();
   const std::string queue = create_queue("fpgrestart", "lease => '30 seconds', backoff_base => '100 ms'");
   const std::string handler = steady_handler();
-  const auto ids = enqueue_many(queue, 200);
+  const auto ids = enqueue_many(queue, 150);
   WorkerProcess worker(worker_args({{queue, "exec:" + handler}}, {"--concurrency", "4"}));
   strike_mid_stream(
-      queue, ids, 30, [&] { env_action("pg-restart"); }, 150s);
+      queue, ids, 20, [&] { env_action("pg-restart"); }, 150s);
   EXPECT_TRUE(worker.running()) << "a database restart must not end the worker";
+  // Checked while the worker runs: after a fault the publisher may send a
+  // job again (at least once), and only a consumer drops such stale copies.
+  EXPECT_TRUE(rabbit_queue_settles_empty(queue, 30s));
   worker.terminate();
   EXPECT_EQ(worker.wait_exit(60s), 0);
   expect_each_ran_once(ids);
-  EXPECT_TRUE(rabbit_queue_settles_empty(queue, 30s));
 }
 
 // Reads and sets RabbitMQ application settings at runtime; puts the old
@@ -351,7 +357,7 @@ TEST_F(WorkerFaults, AJobLongerThanTheBrokersConsumerTimeoutRunsExactlyOnce) {
   ASSERT_TRUE(rabbit.set("channel_tick_interval", 1000));
   const std::string queue = create_queue("fconsumertimeout");
   const std::string handler = scratch().script("long.sh", std::string(kRecordRun) + R"(
-[ "$TASKQ_TASK" = long ] && sleep 14
+[ "$TASKQ_TASK" = long ] && sleep 10
 echo '"done"')");
   const std::string long_job = enqueue(queue, "{}", ", task => 'long'");
   WorkerProcess worker(worker_args({{queue, "exec:" + handler}}, {"--concurrency", "2"}));
@@ -385,7 +391,7 @@ TEST_F(WorkerFaults, AQueueDeletedInRabbitMQUnderTheWorkerIsConsumedAgain) {
   ASSERT_TRUE(wait_consumer(queue, 60s)) << "the worker did not start consuming";
   BrokerClient().delete_queue("taskq." + queue);
   // Nothing is published meanwhile, so only the worker can declare it again.
-  ASSERT_TRUE(wait_consumer(queue, 30s)) << "the worker did not declare and consume the queue again";
+  ASSERT_TRUE(wait_consumer(queue, 15s)) << "the worker did not declare and consume the queue again";
   const auto ids = enqueue_many(queue, 20);
   EXPECT_TRUE(wait_status_count(queue, "completed", 20, 60s)) << count_jobs(queue, "completed") << " of 20 completed";
   EXPECT_TRUE(worker.running());
