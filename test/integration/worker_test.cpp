@@ -6,6 +6,7 @@
 // retried, timeouts, graceful shutdown and cancellation.
 #include <nlohmann/json.hpp>
 
+#include <fstream>
 #include <thread>
 
 #include "http_receiver.hpp"
@@ -260,8 +261,12 @@ echo '"done"')");
 
 TEST_F(Worker, SigtermLetsTheJobInFlightFinishThenExitsZero) {
   const std::string queue = create_queue("wdrain");
+  // Runs until the test releases it (so it is surely in flight when SIGTERM
+  // comes), then a little longer.
   const std::string handler = scratch().script("slow.sh", std::string(kRecordRun) + R"(
-sleep 5
+i=0
+while [ ! -e "$DIR/release" ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 2
 echo '{"finished": true}')");
   const std::string first = enqueue(queue);
   WorkerProcess worker(worker_args({{queue, "exec:" + handler}}, {"--concurrency", "1", "--shutdown-timeout", "60"}));
@@ -277,6 +282,7 @@ echo '{"finished": true}')");
       },
       30s));
   worker.terminate();
+  std::ofstream(scratch().file("release")).put('\n');
   const auto status = worker.wait_exit(90s);
   EXPECT_EQ(status, 0) << describe(status);
 
