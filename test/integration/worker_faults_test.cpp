@@ -6,7 +6,6 @@
 // looping in RabbitMQ.
 #include <nlohmann/json.hpp>
 
-#include <atomic>
 #include <thread>
 
 #include "core/amqp_connection.hpp"
