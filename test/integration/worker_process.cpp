@@ -48,6 +48,7 @@ std::string read_file(const std::string& path) {
 }
 
 std::string tail(const std::string& text, std::size_t max_lines) {
+  if (text.empty()) return text;
   std::size_t pos = text.size();
   for (std::size_t n = 0; n <= max_lines && pos > 0; ++n) {
     const auto nl = text.rfind('\n', pos - 1);

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,8 +38,9 @@ struct InFlight {
   Clock::time_point started_at;
   std::chrono::milliseconds heartbeat_every{0};
   Clock::time_point next_heartbeat;
-  bool acked = false;         // acknowledged early (a long job); the final ack is skipped
-  bool handler_done = false;  // its outcome waits for the finisher
+  bool acked = false;                              // acknowledged early (a long job); the final ack is skipped
+  bool handler_done = false;                       // its outcome waits for the finisher
+  std::optional<Clock::time_point> running_since;  // while its handler runs
 
   // Jobs are keyed by id and attempt: a retry of a job may start here before
   // the previous attempt's entry is gone.
@@ -63,9 +65,9 @@ struct WorkState {
   std::deque<FinishedJob> finished;
   std::map<std::string, std::unique_ptr<InFlight>> in_flight;  // by InFlight::key()
   std::vector<std::pair<std::uint64_t, std::uint64_t>> acks;   // (generation, delivery tag)
-  // Moving average of handler run times; starts optimistic (0): the first
-  // batch is started ahead, and one slow job switches that off.
-  double recent_handler_seconds = 0;
+  // Moving average of handler run times. It starts at "slow": nothing is
+  // started ahead until quick jobs have actually finished here.
+  double recent_handler_seconds = 1;
   int handlers_busy = 0;  // started jobs whose handler has not returned
 
   bool stop_starting = false;  // shutdown: start nothing more

@@ -163,7 +163,17 @@ struct Worker::Impl {
   // thousands of short jobs per second possible. Long jobs are not started
   // ahead: a job shown `running` would wait behind another long job here
   // while other workers might be idle.
-  bool quick_handlers() const { return state.recent_handler_seconds < kLookaheadBelowSeconds; }
+  // Quick: recent handlers finished in under kLookaheadBelowSeconds on
+  // average, and none running now has taken longer than that. (The average
+  // alone learns only from finished jobs, so it would not see a long job
+  // that is running.) Caller holds state.mu.
+  bool quick_handlers() const {
+    if (state.recent_handler_seconds >= kLookaheadBelowSeconds) return false;
+    const auto too_old = Clock::now() - std::chrono::duration<double>(kLookaheadBelowSeconds);
+    for (const auto& [key, job] : state.in_flight)
+      if (job->running_since && *job->running_since < too_old) return false;
+    return true;
+  }
 
   int free_slots() const {
     const int lookahead = quick_handlers() ? options.concurrency : 0;
@@ -302,6 +312,10 @@ struct Worker::Impl {
       }
       metrics.add_in_flight(1);
       const auto began = Clock::now();
+      {
+        std::lock_guard<std::mutex> lock(state.mu);
+        job->running_since = began;
+      }
       Outcome outcome = run_handler(*job);
       const double seconds = std::chrono::duration<double>(Clock::now() - began).count();
       metrics.add_in_flight(-1);
@@ -310,6 +324,7 @@ struct Worker::Impl {
       // Moving average over roughly the last ten jobs.
       state.recent_handler_seconds = 0.9 * state.recent_handler_seconds + 0.1 * seconds;
       job->handler_done = true;
+      job->running_since.reset();
       state.finished.push_back({job, std::move(outcome), seconds});
       state.finisher_cv.notify_one();
       state.starter_cv.notify_one();
