@@ -129,12 +129,10 @@ TEST_F(WorkerFaults, GarbageMessagesAreAckedAndDroppedAndRealJobsStillRun) {
   EXPECT_EQ(job(real).attempts, 1);
 }
 
-// KNOWN FAILURE: an "id" of 36 characters that is no uuid passes the
-// message check (job_message.cpp only checks the length), so taskq.start
-// fails with 22P02; the worker treats that permanent error as "give up on
-// the delivery" (worker.cpp, runner_loop) and never acks it. The message
-// stays unacknowledged, holding a prefetch slot, and is redelivered after
-// every reconnect: a poison message that never leaves the queue.
+// An "id" of 36 characters that is no uuid must be refused by the message
+// check: reaching SQL, it would fail the uuid cast of a whole start batch,
+// and a message that is never acked holds a prefetch slot and comes back
+// after every reconnect (a poison message).
 TEST_F(WorkerFaults, AMessageWhoseIdIsNoUuidIsAckedAndDropped) {
   const std::string queue = create_queue("fbaduuid");
   const std::string handler = scratch().script("ok.sh", std::string(kRecordRun) + "\necho '\"ok\"'");
@@ -171,12 +169,9 @@ TEST_F(WorkerFaults, ADuplicatedDeliveryRunsTheJobOnce) {
   EXPECT_EQ(runs()[id], std::vector<int>({1}));
 }
 
-// KNOWN FAILURE: the worker takes the taskq queue name from the delivery's
-// routing key (worker.cpp, consume(): Delivery::queue = envelope.routing_key)
-// instead of from the RabbitMQ queue it consumes, so a valid message that
-// reached taskq.<queue> through the default exchange (routing key
-// "taskq.<queue>": a shovel, a re-publish by an operator) is dropped as
-// "message for queue X arrived on queue taskq.X" and its job never runs.
+// A valid message that reached taskq.<queue> through the default exchange
+// (routing key "taskq.<queue>": a shovel, a re-publish by an operator) runs
+// its job: the worker knows the queue from the consumer, not the routing key.
 TEST_F(WorkerFaults, AValidMessagePublishedStraightToItsRabbitQueueRunsItsJob) {
   const std::string queue = create_queue("fstraight");
   const std::string handler = scratch().script("ok.sh", std::string(kRecordRun) + "\necho '\"ok\"'");
@@ -375,14 +370,9 @@ echo '"done"')");
   expect_each_ran_once(all);
 }
 
-// KNOWN FAILURE: RabbitMQ tells a consumer that its queue was deleted
-// (basic.cancel) only to clients that announce the consumer_cancel_notify
-// capability. rabbitmq-c 0.11 announces only authentication_failure_close
-// and AmqpConnection (extension/core/amqp_connection.cpp) adds none, so the
-// worker's basic.cancel handling in worker.cpp never runs: the consumer is
-// dropped silently and the worker idles on a connection that delivers
-// nothing. (Besides announcing the capability, a periodic passive declare
-// of the consumed queues would catch it.)
+// RabbitMQ tells a consumer that its queue was deleted (basic.cancel) only
+// if the client announced the consumer_cancel_notify capability; without it
+// the worker would idle forever on a connection that delivers nothing.
 TEST_F(WorkerFaults, AQueueDeletedInRabbitMQUnderTheWorkerIsConsumedAgain) {
   const std::string queue = create_queue("fdeleted");
   const std::string handler = scratch().script("ok.sh", std::string(kRecordRun) + "\necho '\"ok\"'");
