@@ -64,6 +64,18 @@ long unfinished(taskq::PgConnection& db) {
       db.value("SELECT count(*) FROM taskq.jobs WHERE queue_name = $1 AND status <> 'completed'", {kQueue}).c_str());
 }
 
+// Completions the worker has recorded (its metrics count them after the
+// commit). Polled while the system is measured, so it must cost nothing
+// there: a database query here would compete with the worker for the
+// server, and cost more the larger the backlog.
+long completed(const taskq::Worker& worker) {
+  const std::string text = worker.metrics_text();
+  const std::string key =
+      std::string("taskq_worker_jobs_finished_total{queue=\"") + kQueue + "\",outcome=\"completed\"} ";
+  const auto at = text.find(key);
+  return at == std::string::npos ? 0 : std::atol(text.c_str() + at + key.size());
+}
+
 // Enqueues n jobs in calls of `per_call`; returns when all are committed.
 void produce(taskq::PgConnection& db, long n, int per_call) {
   std::string payloads = "[";
@@ -81,13 +93,15 @@ void produce(taskq::PgConnection& db, long n, int per_call) {
   }
 }
 
-bool wait_drained(taskq::PgConnection& db, std::chrono::seconds cap) {
+// Waits until `worker` has completed `target` jobs in all; then checks with
+// the database (once) that nothing of the queue is unfinished.
+bool wait_drained(const taskq::Worker& worker, long target, taskq::PgConnection& db, std::chrono::seconds cap) {
   const auto deadline = Clock::now() + cap;
-  while (unfinished(db) > 0) {
+  while (completed(worker) < target) {
     if (Clock::now() > deadline) return false;
     std::this_thread::sleep_for(5ms);
   }
-  return true;
+  return unfinished(db) == 0;
 }
 
 }  // namespace
@@ -122,19 +136,21 @@ int main(int argc, char** argv) {
   // --- consume only: the backlog is in RabbitMQ before the worker starts ----
   {
     produce(db, jobs, 100);
+    // Only this queue's rows: a paused queue elsewhere keeps others.
     const auto published_by = Clock::now() + 120s;
-    while (db.value("SELECT count(*) FROM taskq.outbox") != "0" && Clock::now() < published_by)
+    while (db.value("SELECT count(*) FROM taskq.outbox WHERE queue_name = $1", {kQueue}) != "0" &&
+           Clock::now() < published_by)
       std::this_thread::sleep_for(20ms);
     taskq::Worker drainer(options);
     drainer.handle_queue(
         kQueue, [](const taskq::Job&, const taskq::CancellationToken&) { return taskq::Outcome::completed(); });
     const auto t0 = Clock::now();
     std::thread drain_thread([&] { drainer.run(); });
-    const bool drained = wait_drained(db, 300s);
+    const bool drained = wait_drained(drainer, jobs, db, 300s);
     const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    const long done = completed(drainer);
     drainer.stop();
     drain_thread.join();
-    const long done = jobs - unfinished(db);
     std::printf("RESULT peer=taskq scenario=consume_throughput jobs=%ld seconds=%.2f rate=%.0f p50_ms=- p99_ms=-\n",
                 done, seconds, static_cast<double>(done) / seconds);
     std::printf("NOTE peer=taskq scenario=consume_throughput capped=%s\n", drained ? "no" : "yes");
@@ -159,9 +175,9 @@ int main(int argc, char** argv) {
     const auto t0 = Clock::now();
     produce(db, jobs, 100);
     const double enqueue_s = std::chrono::duration<double>(Clock::now() - t0).count();
-    const bool drained = wait_drained(db, 300s);
+    const bool drained = wait_drained(worker, jobs, db, 300s);
     const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    const long done = jobs - unfinished(db);
+    const long done = completed(worker);
     std::printf("RESULT peer=taskq scenario=pipeline_throughput jobs=%ld seconds=%.2f rate=%.0f p50_ms=- p99_ms=-\n",
                 done, seconds, static_cast<double>(done) / seconds);
     std::printf("NOTE peer=taskq scenario=pipeline_throughput enqueue_seconds=%.2f capped=%s\n", enqueue_s,
@@ -180,7 +196,7 @@ int main(int argc, char** argv) {
       db.exec("SELECT taskq.enqueue($1, $2::jsonb)", {kQueue, payload.c_str()});
       committed[static_cast<std::size_t>(i)] = Clock::now();
     }
-    wait_drained(db, 60s);
+    wait_drained(worker, jobs + latency_jobs, db, 60s);
     std::vector<double> latencies;
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -200,13 +216,16 @@ int main(int argc, char** argv) {
 
   // --- memory --------------------------------------------------------------------
   if (memory_jobs > 0) {
+    long target = completed(worker) + 10000;
     produce(db, 10000, 100);  // warm-up: allocator pools, connection buffers
-    wait_drained(db, 120s);
+    wait_drained(worker, target, db, 120s);
     const long before = rss_kb();
     const auto t0 = Clock::now();
     for (long done = 0; done < memory_jobs; done += 10000) {
-      produce(db, std::min(10000L, memory_jobs - done), 100);
-      wait_drained(db, 120s);
+      const long n = std::min(10000L, memory_jobs - done);
+      target += n;
+      produce(db, n, 100);
+      wait_drained(worker, target, db, 120s);
     }
     const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     const long after = rss_kb();
