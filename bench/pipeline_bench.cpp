@@ -135,6 +135,7 @@ int main(int argc, char** argv) {
   options.callbacks.enabled = false;
   // --- consume only: the backlog is in RabbitMQ before the worker starts ----
   {
+    db.exec("CHECKPOINT");  // no flush of earlier work during the measurement
     produce(db, jobs, 100);
     // Only this queue's rows: a paused queue elsewhere keeps others.
     const auto published_by = Clock::now() + 120s;
@@ -172,6 +173,7 @@ int main(int argc, char** argv) {
 
   // --- throughput --------------------------------------------------------------
   {
+    db.exec("CHECKPOINT");
     const auto t0 = Clock::now();
     produce(db, jobs, 100);
     const double enqueue_s = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -186,6 +188,7 @@ int main(int argc, char** argv) {
 
   // --- latency -----------------------------------------------------------------
   if (latency_jobs > 0) {
+    db.exec("CHECKPOINT");
     record_starts = true;
     std::vector<Clock::time_point> committed(static_cast<std::size_t>(latency_jobs));
     const auto t0 = Clock::now();
@@ -216,6 +219,7 @@ int main(int argc, char** argv) {
 
   // --- memory --------------------------------------------------------------------
   if (memory_jobs > 0) {
+    db.exec("CHECKPOINT");
     long target = completed(worker) + 10000;
     produce(db, 10000, 100);  // warm-up: allocator pools, connection buffers
     wait_drained(worker, target, db, 120s);

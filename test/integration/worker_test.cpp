@@ -52,6 +52,33 @@ printf '{"payload": %s, "queue": "%s", "task": "%s", "attempt": %s, "max_attempt
       << "every result is the handler's stdout, made from its stdin and environment";
 }
 
+TEST_F(Worker, OneProcessServesSeveralQueuesEachWithItsHandler) {
+  const std::string by_exec = create_queue("wmulti_exec");
+  const std::string by_http = create_queue("wmulti_http");
+  const std::string handler =
+      scratch().script("tag.sh", std::string(kRecordRun) + "\ncat >/dev/null\necho '{\"by\": \"exec\"}'");
+  HttpReceiver receiver;
+  receiver.respond([](const ReceivedRequest&, std::size_t) { return Response{200, R"({"by": "http"})"}; });
+  const auto exec_ids = enqueue_many(by_exec, 50);
+  const auto http_ids = enqueue_many(by_http, 50);
+
+  WorkerProcess worker(
+      worker_args({{by_exec, "exec:" + handler}, {by_http, receiver.url("/jobs")}}, {"--concurrency", "4"}));
+  EXPECT_TRUE(wait_status_count(by_exec, "completed", 50, 120s)) << count_jobs(by_exec, "completed") << " of 50";
+  EXPECT_TRUE(wait_status_count(by_http, "completed", 50, 120s)) << count_jobs(by_http, "completed") << " of 50";
+  worker.terminate();
+  EXPECT_EQ(worker.wait_exit(60s), 0);
+
+  expect_each_ran_once(exec_ids);
+  EXPECT_EQ(receiver.requests_to("/jobs").size(), 50u) << "each http job POSTed once";
+  EXPECT_EQ(conn().value("SELECT count(*) FROM taskq.jobs WHERE queue_name = $1 AND result->>'by' = 'exec'",
+                         {by_exec.c_str()}),
+            "50");
+  EXPECT_EQ(conn().value("SELECT count(*) FROM taskq.jobs WHERE queue_name = $1 AND result->>'by' = 'http'",
+                         {by_http.c_str()}),
+            "50");
+}
+
 TEST_F(Worker, HttpHandlerRunsManyJobsExactlyOnce) {
   const std::string queue = create_queue("whttp");
   HttpReceiver receiver;
