@@ -2,9 +2,6 @@
 // extension, and on a standby. It idles there (no errors, no restarts, no
 // broker connection) and starts publishing once the extension is created or
 // the standby is promoted.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -57,20 +54,6 @@ TEST(PublisherIdle, WithoutTheExtensionItIdlesThenPublishesOnceItIsCreated) {
   EXPECT_EQ(publisher_pid(c), pid);
 }
 
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-    port = ntohs(addr.sin_port);
-  close(fd);
-  return port;
-}
-
 // A physical standby of the test cluster, removed again at the end.
 class Standby {
  public:
@@ -79,7 +62,7 @@ class Standby {
     as_pg_ = getuid() == 0 ? "runuser -u postgres -- " : "";
     dir_ = env("TASKQ_TEST_STATE") + "/pg/standby";
     pg_ctl_ = as_pg_ + bin + "/pg_ctl -D '" + dir_ + "' -l '" + dir_ + ".log' -w -t 60 ";
-    port_ = free_port();
+    port_ = free_tcp_port();
     run("rm -rf '" + dir_ + "'");
     // -R writes standby.signal and primary_conninfo; postgresql.conf (with
     // shared_preload_libraries = 'taskq') comes along with the data folder.

@@ -36,6 +36,10 @@ void env_action(const std::string& action);
 // rabbitmqctl for the test node.
 int rabbitmqctl(const std::string& args);
 
+// A TCP port on 127.0.0.1 that nobody listens on right now (another process
+// could take it before the caller does: fine for tests).
+int free_tcp_port();
+
 // A name no other test (or earlier run) uses.
 std::string unique_name(const std::string& prefix);
 

@@ -4,10 +4,7 @@
 #include <atomic>
 #include <thread>
 
-#include <arpa/inet.h>
 #include <httplib.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "callback_signature.hpp"
@@ -162,26 +159,10 @@ TEST_F(WorkerLibrary, CancelReachesARunningHandlerThroughItsToken) {
   EXPECT_EQ(field(id, "last_error"), "stopped: cancel requested or lease lost");
 }
 
-// A port nobody listens on right now (tiny race with other processes: fine
-// for a test).
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-    port = ntohs(addr.sin_port);
-  close(fd);
-  return port;
-}
-
 TEST_F(WorkerLibrary, MetricsEndpointCountsJobsAndReportsHealth) {
   conn().exec("SELECT taskq.create_queue($1, max_attempts => 1)", {queue_.c_str()});
   taskq::WorkerOptions options;
-  const int port = free_port();
+  const int port = free_tcp_port();
   options.metrics_addr = "127.0.0.1:" + std::to_string(port);
   auto& w = worker(options);
   w.handle_queue(queue_, [](const taskq::Job& job, const taskq::CancellationToken&) {

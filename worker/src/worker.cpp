@@ -157,12 +157,6 @@ struct Worker::Impl {
 
   // --- starter -----------------------------------------------------------------
 
-  // How many more jobs may start now. Short jobs are started ahead of the
-  // runners, up to `concurrency` of them: a start costs one round trip and
-  // one commit whatever its batch size, so bigger batches are what make
-  // thousands of short jobs per second possible. Long jobs are not started
-  // ahead: a job shown `running` would wait behind another long job here
-  // while other workers might be idle.
   // Quick: recent handlers finished in under kLookaheadBelowSeconds on
   // average, and none running now has taken longer than that. (The average
   // alone learns only from finished jobs, so it would not see a long job
@@ -175,6 +169,12 @@ struct Worker::Impl {
     return true;
   }
 
+  // How many more jobs may start now. Short jobs are started ahead of the
+  // runners, up to `concurrency` of them: a start costs one round trip and
+  // one commit whatever its batch size, so bigger batches are what make
+  // thousands of short jobs per second possible. Long jobs are not started
+  // ahead: a job shown `running` would wait behind another long job here
+  // while other workers might be idle. Caller holds state.mu.
   int free_slots() const {
     const int lookahead = quick_handlers() ? options.concurrency : 0;
     return options.concurrency + lookahead - state.handlers_busy;
