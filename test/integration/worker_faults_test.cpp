@@ -274,33 +274,6 @@ TEST_F(WorkerFaults, ADatabaseRestartMidStreamLosesNothingAndRunsNothingTwice) {
   expect_each_ran_once(ids);
 }
 
-// Reads and sets RabbitMQ application settings at runtime; puts the old
-// values back when it goes out of scope.
-class RabbitSettings {
- public:
-  ~RabbitSettings() {
-    for (const auto& [key, old] : saved_) {
-      if (old == "undefined")
-        rabbitmqctl("eval 'application:unset_env(rabbit, " + key + ").'");
-      else
-        rabbitmqctl("eval 'application:set_env(rabbit, " + key + ", " + old + ").'");
-    }
-  }
-  bool set(const std::string& key, long value) {
-    auto current = rabbitmqctl_output("eval 'application:get_env(rabbit, " + key + ").'");
-    if (!current) return false;
-    // "{ok,1800000}" or "undefined"
-    std::string old = *current;
-    while (!old.empty() && (old.back() == '\n' || old.back() == ' ')) old.pop_back();
-    if (old.rfind("{ok,", 0) == 0) old = old.substr(4, old.size() - 5);
-    saved_.emplace_back(key, old);
-    return rabbitmqctl("eval 'application:set_env(rabbit, " + key + ", " + std::to_string(value) + ").'") == 0;
-  }
-
- private:
-  std::vector<std::pair<std::string, std::string>> saved_;
-};
-
 // Proves the consumer_timeout is in force: a consumer that holds a delivery
 // unacknowledged gets its channel closed (406) within `within`.
 bool broker_enforces_consumer_timeout(std::chrono::milliseconds within) {

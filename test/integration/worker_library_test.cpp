@@ -11,6 +11,7 @@
 #include "http_receiver.hpp"
 #include "taskq/worker.hpp"
 #include "test_env.hpp"
+#include "worker_process.hpp"
 
 using namespace std::chrono_literals;
 using taskq::PgConnection;
@@ -38,7 +39,6 @@ class WorkerLibrary : public ::testing::Test {
   taskq::Worker& worker(taskq::WorkerOptions options = {}) {
     options.database = env("TASKQ_TEST_DATABASE_URL");
     options.broker = env("TASKQ_TEST_BROKER_URL");
-    if (options.callbacks.secret.empty()) options.callbacks.enabled = false;  // only the callback test wants them
     if (options.shutdown_timeout == 30s) options.shutdown_timeout = 5s;
     worker_ = std::make_unique<taskq::Worker>(options);
     return *worker_;
@@ -250,43 +250,12 @@ class ConsumerTimeout : public WorkerLibrary {
     WorkerLibrary::SetUp();
     if (IsSkipped()) return;
     // Applies to channels opened from now on; checked every half second.
-    // The previous values are restored exactly: a channel cannot open while
-    // either one is unset.
-    saved_timeout_ = rabbit_env("consumer_timeout");
-    saved_tick_ = rabbit_env("channel_tick_interval");
-    ASSERT_FALSE(saved_timeout_.empty());
-    ASSERT_FALSE(saved_tick_.empty());
-    ASSERT_EQ(rabbitmqctl("eval 'application:set_env(rabbit, consumer_timeout, 2000).'"), 0);
-    ASSERT_EQ(rabbitmqctl("eval 'application:set_env(rabbit, channel_tick_interval, 500).'"), 0);
-  }
-  void TearDown() override {
-    WorkerLibrary::TearDown();
-    if (!saved_timeout_.empty()) {
-      EXPECT_EQ(rabbitmqctl("eval 'application:set_env(rabbit, consumer_timeout, " + saved_timeout_ + ").'"), 0);
-    }
-    if (!saved_tick_.empty()) {
-      EXPECT_EQ(rabbitmqctl("eval 'application:set_env(rabbit, channel_tick_interval, " + saved_tick_ + ").'"), 0);
-    }
+    // RabbitSettings puts the previous values back.
+    ASSERT_TRUE(rabbit_.set("consumer_timeout", 2000));
+    ASSERT_TRUE(rabbit_.set("channel_tick_interval", 500));
   }
 
-  // The integer value of a rabbit application setting ("" if unset).
-  static std::string rabbit_env(const std::string& key) {
-    const std::string cmd =
-        "'" + env("TASKQ_TEST_RABBITMQCTL") + "' -q eval 'application:get_env(rabbit, " + key + ").' 2>/dev/null";
-    std::string out;
-    if (FILE* p = popen(cmd.c_str(), "r")) {
-      char buf[256];
-      while (fgets(buf, sizeof(buf), p) != nullptr) out += buf;
-      pclose(p);
-    }
-    // {ok,60000}
-    const auto comma = out.find(',');
-    const auto close = out.find('}');
-    if (out.rfind("{ok,", 0) != 0 || comma == std::string::npos || close == std::string::npos) return "";
-    return out.substr(comma + 1, close - comma - 1);
-  }
-
-  std::string saved_timeout_, saved_tick_;
+  RabbitSettings rabbit_;
 
   // Runs one 5-second job; returns the worker's broker reconnect count.
   int run_long_job(std::chrono::seconds early_ack_after) {

@@ -276,4 +276,24 @@ void publish_raw(const std::string& exchange, const std::string& routing_key, co
 
 void publish_as_taskq(const std::string& queue, const std::string& body) { publish_raw("taskq", queue, body); }
 
+RabbitSettings::~RabbitSettings() {
+  for (const auto& [key, old] : saved_) {
+    if (old == "undefined")
+      rabbitmqctl("eval 'application:unset_env(rabbit, " + key + ").'");
+    else
+      rabbitmqctl("eval 'application:set_env(rabbit, " + key + ", " + old + ").'");
+  }
+}
+
+bool RabbitSettings::set(const std::string& key, long value) {
+  auto current = rabbitmqctl_output("eval 'application:get_env(rabbit, " + key + ").'");
+  if (!current) return false;
+  // "{ok,1800000}" or "undefined"
+  std::string old = *current;
+  while (!old.empty() && (old.back() == '\n' || old.back() == ' ')) old.pop_back();
+  if (old.rfind("{ok,", 0) == 0) old = old.substr(4, old.size() - 5);
+  saved_.emplace_back(key, old);
+  return rabbitmqctl("eval 'application:set_env(rabbit, " + key + ", " + std::to_string(value) + ").'") == 0;
+}
+
 }  // namespace taskq::test

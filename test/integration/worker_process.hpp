@@ -98,6 +98,20 @@ class ScratchDir {
 // Output of the test node's rabbitmqctl (e.g. "list_queues name messages");
 // nullopt when it failed.
 std::optional<std::string> rabbitmqctl_output(const std::string& args);
+
+// Reads and sets RabbitMQ application settings at runtime; puts the old
+// values back when it goes out of scope.
+class RabbitSettings {
+ public:
+  RabbitSettings() = default;
+  RabbitSettings(const RabbitSettings&) = delete;
+  RabbitSettings& operator=(const RabbitSettings&) = delete;
+  ~RabbitSettings();
+  bool set(const std::string& key, long value);
+
+ private:
+  std::vector<std::pair<std::string, std::string>> saved_;
+};
 // Messages of a RabbitMQ queue, ready plus unacknowledged (basic.get and a
 // passive declare see only the ready ones); -1 if unknown.
 long rabbit_queue_total_messages(const std::string& rabbit_queue);

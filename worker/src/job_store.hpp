@@ -54,9 +54,6 @@ class JobStore {
   // A trivial round trip, to notice a lost database while idle.
   void ping();
 
-  // Whether the last call reached the database (for health reporting).
-  bool connected() const { return db_ && db_->ok(); }
-
  private:
   PgConnection& connection();
   PgResult exec(const std::string& sql, const std::vector<const char*>& params);
