@@ -18,9 +18,13 @@ std::chrono::milliseconds backoff_delay(const BackoffPolicy& policy, std::uint32
   return std::chrono::milliseconds(static_cast<std::int64_t>(delay));
 }
 
-Backoff::Backoff(BackoffPolicy policy) : policy_(policy), rng_state_(std::random_device{}()) {}
+Backoff::Backoff(BackoffPolicy policy) : policy_(policy) {}
 
 std::chrono::milliseconds Backoff::next() {
+  if (!seeded_) {
+    rng_state_ = std::random_device{}();
+    seeded_ = true;
+  }
   // splitmix64: plenty for jitter, and no shared state between threads.
   rng_state_ += 0x9E3779B97F4A7C15ULL;
   std::uint64_t z = rng_state_;

@@ -35,7 +35,11 @@ class Backoff {
  private:
   BackoffPolicy policy_;
   std::uint32_t attempt_ = 0;
-  std::uint64_t rng_state_;
+  // Seeded at the first next(): a Backoff is made for every database call
+  // that might need retrying, and reading std::random_device costs a system
+  // call or more, which showed in profiles of the worker's hot path.
+  bool seeded_ = false;
+  std::uint64_t rng_state_ = 0;
 };
 
 }  // namespace taskq

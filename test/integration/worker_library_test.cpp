@@ -2,6 +2,7 @@
 // real PostgreSQL and RabbitMQ: handler routing, outcomes, cancellation, and
 // deliveries that outlive RabbitMQ's consumer_timeout.
 #include <atomic>
+#include <sstream>
 #include <thread>
 
 #include <httplib.h>
@@ -190,6 +191,59 @@ TEST_F(WorkerLibrary, MetricsEndpointCountsJobsAndReportsHealth) {
   auto health = client.Get("/healthz");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200) << health->body;
+}
+
+// The prefetch counts of this queue's consumers, as RabbitMQ applies them.
+std::vector<long> consumer_prefetches(const std::string& queue) {
+  std::vector<long> out;
+  const auto listing = rabbitmqctl_output("list_consumers --no-table-headers queue_name prefetch_count");
+  if (!listing) return out;
+  std::istringstream in(*listing);
+  for (std::string name, prefetch; in >> name >> prefetch;)
+    if (name == "taskq." + queue) out.push_back(std::stol(prefetch));
+  return out;
+}
+
+// RabbitMQ applies a new basic.qos only to consumers created after it, so
+// the worker must re-subscribe for its prefetch to follow the handlers
+// (before it did, quick jobs kept the slow start-up limit and the worker sat
+// idle between round trips).
+TEST_F(WorkerLibrary, PrefetchFollowsTheHandlersSpeedOnTheBroker) {
+  conn().exec("SELECT taskq.create_queue($1)", {queue_.c_str()});
+  taskq::WorkerOptions options;
+  options.concurrency = 2;  // prefetch 4 while handlers are slow, 32 while quick
+  auto& w = worker(options);
+  w.handle_queue(queue_, [](const taskq::Job& job, const taskq::CancellationToken&) {
+    if (job.payload.value("slow", false)) std::this_thread::sleep_for(300ms);
+    return taskq::Outcome::completed();
+  });
+  run();
+  ASSERT_TRUE(wait_until([&] { return consumer_prefetches(queue_) == std::vector<long>{4}; }, 30s))
+      << "a new worker starts with the slow prefetch";
+  conn().exec(
+      "SELECT count(*) FROM taskq.enqueue_many($1, (SELECT jsonb_agg('{}'::jsonb) FROM generate_series(1, 100)))",
+      {queue_.c_str()});
+  EXPECT_TRUE(wait_until([&] { return consumer_prefetches(queue_) == std::vector<long>{32}; }, 30s))
+      << "quick handlers: one consumer with the deep prefetch, the old one cancelled";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return conn().value("SELECT count(*) FROM taskq.jobs WHERE queue_name = $1 AND status = 'completed'",
+                            {queue_.c_str()}) == "100";
+      },
+      60s));
+  // Slow jobs: the worker goes back to the shallow prefetch (at most one
+  // change per 5 s, so this takes a while).
+  conn().exec(
+      "SELECT count(*) FROM taskq.enqueue_many($1, (SELECT jsonb_agg('{\"slow\": true}'::jsonb) FROM "
+      "generate_series(1, 40)))",
+      {queue_.c_str()});
+  EXPECT_TRUE(wait_until([&] { return consumer_prefetches(queue_) == std::vector<long>{4}; }, 30s));
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return conn().value("SELECT count(*) FROM taskq.jobs WHERE queue_name = $1 AND status = 'completed'",
+                            {queue_.c_str()}) == "140";
+      },
+      60s));
 }
 
 TEST_F(WorkerLibrary, ABusyMetricsAddressFailsTheStart) {

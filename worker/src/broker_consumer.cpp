@@ -3,6 +3,8 @@
 
 #include <sys/time.h>
 
+#include <string>
+
 namespace taskq {
 namespace {
 
@@ -13,18 +15,39 @@ std::string to_string(amqp_bytes_t b) { return std::string(static_cast<const cha
 BrokerConsumer::BrokerConsumer(const BrokerUrl& url, const ConnectOptions& options, const std::string& exchange,
                                const std::vector<ConsumedQueue>& queues, int prefetch, std::uint64_t generation)
     : connection_(url, options), generation_(generation) {
-  amqp_connection_state_t state = connection_.state();
-  set_prefetch(prefetch);
+  qos(prefetch);
   for (const auto& queue : queues) {
     // The same arguments as the publisher's declaration, or the broker
     // refuses one of the two with PRECONDITION_FAILED.
     declare_taskq_queue(connection_, exchange, queue.name, queue.queue_type);
-    const std::string rabbit_queue = rabbitmq_queue_name(queue.name);
-    auto* ok = amqp_basic_consume(state, AmqpConnection::kChannel, amqp_cstring_bytes(rabbit_queue.c_str()),
-                                  amqp_empty_bytes, /*no_local=*/0, /*no_ack=*/0, /*exclusive=*/0, amqp_empty_table);
-    check_rpc_reply(amqp_get_rpc_reply(state), "consuming " + rabbit_queue);
-    queue_by_consumer_tag_[to_string(ok->consumer_tag)] = queue.name;
+    queues_.push_back(queue.name);
   }
+  subscribe();
+}
+
+void BrokerConsumer::subscribe() {
+  amqp_connection_state_t state = connection_.state();
+  consumer_tags_.clear();
+  for (const auto& queue : queues_) {
+    // The tag names the queue (see queue_of_tag) and is new for every
+    // subscription, so that an old consumer's deliveries still map to their
+    // queue after a re-subscription.
+    const std::string tag = std::string(kTagPrefix) + queue + kTagSeparator + std::to_string(++subscriptions_);
+    const std::string rabbit_queue = rabbitmq_queue_name(queue);
+    amqp_basic_consume(state, AmqpConnection::kChannel, amqp_cstring_bytes(rabbit_queue.c_str()),
+                       amqp_cstring_bytes(tag.c_str()), /*no_local=*/0, /*no_ack=*/0, /*exclusive=*/0,
+                       amqp_empty_table);
+    check_rpc_reply(amqp_get_rpc_reply(state), "consuming " + rabbit_queue);
+    consumer_tags_.push_back(tag);
+  }
+}
+
+std::optional<std::string> BrokerConsumer::queue_of_tag(const std::string& tag) {
+  if (tag.rfind(kTagPrefix, 0) != 0) return std::nullopt;
+  const auto end = tag.rfind(kTagSeparator);
+  const std::size_t begin = std::char_traits<char>::length(kTagPrefix);
+  if (end == std::string::npos || end <= begin) return std::nullopt;
+  return tag.substr(begin, end - begin);
 }
 
 bool BrokerConsumer::has_buffered_data() const {
@@ -41,9 +64,8 @@ void BrokerConsumer::drain(const std::function<void(Delivery&&)>& sink) {
     if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
       // The queue comes from the consumer tag, not the routing key: a message
       // moved by hand (shovel, default exchange) keeps its job's queue.
-      auto queue = queue_by_consumer_tag_.find(to_string(envelope.consumer_tag));
-      Delivery d{envelope.delivery_tag, generation_,
-                 queue != queue_by_consumer_tag_.end() ? queue->second : to_string(envelope.routing_key),
+      const auto queue = queue_of_tag(to_string(envelope.consumer_tag));
+      Delivery d{envelope.delivery_tag, generation_, queue ? *queue : to_string(envelope.routing_key),
                  to_string(envelope.message.body)};
       amqp_destroy_envelope(&envelope);
       sink(std::move(d));
@@ -71,7 +93,7 @@ void BrokerConsumer::drain(const std::function<void(Delivery&&)>& sink) {
   }
 }
 
-void BrokerConsumer::set_prefetch(int prefetch) {
+void BrokerConsumer::qos(int prefetch) {
   // A synchronous method: rabbitmq-c keeps deliveries that arrive before its
   // answer queued for drain().
   amqp_basic_qos(connection_.state(), AmqpConnection::kChannel, 0, static_cast<std::uint16_t>(prefetch), 0);
@@ -79,21 +101,38 @@ void BrokerConsumer::set_prefetch(int prefetch) {
   prefetch_ = prefetch;
 }
 
+void BrokerConsumer::set_prefetch(int prefetch) {
+  qos(prefetch);
+  // RabbitMQ applies a basic.qos (global=false) only to consumers created
+  // after it; the running ones keep their old limit. So subscribe anew,
+  // then cancel the old consumers. Their unacked deliveries stay ours and
+  // are acked as usual; for a moment both limits apply, which only lets a
+  // few more messages in.
+  std::vector<std::string> old;
+  old.swap(consumer_tags_);
+  subscribe();
+  cancel(old);
+}
+
 void BrokerConsumer::ack(std::uint64_t tag) {
   const int rc = amqp_basic_ack(connection_.state(), AmqpConnection::kChannel, tag, /*multiple=*/0);
   if (rc != AMQP_STATUS_OK) throw status_error(rc, "acknowledging a delivery");
 }
 
-void BrokerConsumer::cancel_consumers() noexcept {
+void BrokerConsumer::cancel(const std::vector<std::string>& tags) noexcept {
   // Asynchronous (no wait for cancel-ok): deliveries already on the wire
-  // still arrive and are simply not started.
-  for (const auto& [tag, queue] : queue_by_consumer_tag_) {
+  // still arrive.
+  for (const auto& tag : tags) {
     amqp_basic_cancel_t cancel{};
     cancel.consumer_tag = amqp_bytes_t{tag.size(), const_cast<char*>(tag.data())};
     cancel.nowait = 1;
     amqp_send_method(connection_.state(), AmqpConnection::kChannel, AMQP_BASIC_CANCEL_METHOD, &cancel);
   }
-  queue_by_consumer_tag_.clear();
+}
+
+void BrokerConsumer::cancel_consumers() noexcept {
+  cancel(consumer_tags_);
+  consumer_tags_.clear();
 }
 
 }  // namespace taskq

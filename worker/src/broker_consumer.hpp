@@ -11,7 +11,7 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,7 +51,8 @@ class BrokerConsumer {
   void drain(const std::function<void(Delivery&&)>& sink);
 
   void ack(std::uint64_t tag);
-  // basic.qos: how many unacknowledged deliveries the broker lets us hold.
+  // How many unacknowledged deliveries the broker lets each consumer hold;
+  // re-subscribes, since RabbitMQ applies a new limit to new consumers only.
   // Lowering it revokes nothing already delivered.
   void set_prefetch(int prefetch);
   int prefetch() const { return prefetch_; }
@@ -59,14 +60,26 @@ class BrokerConsumer {
   // connection closes, when the broker requeues them.
   void cancel_consumers() noexcept;
   void close() noexcept { connection_.close(); }
+  // The taskq queue a consumer tag of ours stands for (nullopt: not ours).
+  static std::optional<std::string> queue_of_tag(const std::string& tag);
   // For a connection that failed: do not wait long for the broker's answer.
   void close_quickly() noexcept { connection_.close_quickly(); }
 
  private:
+  // Consumer tags: "taskq-worker:<queue>#<n>" (queue names never hold '#').
+  static constexpr const char* kTagPrefix = "taskq-worker:";
+  static constexpr char kTagSeparator = '#';
+
+  void qos(int prefetch);
+  void subscribe();  // one new consumer per queue, under the current basic.qos
+  void cancel(const std::vector<std::string>& tags) noexcept;
+
   AmqpConnection connection_;
   std::uint64_t generation_;
   int prefetch_ = 0;
-  std::map<std::string, std::string> queue_by_consumer_tag_;
+  std::vector<std::string> queues_;         // taskq queue names
+  std::vector<std::string> consumer_tags_;  // current subscriptions
+  std::uint64_t subscriptions_ = 0;
 };
 
 }  // namespace taskq

@@ -53,6 +53,8 @@ constexpr double kLookaheadBelowSeconds = 0.05;
 // their outcomes to be recorded before the worker gives up on them (their
 // leases then retry them).
 constexpr auto kShutdownGrace = 10s;
+// The prefetch follows the handlers' speed at most this often.
+constexpr auto kPrefetchChangeEvery = 5s;
 // An idle worker checks its database this often (for /healthz).
 constexpr auto kIdlePingEvery = 5s;
 
@@ -596,6 +598,7 @@ struct Worker::Impl {
   void consume(std::unique_ptr<BrokerConsumer>& consumer) {
     Backoff reconnect(BackoffPolicy{200ms, 30s, 0.5});
     auto retry_at = Clock::now();
+    auto last_prefetch_change = Clock::now() - kPrefetchChangeEvery;
     while (!stopping.load()) {
       try {
         if (!consumer) {
@@ -609,7 +612,11 @@ struct Worker::Impl {
           reconnect.reset();
         }
         flush_acks(*consumer);
-        if (const int prefetch = wanted_prefetch(); prefetch != consumer->prefetch()) {
+        // A change re-subscribes (see set_prefetch); a mix of quick and slow
+        // jobs must not make that happen all the time.
+        if (const int prefetch = wanted_prefetch();
+            prefetch != consumer->prefetch() && Clock::now() - last_prefetch_change >= kPrefetchChangeEvery) {
+          last_prefetch_change = Clock::now();
           consumer->set_prefetch(prefetch);
           log::info("broker: prefetch now {} ({} handlers)", prefetch,
                     prefetch > 2 * options.concurrency ? "quick" : "slow");
