@@ -32,6 +32,7 @@ extern "C" {
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
+#include "utils/uuid.h"
 
 PGDLLEXPORT void taskq_publisher_main(Datum arg);
 }
@@ -214,6 +215,9 @@ struct PassState {
   int64* failed;  // outbox ids to try again later
   int n_failed;
   int capacity;
+  pg_uuid_t* published_jobs;  // jobs of the confirmed rows, for record_publish_times
+  int n_published_jobs;
+  int published_capacity;
   long sent;      // messages handed to the broker in this transaction
   long resolved;  // outcomes received for them
   bool lost;      // the connection must be dropped
@@ -282,6 +286,43 @@ void wait_for_confirms(PassState* st, long target) {
   collect_outcomes(st);
 }
 
+// Keeps the job ids of confirmed rows until the pass has committed.
+void remember_published_jobs(PassState* st, ArrayType* jobs) {
+  Datum* ids;
+  int count;
+  deconstruct_array(jobs, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR, &ids, nullptr, &count);
+  if (st->n_published_jobs + count > st->published_capacity) {
+    st->published_capacity = Max(2 * st->published_capacity, st->n_published_jobs + count);
+    st->published_jobs = static_cast<pg_uuid_t*>(
+        repalloc(st->published_jobs, sizeof(pg_uuid_t) * static_cast<Size>(st->published_capacity)));
+  }
+  for (int i = 0; i < count; i++) st->published_jobs[st->n_published_jobs++] = *DatumGetUUIDP(ids[i]);
+}
+
+// Records when the pass's jobs were published, in a short transaction of its
+// own after the pass committed (see taskq._jobs_published). If the process
+// dies before this, the reconciler counts from the job's creation instead;
+// at worst a message is published once more, and start() fences that.
+void record_publish_times(const PassState* st) {
+  if (st->n_published_jobs == 0) return;
+  SetCurrentStatementStartTimestamp();
+  StartTransactionCommand();
+  SPI_connect();
+  PushActiveSnapshot(GetTransactionSnapshot());
+  pgstat_report_activity(STATE_RUNNING, "taskq publisher: recording publish times");
+  if (lock_outbox()) {
+    Datum* datums = static_cast<Datum*>(palloc(sizeof(Datum) * static_cast<Size>(st->n_published_jobs)));
+    for (int i = 0; i < st->n_published_jobs; i++) datums[i] = UUIDPGetDatum(&st->published_jobs[i]);
+    Oid argtypes[1] = {UUIDARRAYOID};
+    Datum args[1] = {
+        PointerGetDatum(construct_array(datums, st->n_published_jobs, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR))};
+    if (SPI_execute_with_args("SELECT taskq._jobs_published($1)", 1, argtypes, args, nullptr, false, 0) !=
+        SPI_OK_SELECT)
+      elog(ERROR, "taskq publisher: recording publish times failed");
+  }
+  finish_transaction();
+}
+
 // Records the collected outcomes in the outbox (within the transaction).
 void record_outcomes(PassState* st) {
   Oid argtypes[2] = {INT8ARRAYOID, TEXTOID};
@@ -289,8 +330,17 @@ void record_outcomes(PassState* st) {
   if (st->n_confirmed > 0) {
     args[0] = int8_array(st->confirmed, st->n_confirmed);
     if (SPI_execute_with_args("SELECT taskq._outbox_published($1)", 1, argtypes, args, nullptr, false, 0) !=
-        SPI_OK_SELECT)
+            SPI_OK_SELECT ||
+        SPI_processed != 1)
       elog(ERROR, "taskq publisher: recording confirmed rows failed");
+    // A library newer than the extension's SQL in this database must fail
+    // cleanly here, not read another type as an array.
+    if (SPI_gettypeid(SPI_tuptable->tupdesc, 1) != UUIDARRAYOID)
+      ereport(ERROR, (errmsg("taskq publisher: taskq._outbox_published returns the wrong type"),
+                      errhint("The taskq library and the extension's SQL differ; run ALTER EXTENSION taskq UPDATE.")));
+    bool isnull;
+    const Datum jobs = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    if (!isnull) remember_published_jobs(st, DatumGetArrayTypeP(jobs));
   }
   if (st->n_failed > 0) {
     args[0] = int8_array(st->failed, st->n_failed);
@@ -393,6 +443,9 @@ int publish_pass(void) {
   st.capacity = 3 * taskq_publish_batch_size + 128;
   st.confirmed = static_cast<int64*>(MemoryContextAlloc(pass_context, sizeof(int64) * st.capacity));
   st.failed = static_cast<int64*>(MemoryContextAlloc(pass_context, sizeof(int64) * st.capacity));
+  st.published_capacity = st.capacity;
+  st.published_jobs =
+      static_cast<pg_uuid_t*>(MemoryContextAlloc(pass_context, sizeof(pg_uuid_t) * st.published_capacity));
 
   ClaimCursor cursor = {false, 0, 0};
   taskq_outbox_message* batch;
@@ -441,6 +494,7 @@ int publish_pass(void) {
   CommitTransactionCommand();
   pgstat_report_stat(false);
   pgstat_report_activity(STATE_IDLE, nullptr);
+  record_publish_times(&st);
 
   SpinLockAcquire(&taskq_shared->mutex);
   taskq_shared->status.published += static_cast<uint64>(st.total_sent);

@@ -66,32 +66,43 @@ COMMENT ON FUNCTION taskq._outbox_claim(int, timestamptz, bigint) IS
 -- the table, the index probes do not (auto_explain while draining a
 -- 20,000-row backlog: 13-36 ms against 1-9 ms per batch of 500). Hence
 -- "= ANY" conditions and enable_seqscan = off.
-CREATE FUNCTION taskq._outbox_published(outbox_ids bigint[]) RETURNS int
+CREATE FUNCTION taskq._outbox_published(outbox_ids bigint[]) RETURNS uuid[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 DECLARE
-  published int;
+  jobs uuid[];
 BEGIN
   WITH done AS (
     DELETE FROM taskq.outbox o WHERE o.id = ANY (outbox_ids) RETURNING o.job_id
-  ), recorded AS (
-    -- "= ANY (ARRAY(subquery))": probes the primary key; a join against
-    -- done was planned as a merge join that walks jobs_pkey from its start.
-    -- SKIP LOCKED: a job locked right now is being started by a worker (its
-    -- message is already out) and needs no publish time once running.
-    -- Waiting for that lock instead could deadlock with a worker's batch
-    -- start (taskq._start_batch) that waits for a row this pass locked; the
-    -- pass would abort and every message of it would go out again.
-    UPDATE taskq.jobs j SET published_at = now()
-    WHERE j.id = ANY (ARRAY(SELECT l.id FROM taskq.jobs l
-                            WHERE l.id = ANY (ARRAY(SELECT job_id FROM done))
-                            FOR UPDATE OF l SKIP LOCKED))
   )
-  SELECT count(*) INTO published FROM done;
-  RETURN published;
+  SELECT coalesce(array_agg(job_id), '{}') INTO jobs FROM done;
+  RETURN jobs;
 END;
 $$;
 COMMENT ON FUNCTION taskq._outbox_published(bigint[]) IS
-  'internal (publisher): the broker confirmed these rows: delete them and record the publish time on their jobs';
+  'internal (publisher): the broker confirmed these rows: delete them; returns their jobs (for _jobs_published)';
+
+-- Called in a transaction of its own after the pass that published these
+-- jobs committed. Inside the pass, these row locks would be held until its
+-- commit (after the broker's confirms), and workers starting the same jobs
+-- (taskq._start_batch) would wait for them: the message is out by then.
+CREATE FUNCTION taskq._jobs_published(job_ids uuid[]) RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
+DECLARE
+  recorded int;
+BEGIN
+  -- "= ANY (ARRAY(subquery))": probes the primary key; a join against the
+  -- ids was planned as a merge join that walks jobs_pkey from its start.
+  -- SKIP LOCKED: a job locked right now is being started by a worker and
+  -- needs no publish time once running. Waiting instead could deadlock with
+  -- a worker's batch start, which locks its rows in another order.
+  UPDATE taskq.jobs j SET published_at = now()
+  WHERE j.id = ANY (ARRAY(SELECT l.id FROM taskq.jobs l WHERE l.id = ANY (job_ids) FOR UPDATE OF l SKIP LOCKED));
+  GET DIAGNOSTICS recorded = ROW_COUNT;
+  RETURN recorded;
+END;
+$$;
+COMMENT ON FUNCTION taskq._jobs_published(uuid[]) IS
+  'internal (publisher): records the publish time of jobs whose messages the broker confirmed (the reconciler''s "published long ago")';
 
 CREATE FUNCTION taskq._outbox_failed(outbox_ids bigint[], error text) RETURNS int
 LANGUAGE sql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off

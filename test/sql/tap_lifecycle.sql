@@ -27,7 +27,9 @@ SELECT is(body::jsonb - 'enqueued_at' - 'id',
           '{"queue": "life", "task": "greet", "payload": {"n": 1}, "attempt": 1, "max_attempts": 3, "headers": {"tenant": "acme"}}'::jsonb,
           'claimed message body') FROM taskq._outbox_claim(10) WHERE job_id = :'id';
 SELECT is((SELECT priority FROM taskq._outbox_claim(10) WHERE job_id = :'id'), 4, 'priority carried to the message');
-SELECT is(taskq._outbox_published(ARRAY(SELECT id FROM taskq.outbox WHERE job_id = :'id')), 1, 'confirm deletes the row');
+SELECT is(taskq._outbox_published(ARRAY(SELECT id FROM taskq.outbox WHERE job_id = :'id')), ARRAY[:'id'::uuid], 'confirm deletes the row, names its job');
+SELECT is((SELECT count(*)::int FROM taskq.outbox WHERE job_id = :'id'), 0, 'outbox row gone');
+SELECT is(taskq._jobs_published(ARRAY[:'id'::uuid]), 1, 'publish time recorded after the pass');
 SELECT ok(published_at IS NOT NULL, 'published_at recorded') FROM taskq.jobs WHERE id = :'id';
 
 -- fencing on start

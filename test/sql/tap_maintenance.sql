@@ -46,7 +46,8 @@ SELECT is((SELECT count(*)::int FROM taskq.callbacks WHERE job_id = :'r'), 1, 'i
 
 -- _reconcile_lost: republish pending jobs whose message was lost
 SELECT taskq.enqueue('m', '{}') AS lost \gset
-SELECT is(taskq._outbox_published(ARRAY(SELECT id FROM taskq.outbox WHERE job_id = :'lost')), 1, 'published');
+SELECT is(taskq._outbox_published(ARRAY(SELECT id FROM taskq.outbox WHERE job_id = :'lost')), ARRAY[:'lost'::uuid], 'published');
+SELECT is(taskq._jobs_published(ARRAY[:'lost'::uuid]), 1, 'publish time recorded');
 SELECT is(taskq._reconcile_lost('m', '10 minutes'), 0, 'recently published: not republished');
 UPDATE taskq.jobs SET published_at = now() - interval '1 hour', run_at = now() - interval '1 hour', created_at = now() - interval '1 hour' WHERE id = :'lost';
 SELECT ok(taskq._reconcile_lost('m', '10 minutes') >= 1, 'long-pending published job republished');
