@@ -532,6 +532,11 @@ void run_maintenance(void) {
     rescued = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
   }
   SPI_execute("SELECT taskq.purge_finished()", false, 1);
+  int64 released = 0;
+  if (SPI_execute("SELECT taskq._release_held()", false, 1) == SPI_OK_SELECT && SPI_processed == 1) {
+    bool isnull;
+    released = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+  }
 
   // Reconcile: PostgreSQL is the truth. A queue with jobs that were
   // published long ago and never started, while its RabbitMQ queue holds no
@@ -584,7 +589,7 @@ void run_maintenance(void) {
   taskq_shared->status.rescued += static_cast<uint64>(rescued);
   taskq_shared->status.reconciled += static_cast<uint64>(reconciled);
   SpinLockRelease(&taskq_shared->mutex);
-  if (reconciled > 0) woken_during_pass = true;  // publish them now
+  if (reconciled > 0 || released > 0) woken_during_pass = true;  // publish them now
 }
 
 // --- the loop --------------------------------------------------------------------

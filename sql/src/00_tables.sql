@@ -82,10 +82,15 @@ CREATE TABLE taskq.outbox (
   due_at           timestamptz NOT NULL,
   publish_attempts integer NOT NULL DEFAULT 0,
   last_error       text,
-  created_at       timestamptz NOT NULL DEFAULT now()
+  created_at       timestamptz NOT NULL DEFAULT now(),
+  -- Set aside by the claim because its queue is paused; resume_queue clears
+  -- it. Held rows leave outbox_due, so a paused queue's backlog costs the
+  -- claims of other queues nothing.
+  held             boolean NOT NULL DEFAULT false
 );
 ALTER SEQUENCE taskq.outbox_id_seq OWNED BY taskq.outbox.id;
-CREATE INDEX outbox_due ON taskq.outbox (due_at, id);
+CREATE INDEX outbox_due ON taskq.outbox (due_at, id) WHERE NOT held;
+CREATE INDEX outbox_held ON taskq.outbox (queue_name) WHERE held;
 COMMENT ON TABLE taskq.outbox IS
   '"publish this job" rows, written in the transaction that made the job runnable; deleted once RabbitMQ confirmed the message';
 

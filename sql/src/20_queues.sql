@@ -103,6 +103,12 @@ BEGIN
     PERFORM taskq._raise_unknown_queue(queue_name);
   END IF;
   IF NOT paused THEN
+    -- The UPDATE above waited for any publisher pass that set rows of this
+    -- queue aside (it locks paused queues FOR SHARE), so this statement sees
+    -- them all. Unless this transaction's snapshot is older than that
+    -- (REPEATABLE READ): then taskq._release_held() does it at the next
+    -- maintenance.
+    UPDATE taskq.outbox o SET held = false WHERE o.held AND o.queue_name = _set_queue_paused.queue_name;
     PERFORM taskq._wake_publisher_at_commit();  -- held jobs go out at once
   END IF;
   RETURN changed;

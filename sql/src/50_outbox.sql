@@ -9,52 +9,76 @@ RETURNS TABLE (outbox_id bigint, job_id uuid, queue_name text, queue_type text, 
                attempt int, headers jsonb, created_at timestamptz, body text, due_at timestamptz)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  paused text[] := ARRAY(SELECT q.queue_name FROM taskq.queues q WHERE q.paused);
+  -- FOR SHARE: resume_queue waits for this transaction to end, and so sees
+  -- (and releases) every row set aside below. A queue resumed meanwhile is
+  -- seen unpaused here.
+  paused text[] := ARRAY(SELECT q.queue_name FROM taskq.queues q WHERE q.paused ORDER BY q.queue_name FOR SHARE);
+  cursor_due timestamptz := coalesce(after_due, '-infinity');
+  cursor_id bigint := coalesce(after_id, 0);
+  wanted int := batch_size;
+  front taskq.outbox[];
+  scanned int;
+  returned int;
 BEGIN
-  -- Shaped for a cheap generic plan: lock rows from the outbox alone (index
-  -- on due_at, id), then fetch each row's job and queue by primary key
-  -- (LATERAL), never a hash join over the whole jobs table.
-  RETURN QUERY
-  WITH claimed AS (
-    SELECT o.id, o.job_id, o.attempt, o.due_at
-    FROM taskq.outbox o
-    -- One row comparison (not "after_due IS NULL OR ..."): it is an index
-    -- condition on outbox_due, so the scan starts at the cursor and stops
-    -- after batch_size rows. With the OR, the generic plan read and sorted
-    -- the whole backlog for every batch.
-    WHERE (o.due_at, o.id) > (coalesce(after_due, '-infinity'), coalesce(after_id, 0))
-      AND o.due_at <= now()
-      AND o.queue_name <> ALL (paused)
-    ORDER BY o.due_at, o.id
-    LIMIT batch_size
-    FOR UPDATE SKIP LOCKED
-  ), joined AS (
-    SELECT c.id, c.attempt, c.due_at, jq.*
-    FROM claimed c
-    LEFT JOIN LATERAL (
-      SELECT j.id AS jid, j.queue_name AS jqueue, j.task AS jtask, j.payload AS jpayload, j.priority AS jpriority,
-             j.max_attempts AS jmax, j.headers AS jheaders, j.created_at AS jcreated, q.queue_type AS jtype,
-             j.status = 'pending' AND j.attempts + 1 = c.attempt AS live
-      FROM taskq.jobs j JOIN taskq.queues q ON q.queue_name = j.queue_name
-      WHERE j.id = c.job_id
-    ) jq ON true
-  ), dropped AS (
-    -- The job was cancelled, finished, started or deleted since the row was
-    -- written: nothing to publish.
-    DELETE FROM taskq.outbox o WHERE o.id = ANY (ARRAY(SELECT c.id FROM joined c WHERE c.live IS NOT TRUE))
-  )
-  SELECT c.id, c.jid, c.jqueue, c.jtype, c.jtask, c.jpriority::int, c.attempt, c.jheaders, c.jcreated,
-         -- Text concatenation rather than jsonb_build_object(...)::text: the
-         -- same JSON at a third of the cost (no jsonb copy of the payload).
-         '{"id":"' || c.jid::text || '","queue":' || to_json(c.jqueue)::text
-           || ',"task":' || coalesce(to_json(c.jtask)::text, 'null') || ',"payload":' || c.jpayload::text
-           || ',"attempt":' || c.attempt::text || ',"max_attempts":' || c.jmax::text
-           || ',"enqueued_at":' || to_json(c.jcreated)::text
-           || ',"headers":' || coalesce(c.jheaders::text, '{}') || '}',
-         c.due_at
-  FROM joined c
-  WHERE c.live
-  ORDER BY c.due_at, c.id;
+  -- Rows of paused queues are set aside (held) and dead ones dropped; when
+  -- that leaves the batch short while more rows are due, scan on, so that a
+  -- short batch still means "nothing more is due" to the publisher.
+  LOOP
+    -- Shaped for a cheap generic plan: lock rows from the outbox alone
+    -- (partial index outbox_due), then fetch each row's job and queue by
+    -- primary key (LATERAL), never a hash join over the whole jobs table.
+    -- One row comparison (not "after_due IS NULL OR ..."): an index
+    -- condition, so the scan starts at the cursor and stops after `wanted`
+    -- rows. With the OR, the generic plan read and sorted the whole backlog
+    -- for every batch.
+    SELECT array_agg(s.o ORDER BY (s.o).due_at, (s.o).id) INTO front
+    FROM (SELECT o FROM taskq.outbox o
+          WHERE NOT o.held AND (o.due_at, o.id) > (cursor_due, cursor_id) AND o.due_at <= now()
+          ORDER BY o.due_at, o.id
+          LIMIT wanted
+          FOR UPDATE OF o SKIP LOCKED) s;
+    scanned := coalesce(cardinality(front), 0);
+    EXIT WHEN scanned = 0;
+    cursor_due := (front[scanned]).due_at;
+    cursor_id := (front[scanned]).id;
+    IF cardinality(paused) > 0 THEN
+      UPDATE taskq.outbox o SET held = true
+      WHERE o.id = ANY (ARRAY(SELECT f.id FROM unnest(front) f WHERE f.queue_name = ANY (paused)));
+    END IF;
+
+    RETURN QUERY
+    WITH joined AS (
+      SELECT c.id, c.attempt, c.due_at, jq.*
+      FROM unnest(front) c
+      LEFT JOIN LATERAL (
+        SELECT j.id AS jid, j.queue_name AS jqueue, j.task AS jtask, j.payload AS jpayload, j.priority AS jpriority,
+               j.max_attempts AS jmax, j.headers AS jheaders, j.created_at AS jcreated, q.queue_type AS jtype,
+               j.status = 'pending' AND j.attempts + 1 = c.attempt AS live
+        FROM taskq.jobs j JOIN taskq.queues q ON q.queue_name = j.queue_name
+        WHERE j.id = c.job_id
+      ) jq ON true
+      WHERE c.queue_name <> ALL (paused)
+    ), dropped AS (
+      -- The job was cancelled, finished, started or deleted since the row
+      -- was written: nothing to publish.
+      DELETE FROM taskq.outbox o WHERE o.id = ANY (ARRAY(SELECT c.id FROM joined c WHERE c.live IS NOT TRUE))
+    )
+    SELECT c.id, c.jid, c.jqueue, c.jtype, c.jtask, c.jpriority::int, c.attempt, c.jheaders, c.jcreated,
+           -- Text concatenation rather than jsonb_build_object(...)::text:
+           -- the same JSON at a third of the cost (no jsonb copy of the payload).
+           '{"id":"' || c.jid::text || '","queue":' || to_json(c.jqueue)::text
+             || ',"task":' || coalesce(to_json(c.jtask)::text, 'null') || ',"payload":' || c.jpayload::text
+             || ',"attempt":' || c.attempt::text || ',"max_attempts":' || c.jmax::text
+             || ',"enqueued_at":' || to_json(c.jcreated)::text
+             || ',"headers":' || coalesce(c.jheaders::text, '{}') || '}',
+           c.due_at
+    FROM joined c
+    WHERE c.live
+    ORDER BY c.due_at, c.id;
+    GET DIAGNOSTICS returned = ROW_COUNT;
+    EXIT WHEN returned >= wanted OR scanned < wanted;
+    wanted := wanted - returned;
+  END LOOP;
 END;
 $$;
 COMMENT ON FUNCTION taskq._outbox_claim(int, timestamptz, bigint) IS
@@ -120,10 +144,24 @@ END;
 COMMENT ON FUNCTION taskq._outbox_failed(bigint[], text) IS
   'internal (publisher): nacked, returned or unconfirmed rows are tried again later with capped exponential backoff';
 
+CREATE FUNCTION taskq._release_held() RETURNS int
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  -- One probe of outbox_held per unpaused queue; a paused backlog is not read.
+  WITH released AS (
+    UPDATE taskq.outbox o SET held = false
+    WHERE o.held AND o.queue_name = ANY (ARRAY(SELECT q.queue_name FROM taskq.queues q WHERE NOT q.paused))
+    RETURNING 1
+  )
+  SELECT count(*)::int FROM released;
+END;
+COMMENT ON FUNCTION taskq._release_held() IS
+  'internal (publisher maintenance): outbox rows set aside for a queue that is no longer paused become publishable (a safety net behind resume_queue)';
+
 CREATE FUNCTION taskq._outbox_next_due() RETURNS timestamptz
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-  SELECT min(due_at) FROM taskq.outbox WHERE due_at > now();
+  SELECT min(due_at) FROM taskq.outbox WHERE NOT held AND due_at > now();
 END;
 COMMENT ON FUNCTION taskq._outbox_next_due() IS
   'internal (publisher): when the next not-yet-due outbox row becomes due, so the publisher can sleep until then';
