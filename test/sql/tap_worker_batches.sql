@@ -67,6 +67,24 @@ SELECT throws_ok(format($$SELECT * FROM taskq._complete_batch('[{"id": "%s", "at
                  '22023', NULL, 'a result over 1 MiB refuses the batch');
 SELECT is(status, 'running'::taskq.job_status, 'and changes nothing') FROM taskq.jobs WHERE id = :'c';
 
+-- A batch start reads its own jobs, not the pending backlog, even when the
+-- statistics know nothing of that backlog (never analyzed here): a joined
+-- UPDATE was planned as a hash over every pending job then.
+SELECT taskq.create_queue('backlog') \g /dev/null
+SELECT count(*) FROM taskq.enqueue_many('backlog', (SELECT jsonb_agg('{}'::jsonb) FROM generate_series(1, 5000))) \g /dev/null
+SELECT jsonb_agg(jsonb_build_object('id', id, 'attempt', 1)) AS sixteen
+FROM (SELECT id FROM taskq.jobs WHERE queue_name = 'backlog' ORDER BY id LIMIT 16) s \gset
+-- Counts of earlier statements go out now, so that the transaction's own
+-- counts below are all there is.
+SELECT pg_stat_force_next_flush() \g /dev/null
+BEGIN;
+SELECT is((SELECT count(*)::int FROM taskq._start_batch(:'sixteen', 'w1')), 16,
+          'a batch of 16 starts out of a backlog of 5,000');
+SELECT cmp_ok((SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables
+               WHERE schemaname = 'taskq' AND relname = 'jobs'), '<', 200::bigint,
+              'reading about its 16 rows, not the backlog');
+COMMIT;
+
 -- privileges: the worker role may call them, the producer role may not
 SELECT ok(has_function_privilege('taskq_worker', 'taskq._start_batch(jsonb, text)', 'EXECUTE'), 'worker role may start batches');
 SELECT ok(has_function_privilege('taskq_worker', 'taskq._complete_batch(jsonb)', 'EXECUTE'), 'worker role may complete batches');
