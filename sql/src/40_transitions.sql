@@ -94,7 +94,9 @@ BEGIN
       lease_expires_at = now() + q.lease, updated_at = now()
   FROM taskq.queues q
   WHERE j.id = start.job_id AND q.queue_name = j.queue_name
-    AND j.status = 'pending' AND j.attempts + 1 = start.attempt AND j.run_at <= now()
+    -- In a CASE, so that the row is found by primary key whatever the
+    -- statistics say, never by walking the pending jobs (see _start_batch).
+    AND CASE WHEN j.status = 'pending' AND j.attempts + 1 = start.attempt AND j.run_at <= now() THEN true END
   RETURNING j.*;
 END;
 $$;
