@@ -9,6 +9,8 @@
 #                           and RabbitMQ, run every test, stop them
 #   make demo               the same set-up, then a worked example
 #   make bench              the benchmark (RESULT lines)
+#   make bench-peers        taskq beside graphile-worker and pg-boss in the shared
+#                           peer benchmark (ARGS='--quick' etc. go to run-peers.sh)
 
 EXTENSION    = taskq
 EXTVERSION   = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" taskq.control)
@@ -61,7 +63,7 @@ $(DATA_built): $(SQL_SOURCES) taskq.control
 CMAKE_BUILD_TYPE ?= RelWithDebInfo
 CMAKE_FLAGS ?=
 
-.PHONY: worker test demo bench deps format format-check
+.PHONY: worker test demo bench bench-peers deps format format-check
 build/CMakeCache.txt:
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=$(CMAKE_BUILD_TYPE) -DTASKQ_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF) $(CMAKE_FLAGS) >/dev/null
 
@@ -91,6 +93,13 @@ bench:
 	$(MAKE) install >/dev/null
 	$(MAKE) CMAKE_BUILD_TYPE=Release worker
 	scripts/test-env run bench/run-bench
+
+bench-peers:
+	scripts/install-deps
+	$(MAKE)
+	$(MAKE) install >/dev/null
+	$(MAKE) CMAKE_BUILD_TYPE=Release worker
+	scripts/test-env run bench/run-peers-with-taskq $(ARGS)
 
 format:
 	clang-format -i $$(git ls-files --cached --others --exclude-standard '*.cpp' '*.hpp' '*.h')

@@ -1,7 +1,7 @@
 // Peer adapter for ../shared/bench/peers: measures taskq with the same
 // workload and measuring code as graphile-worker and pg-boss.
 //
-//   bench/run-peers-with-taskq       (starts RabbitMQ, then run-peers.sh with this adapter)
+//   make bench-peers    (bench/run-peers-with-taskq: RabbitMQ, then run-peers.sh with this adapter)
 //
 // Producer: taskq.enqueue / taskq.enqueue_many through node-postgres, each a
 // committed transaction. Worker: the real taskq-worker binary with an HTTP
@@ -42,7 +42,7 @@ export const packages = ["pg"];
 
 export function settings({ concurrency }) {
   return [
-    `taskq-worker --concurrency ${concurrency} --prefetch ${concurrency * 4}, HTTP handler on 127.0.0.1 (no-op)`,
+    `taskq-worker --concurrency ${concurrency} (prefetch adaptive, the default), HTTP handler on 127.0.0.1 (no-op)`,
     "publisher: background worker in PostgreSQL, woken at commit, publisher confirms",
     "enqueue: SELECT taskq.enqueue per job, SELECT taskq.enqueue_many per batch",
   ];
@@ -110,7 +110,6 @@ export async function openWorker(url, { concurrency, onJob }) {
           "--broker", env("TASKQ_BENCH_BROKER_URL"),
           "--handler", `${QUEUE}=http://127.0.0.1:${port}/`,
           "--concurrency", String(concurrency),
-          "--prefetch", String(concurrency * 4),
         ],
         { stdio: ["ignore", "ignore", "inherit"] },
       );
