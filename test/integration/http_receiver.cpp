@@ -26,7 +26,12 @@ HttpReceiver::HttpReceiver() {
       responder = responder_;
     }
     const Response answer = responder(r, nth);
-    if (answer.delay.count() > 0) std::this_thread::sleep_for(answer.delay);
+    if (answer.delay.count() > 0) {
+      // Cut short when the receiver closes, so that a test whose client gave
+      // up does not wait out the delay in the destructor.
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, answer.delay, [this] { return closing_; });
+    }
     res.status = answer.status;
     res.set_content(answer.body, answer.content_type.c_str());
     for (const auto& [key, value] : answer.headers) res.set_header(key.c_str(), value);
@@ -59,6 +64,11 @@ HttpReceiver::HttpReceiver() {
 }
 
 HttpReceiver::~HttpReceiver() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closing_ = true;
+  }
+  cv_.notify_all();
   server_.stop();
   if (thread_.joinable()) thread_.join();
 }

@@ -65,6 +65,7 @@ class HttpReceiver {
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   std::vector<ReceivedRequest> requests_;
+  bool closing_ = false;  // the destructor runs: delayed answers go out at once
   Responder responder_;
 };
 

@@ -6,6 +6,7 @@
 // retried, timeouts, graceful shutdown and cancellation.
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <fstream>
 #include <thread>
 
@@ -385,6 +386,47 @@ echo '"quick"')");
   const std::string next = enqueue(queue, "{}", ", task => 'quick'");
   EXPECT_TRUE(wait_job_status(next, "completed", 60s));
   EXPECT_EQ(runs()[id], std::vector<int>({1}));
+}
+
+// An endpoint that takes its time: the request is stopped by a cancel, not
+// awaited (the receiver would answer 200 after 25 s, and the job would end
+// completed instead of cancelled).
+TEST_F(Worker, CancellingARunningJobStopsItsHttpRequest) {
+  const std::string queue = create_queue("whttpcancel", "lease => '3 seconds'");
+  HttpReceiver receiver;
+  std::atomic<int> arrived{0};
+  receiver.respond([&](const ReceivedRequest&, std::size_t) {
+    ++arrived;
+    return Response{200, R"("too late")", "application/json", 25s};
+  });
+  const std::string id = enqueue(queue);
+  WorkerProcess worker(worker_args({{queue, receiver.url("/slow")}}));
+  ASSERT_TRUE(wait_until([&] { return arrived.load() == 1; }, 60s)) << "the request never arrived";
+  const auto requested = std::chrono::steady_clock::now();
+  ASSERT_EQ(conn().value("SELECT status FROM taskq.cancel($1)", {id.c_str()}), "running");
+  EXPECT_TRUE(wait_job_status(id, "cancelled", 15s)) << "status " << job(id).status;
+  EXPECT_LT(std::chrono::steady_clock::now() - requested, 15s);
+  EXPECT_EQ(arrived.load(), 1);
+}
+
+TEST_F(Worker, SigtermPastTheShutdownTimeoutStopsAHangingHttpRequest) {
+  const std::string queue = create_queue("whttpstop");
+  HttpReceiver receiver;
+  std::atomic<int> arrived{0};
+  receiver.respond([&](const ReceivedRequest&, std::size_t) {
+    ++arrived;
+    return Response{200, R"("too late")", "application/json", 25s};
+  });
+  const std::string id = enqueue(queue);
+  WorkerProcess worker(worker_args({{queue, receiver.url("/slow")}}, {"--shutdown-timeout", "1"}));
+  ASSERT_TRUE(wait_until([&] { return arrived.load() == 1; }, 60s)) << "the request never arrived";
+  const auto signalled = std::chrono::steady_clock::now();
+  worker.terminate();
+  const auto status = worker.wait_exit(60s);
+  EXPECT_EQ(status, 0) << describe(status);
+  // 1 s of shutdown timeout, then about a second for libcurl to notice.
+  EXPECT_LT(std::chrono::steady_clock::now() - signalled, 8s) << "the worker waited for the endpoint's answer";
+  EXPECT_EQ(job(id).status, "pending") << "stopped by the shutdown: a retryable failure";
 }
 
 TEST_F(Worker, EnvironmentVariablesStandInForTheConnectionFlags) {

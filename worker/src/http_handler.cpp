@@ -20,6 +20,13 @@ struct SlistDeleter {
   void operator()(curl_slist* l) const { curl_slist_free_all(l); }
 };
 
+// libcurl calls this while the request waits for its answer too (about once a
+// second when nothing moves), so a cancel or a shutdown stops a request to an
+// endpoint that hangs instead of waiting for it.
+int abort_when_cancelled(void* token, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const CancellationToken*>(token)->cancelled() ? 1 : 0;
+}
+
 std::size_t collect(char* data, std::size_t size, std::size_t n, void* user) {
   auto* out = static_cast<std::string*>(user);
   const std::size_t len = size * n;
@@ -50,7 +57,7 @@ Outcome map_http_result(long status, const std::string& body, const std::string&
 }
 
 Handler make_http_handler(std::string url, std::chrono::milliseconds timeout) {
-  return [url = std::move(url), timeout](const Job& job, const CancellationToken&) {
+  return [url = std::move(url), timeout](const Job& job, const CancellationToken& token) {
     CURL* curl = thread_handle();
     std::string response;
     std::unique_ptr<curl_slist, SlistDeleter> headers(curl_slist_append(nullptr, "Content-Type: application/json"));
@@ -68,8 +75,15 @@ Handler make_http_handler(std::string url, std::chrono::milliseconds timeout) {
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count() > 0 ? timeout.count() : 300000));
+    // No limit but --job-timeout, as for exec handlers; keepalive probes find
+    // an endpoint that vanished without closing the connection.
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+    curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, abort_when_cancelled);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &token);
     const CURLcode rc = curl_easy_perform(curl);
+    if (rc == CURLE_ABORTED_BY_CALLBACK) return Outcome::retry("HTTP request stopped: " + token.reason());
     long status = 0;
     if (rc == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     return map_http_result(status, response, rc == CURLE_OK ? "" : curl_easy_strerror(rc));
