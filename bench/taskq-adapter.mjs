@@ -17,7 +17,14 @@ import { spawn } from "node:child_process";
 import http from "node:http";
 import pg from "pg";
 
-const QUEUE = "bench";
+// One queue per scenario database: the harness gives every scenario a fresh
+// database, and RabbitMQ queues outlive databases. With one shared name, the
+// messages the enqueue scenarios published (and nobody consumed) would be
+// drained by the worker of a later scenario, as stale deliveries.
+function queueFor(url) {
+  const db = new URL(url).pathname.replace(/^\//, "") || "postgres";
+  return `bench_${db}`.replace(/[^A-Za-z0-9_]/g, "_");
+}
 
 function env(name) {
   const v = process.env[name];
@@ -51,7 +58,7 @@ export function settings({ concurrency }) {
 export async function prepare(url) {
   await withClient(url, async (c) => {
     await c.query("CREATE EXTENSION IF NOT EXISTS taskq");
-    await c.query("SELECT taskq.create_queue($1)", [QUEUE]);
+    await c.query("SELECT taskq.create_queue($1)", [queueFor(url)]);
     // The publisher serves one database (taskq.database); the harness makes a
     // fresh database per scenario, so point the publisher at this one and wait
     // until it has connected.
@@ -72,10 +79,11 @@ export async function prepare(url) {
 
 export async function openProducer(url) {
   const pool = new pg.Pool({ connectionString: url, max: 10 });
+  const queue = queueFor(url);
   return {
-    enqueueOne: (payload) => pool.query("SELECT taskq.enqueue($1, $2::jsonb)", [QUEUE, JSON.stringify(payload)]),
+    enqueueOne: (payload) => pool.query("SELECT taskq.enqueue($1, $2::jsonb)", [queue, JSON.stringify(payload)]),
     enqueueMany: (payloads) =>
-      pool.query("SELECT count(*) FROM taskq.enqueue_many($1, $2::jsonb)", [QUEUE, JSON.stringify(payloads)]),
+      pool.query("SELECT count(*) FROM taskq.enqueue_many($1, $2::jsonb)", [queue, JSON.stringify(payloads)]),
     close: () => pool.end(),
   };
 }
@@ -108,7 +116,7 @@ export async function openWorker(url, { concurrency, onJob }) {
         [
           "--database", url,
           "--broker", env("TASKQ_BENCH_BROKER_URL"),
-          "--handler", `${QUEUE}=http://127.0.0.1:${port}/`,
+          "--handler", `${queueFor(url)}=http://127.0.0.1:${port}/`,
           "--concurrency", String(concurrency),
         ],
         { stdio: ["ignore", "ignore", "inherit"] },
