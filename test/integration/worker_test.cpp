@@ -359,6 +359,43 @@ echo '"finished on a later attempt"')");
   EXPECT_EQ(runs()[id], std::vector<int>({1, 2}));
 }
 
+// SIGTERM while a start is on its way: the jobs it starts are still run
+// before the worker exits, instead of sitting "running" until their lease
+// with an attempt spent and no run. The test holds the job's row, so the
+// worker's start waits for it.
+TEST_F(Worker, SigtermWhileAStartIsUnderWayRunsTheJobsItStarts) {
+  const std::string queue = create_queue("wstarting");
+  const std::string handler = scratch().script("quick.sh", std::string(kRecordRun) + "\necho '\"ran\"'");
+  const std::string id = enqueue(queue);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return conn().value("SELECT published_at IS NOT NULL FROM taskq.jobs WHERE id = $1", {id.c_str()}) == "t";
+      },
+      60s))
+      << "the job was never published";
+  taskq::PgConnection holder = db();
+  holder.exec("BEGIN");
+  holder.exec("SELECT 1 FROM taskq.jobs WHERE id = $1 FOR UPDATE", {id.c_str()});
+
+  WorkerProcess worker(worker_args({{queue, "exec:" + handler}}));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return conn().value(
+                   "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                   " AND query LIKE '%taskq._start_batch%'") == "1";
+      },
+      60s))
+      << "the worker's start never waited for the row";
+  worker.terminate();
+  ASSERT_TRUE(worker.wait_for_log("stopping", 30s)) << "no shutdown under way";
+  holder.exec("COMMIT");
+
+  const auto status = worker.wait_exit(60s);
+  EXPECT_EQ(status, 0) << describe(status);
+  EXPECT_EQ(job(id).status, "completed");
+  EXPECT_EQ(runs()[id], std::vector<int>({1}));
+}
+
 TEST_F(Worker, CancellingARunningJobStopsItsHandlerAndEndsItCancelled) {
   const std::string queue = create_queue("wcancel", "lease => '3 seconds'");
   const std::string handler = scratch().script("cancel.sh", std::string(kRecordRun) + R"(

@@ -69,6 +69,9 @@ struct WorkState {
   // started ahead until quick jobs have actually finished here.
   double recent_handler_seconds = 1;
   int handlers_busy = 0;  // started jobs whose handler has not returned
+  // A start round trip is under way: its jobs may start after shutdown
+  // began, and must still run (their attempt is taken) before the runners go.
+  bool starting = false;
 
   bool stop_starting = false;  // shutdown: start nothing more
   bool stop_runners = false;   // shutdown: runners exit once runnable is empty

@@ -217,11 +217,14 @@ struct Worker::Impl {
         }
         // Reserve the slots while the start is under way.
         state.handlers_busy += static_cast<int>(n);
+        state.starting = true;
       }
       const int reserved = static_cast<int>(batch.size());
       const int used = start_batch(store, batch);
       std::lock_guard<std::mutex> lock(state.mu);
       state.handlers_busy -= reserved - used;
+      state.starting = false;
+      state.changed_cv.notify_all();  // shutdown waits for this
     }
   }
 
@@ -740,11 +743,16 @@ struct Worker::Impl {
     for (;;) {
       {
         std::unique_lock<std::mutex> lock(state.mu);
-        if (state.in_flight.empty()) break;
-        if (!cancelled && Clock::now() >= deadline) {
+        // A start already sent may still commit; the jobs it starts are ours
+        // to run (else they would sit "running" until their lease, their
+        // attempt spent without a run).
+        if (state.in_flight.empty() && !state.starting) break;
+        if (Clock::now() >= deadline) {
+          // Every round: a start that committed late adds jobs after the first.
           for (auto& [key, job] : state.in_flight) job->token.cancel("the worker is shutting down");
-          log::warn("stopping: {} job(s) still running after {}s; stopping them (they will be retried)",
-                    state.in_flight.size(), options.shutdown_timeout.count());
+          if (!cancelled)
+            log::warn("stopping: {} job(s) still running after {}s; stopping them (they will be retried)",
+                      state.in_flight.size(), options.shutdown_timeout.count());
           cancelled = true;
         }
         if (cancelled && Clock::now() >= deadline + kShutdownGrace) {
