@@ -65,7 +65,7 @@ BEGIN
     END IF;
     due := now() + retry_in;
     UPDATE taskq.jobs SET status = 'pending', run_at = due, lease_expires_at = NULL, last_error = j.last_error,
-                          updated_at = j.updated_at
+                          max_attempts = j.max_attempts, updated_at = j.updated_at
     WHERE id = j.id;
     INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at) VALUES (j.id, j.queue_name, j.attempts + 1, due);
     PERFORM taskq._wake_publisher_at_commit();
@@ -166,6 +166,32 @@ END;
 $$;
 COMMENT ON FUNCTION taskq.fail(uuid, int, text, interval, boolean) IS
   'fails the running attempt: retried with exponential backoff and jitter (or after retry_in) until max_attempts, then failed; permanent fails it for good; returns the new status, NULL when the call was stale';
+
+-- A worker that stops a running attempt for its own reasons (shutdown past
+-- its timeout) gives it back: the job runs again at once and the stopped
+-- attempt does not count against max_attempts, so a job on its last attempt
+-- is not failed by a deploy. Like retry(), it extends the budget rather than
+-- reuse an attempt number: the stopped attempt's messages stay stale.
+CREATE FUNCTION taskq._give_back(job_id uuid, attempt int, error text) RETURNS taskq.job_status
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  j taskq.jobs;
+BEGIN
+  PERFORM taskq._require(job_id, 'job_id');
+  PERFORM taskq._require(attempt, 'attempt');
+  SELECT * INTO j FROM taskq.jobs WHERE id = _give_back.job_id AND status = 'running' AND attempts = _give_back.attempt
+  FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  IF NOT j.cancel_requested THEN
+    j.max_attempts := j.max_attempts + 1;
+  END IF;
+  RETURN taskq._fail_attempt(j, error, interval '0', false);
+END;
+$$;
+COMMENT ON FUNCTION taskq._give_back(uuid, int, text) IS
+  'internal (taskq-worker): gives back a running attempt the worker stopped (shutdown); runs again at once, the attempt not counted; NULL when stale';
 
 CREATE FUNCTION taskq.retry(job_id uuid, delay interval DEFAULT NULL) RETURNS taskq.jobs
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

@@ -42,6 +42,7 @@ GRANT EXECUTE ON FUNCTION
   taskq.heartbeat(uuid, int),
   taskq.complete(uuid, int, jsonb),
   taskq.fail(uuid, int, text, interval, boolean),
+  taskq._give_back(uuid, int, text),
   taskq.job(uuid),
   taskq._start_batch(jsonb, text),
   taskq._heartbeat_batch(jsonb),

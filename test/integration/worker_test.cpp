@@ -359,6 +359,34 @@ echo '"finished on a later attempt"')");
   EXPECT_EQ(runs()[id], std::vector<int>({1, 2}));
 }
 
+// A deploy must not use up a job's attempts: a job on its last attempt
+// stopped by SIGTERM past the shutdown timeout is given back (pending, its
+// budget extended by the stopped attempt) and runs again elsewhere.
+TEST_F(Worker, AJobStoppedByShutdownOnItsLastAttemptIsNotFailed) {
+  const std::string queue = create_queue("wgiveback");
+  const std::string handler = scratch().script("long.sh", std::string(kRecordRun) + R"(
+if [ "$TASKQ_ATTEMPT" = 1 ]; then
+  sleep 300
+fi
+echo '"finished on a later attempt"')");
+  const std::string id = enqueue(queue, "{}", ", max_attempts => 1");
+  {
+    WorkerProcess worker(worker_args({{queue, "exec:" + handler}}, {"--shutdown-timeout", "1"}));
+    ASSERT_TRUE(wait_until([&] { return runs().count(id) == 1; }, 60s)) << "the job never started";
+    worker.terminate();
+    const auto status = worker.wait_exit(60s);
+    EXPECT_EQ(status, 0) << describe(status);
+  }
+  const JobRow stopped = job(id);
+  EXPECT_EQ(stopped.status, "pending") << "a shutdown failed the job: " << stopped.last_error.value_or("");
+  EXPECT_EQ(stopped.attempts, 1);
+  EXPECT_EQ(stopped.max_attempts, 2) << "the stopped attempt still counts";
+
+  WorkerProcess next(worker_args({{queue, "exec:" + handler}}));
+  ASSERT_TRUE(wait_job_status(id, "completed", 60s)) << "status " << job(id).status;
+  EXPECT_EQ(runs()[id], std::vector<int>({1, 2}));
+}
+
 // SIGTERM while a start is on its way: the jobs it starts are still run
 // before the worker exits, instead of sitting "running" until their lease
 // with an attempt spent and no run. The test holds the job's row, so the

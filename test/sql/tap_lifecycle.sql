@@ -139,4 +139,20 @@ ROLLBACK TO SAVEPOINT s;
 COMMIT;
 SELECT is((SELECT count(*)::int FROM taskq.outbox WHERE job_id = :'sp'), 0, 'savepoint rollback removes the outbox row');
 
+-- _give_back: an attempt the worker stopped itself (shutdown) is not counted
+SELECT taskq.create_queue('giveback', max_attempts => 1) \g /dev/null
+SELECT taskq.enqueue('giveback', '{}') AS gb \gset
+SELECT is((SELECT count(*)::int FROM taskq.start(:'gb', 1, 'w1')), 1, 'give-back job started');
+SELECT is(taskq._give_back(:'gb', 2, 'stopped'), NULL, 'give back of another attempt is stale');
+SELECT is(taskq._give_back(:'gb', 1, 'stopped: the worker is shutting down'), 'pending'::taskq.job_status,
+          'given back on its last attempt: pending, not failed');
+SELECT is(max_attempts, 2, 'the stopped attempt does not count') FROM taskq.jobs WHERE id = :'gb';
+SELECT is((SELECT count(*)::int FROM taskq.outbox WHERE job_id = :'gb' AND attempt = 2 AND due_at <= now()), 1,
+          'attempt 2 goes out at once');
+SELECT is(taskq._give_back(:'gb', 1, 'again'), NULL, 'giving back twice is stale');
+SELECT is((SELECT count(*)::int FROM taskq.start(:'gb', 2, 'w2')), 1, 'attempt 2 starts');
+SELECT is((SELECT status FROM taskq.cancel(:'gb')), 'running'::taskq.job_status, 'cancel requested while it runs');
+SELECT is(taskq._give_back(:'gb', 2, 'stopped'), 'cancelled'::taskq.job_status, 'a cancel requested meanwhile wins');
+SELECT is(max_attempts, 2, 'and the budget is left alone') FROM taskq.jobs WHERE id = :'gb';
+
 SELECT * FROM finish();

@@ -175,7 +175,10 @@ Handler make_exec_handler(std::string command, std::chrono::milliseconds timeout
         {"TASKQ_TASK", job.task},
         {"TASKQ_ATTEMPT", std::to_string(job.attempt)},
         {"TASKQ_MAX_ATTEMPTS", std::to_string(job.max_attempts)}};
-    return map_process_result(run_process(command, job.payload.dump(), env, timeout, token));
+    const ProcessResult result = run_process(command, job.payload.dump(), env, timeout, token);
+    Outcome outcome = map_process_result(result);
+    if (result.cancelled && token.cancelled()) outcome.error = "stopped: " + token.reason();
+    return outcome;
   };
 }
 

@@ -40,6 +40,7 @@ struct InFlight {
   Clock::time_point next_heartbeat;
   bool acked = false;                              // acknowledged early (a long job); the final ack is skipped
   bool handler_done = false;                       // its outcome waits for the finisher
+  bool stopped_by_shutdown = false;                // a retry outcome gives the attempt back (taskq._give_back)
   std::optional<Clock::time_point> running_since;  // while its handler runs
 
   // Jobs are keyed by id and attempt: a retry of a job may start here before

@@ -102,6 +102,14 @@ std::vector<bool> JobStore::complete(const std::vector<Completion>& items) {
   return out;
 }
 
+namespace {
+// A job_status result: the new status, or nullopt (NULL) when the call was stale.
+std::optional<std::string> status_of(const PgResult& r) {
+  if (PQntuples(r.get()) == 0 || PQgetisnull(r.get(), 0, 0)) return std::nullopt;
+  return std::string(PQgetvalue(r.get(), 0, 0));
+}
+}  // namespace
+
 std::optional<std::string> JobStore::fail(const AttemptRef& ref, const std::string& error,
                                           std::optional<std::chrono::seconds> retry_in, bool permanent) {
   const std::string attempt = std::to_string(ref.attempt);
@@ -111,8 +119,14 @@ std::optional<std::string> JobStore::fail(const AttemptRef& ref, const std::stri
   const PgResult r = exec("SELECT taskq.fail($1::uuid, $2::int, $3, $4::interval, $5::boolean)",
                           {ref.job_id.c_str(), attempt.c_str(), clean_error.c_str(),
                            retry_in ? interval.c_str() : nullptr, permanent ? "true" : "false"});
-  if (PQntuples(r.get()) == 0 || PQgetisnull(r.get(), 0, 0)) return std::nullopt;
-  return std::string(PQgetvalue(r.get(), 0, 0));
+  return status_of(r);
+}
+
+std::optional<std::string> JobStore::give_back(const AttemptRef& ref, const std::string& error) {
+  const std::string attempt = std::to_string(ref.attempt);
+  const std::string clean_error = valid_text(error);
+  return status_of(exec("SELECT taskq._give_back($1::uuid, $2::int, $3)",
+                        {ref.job_id.c_str(), attempt.c_str(), clean_error.c_str()}));
 }
 
 }  // namespace taskq

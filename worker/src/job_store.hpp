@@ -51,6 +51,10 @@ class JobStore {
   std::optional<std::string> fail(const AttemptRef& ref, const std::string& error,
                                   std::optional<std::chrono::seconds> retry_in, bool permanent);
 
+  // Gives back an attempt this worker stopped (shutdown): pending again at
+  // once, the attempt not counted. The new status, or nullopt when stale.
+  std::optional<std::string> give_back(const AttemptRef& ref, const std::string& error);
+
   // A trivial round trip, to notice a lost database while idle.
   void ping();
 

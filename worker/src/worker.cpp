@@ -427,13 +427,17 @@ struct Worker::Impl {
       FinishedJob& f = batch[n];
       if (f.outcome.kind == Outcome::Kind::kCompleted) continue;
       const AttemptRef ref{f.job->job.id, f.job->job.attempt};
+      // Stopped by our shutdown, not by its own failure: the attempt does
+      // not count (a deploy must not fail a job on its last attempt).
+      const bool give_back = f.job->stopped_by_shutdown && f.outcome.kind == Outcome::Kind::kRetry;
       std::optional<std::string> status;
       try {
         if (retrying(
                 "recording a failed job",
                 [&] {
-                  status =
-                      store.fail(ref, f.outcome.error, f.outcome.retry_in, f.outcome.kind == Outcome::Kind::kFailed);
+                  status = give_back ? store.give_back(ref, f.outcome.error)
+                                     : store.fail(ref, f.outcome.error, f.outcome.retry_in,
+                                                  f.outcome.kind == Outcome::Kind::kFailed);
                 },
                 overdue))
           outcomes[n] = outcome_of_status(status);
@@ -749,7 +753,11 @@ struct Worker::Impl {
         if (state.in_flight.empty() && !state.starting) break;
         if (Clock::now() >= deadline) {
           // Every round: a start that committed late adds jobs after the first.
-          for (auto& [key, job] : state.in_flight) job->token.cancel("the worker is shutting down");
+          for (auto& [key, job] : state.in_flight) {
+            if (job->handler_done || job->token.cancelled()) continue;
+            job->stopped_by_shutdown = true;  // its attempt is given back, not counted
+            job->token.cancel("the worker is shutting down");
+          }
           if (!cancelled)
             log::warn("stopping: {} job(s) still running after {}s; stopping them (they will be retried)",
                       state.in_flight.size(), options.shutdown_timeout.count());
