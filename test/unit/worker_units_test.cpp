@@ -140,6 +140,10 @@ TEST(ExecHandler, CancellationStopsTheCommand) {
   token.cancel("test");
   const auto r = taskq::run_process("sleep 30", "", {}, 0ms, token);
   EXPECT_TRUE(r.cancelled);
+  // The outcome says why, whoever stopped it (a cancel, a lost lease, shutdown).
+  const auto o = taskq::map_process_result(r);
+  EXPECT_EQ(o.kind, Outcome::Kind::kRetry);
+  EXPECT_EQ(o.error, "stopped: test");
 }
 
 TEST(ExecHandler, StdoutIsBoundedAndStderrKeepsItsTail) {

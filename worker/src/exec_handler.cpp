@@ -98,7 +98,10 @@ ProcessResult run_process(const std::string& command, const std::string& input,
   while (out_open || err_open) {
     const auto now = std::chrono::steady_clock::now();
     if (!result.timed_out && timeout.count() > 0 && now - start >= timeout) result.timed_out = true;
-    if (!result.cancelled && token.cancelled()) result.cancelled = true;
+    if (!result.cancelled && token.cancelled()) {
+      result.cancelled = true;
+      result.cancel_reason = token.reason();
+    }
     if ((result.timed_out || result.cancelled) && kill_at == std::chrono::steady_clock::time_point::max()) {
       kill(-pid, SIGTERM);
       kill_at = now + std::chrono::seconds(5);  // then SIGKILL
@@ -151,7 +154,7 @@ ProcessResult run_process(const std::string& command, const std::string& input,
 Outcome map_process_result(const ProcessResult& r) {
   const std::string stderr_text = trim_trailing_newlines(r.stderr_tail);
   if (!r.started) return Outcome::retry(r.error);
-  if (r.cancelled) return Outcome::retry("stopped: the job was cancelled or its lease was lost");
+  if (r.cancelled) return Outcome::retry("stopped: " + r.cancel_reason);
   if (r.timed_out) return Outcome::retry("timed out" + (stderr_text.empty() ? "" : ": " + stderr_text));
   if (r.signal != 0)
     return Outcome::retry("killed by signal " + std::to_string(r.signal) +
@@ -175,10 +178,7 @@ Handler make_exec_handler(std::string command, std::chrono::milliseconds timeout
         {"TASKQ_TASK", job.task},
         {"TASKQ_ATTEMPT", std::to_string(job.attempt)},
         {"TASKQ_MAX_ATTEMPTS", std::to_string(job.max_attempts)}};
-    const ProcessResult result = run_process(command, job.payload.dump(), env, timeout, token);
-    Outcome outcome = map_process_result(result);
-    if (result.cancelled && token.cancelled()) outcome.error = "stopped: " + token.reason();
-    return outcome;
+    return map_process_result(run_process(command, job.payload.dump(), env, timeout, token));
   };
 }
 

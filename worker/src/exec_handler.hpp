@@ -16,8 +16,9 @@ struct ProcessResult {
   int signal = 0;        // when a signal ended it
   bool timed_out = false;
   bool cancelled = false;
-  std::string stdout_data;  // first kMaxStdout bytes
-  std::string stderr_tail;  // last kMaxStderr bytes
+  std::string cancel_reason;  // the token's, when cancelled
+  std::string stdout_data;    // first kMaxStdout bytes
+  std::string stderr_tail;    // last kMaxStderr bytes
   std::string error;
 };
 
