@@ -453,38 +453,40 @@ echo '"quick"')");
   EXPECT_EQ(runs()[id], std::vector<int>({1}));
 }
 
-// An endpoint that takes its time: the request is stopped by a cancel, not
-// awaited (the receiver would answer 200 after 25 s, and the job would end
+// An http handler endpoint that answers 200 only after 25 s (the test's end
+// cuts that short), counting the requests that arrived.
+struct SlowEndpoint {
+  SlowEndpoint() {
+    receiver.respond([this](const ReceivedRequest&, std::size_t) {
+      ++arrived;
+      return Response{200, R"("too late")", "application/json", 25s};
+    });
+  }
+  std::atomic<int> arrived{0};  // before receiver: outlives its server threads
+  HttpReceiver receiver;
+};
+
+// The request is stopped by a cancel, not awaited (awaited, the job would end
 // completed instead of cancelled).
 TEST_F(Worker, CancellingARunningJobStopsItsHttpRequest) {
   const std::string queue = create_queue("whttpcancel", "lease => '3 seconds'");
-  HttpReceiver receiver;
-  std::atomic<int> arrived{0};
-  receiver.respond([&](const ReceivedRequest&, std::size_t) {
-    ++arrived;
-    return Response{200, R"("too late")", "application/json", 25s};
-  });
+  SlowEndpoint endpoint;
   const std::string id = enqueue(queue);
-  WorkerProcess worker(worker_args({{queue, receiver.url("/slow")}}));
-  ASSERT_TRUE(wait_until([&] { return arrived.load() == 1; }, 60s)) << "the request never arrived";
+  WorkerProcess worker(worker_args({{queue, endpoint.receiver.url("/slow")}}));
+  ASSERT_TRUE(wait_until([&] { return endpoint.arrived.load() == 1; }, 60s)) << "the request never arrived";
   const auto requested = std::chrono::steady_clock::now();
   ASSERT_EQ(conn().value("SELECT status FROM taskq.cancel($1)", {id.c_str()}), "running");
   EXPECT_TRUE(wait_job_status(id, "cancelled", 15s)) << "status " << job(id).status;
   EXPECT_LT(std::chrono::steady_clock::now() - requested, 15s);
-  EXPECT_EQ(arrived.load(), 1);
+  EXPECT_EQ(endpoint.arrived.load(), 1);
 }
 
 TEST_F(Worker, SigtermPastTheShutdownTimeoutStopsAHangingHttpRequest) {
   const std::string queue = create_queue("whttpstop");
-  HttpReceiver receiver;
-  std::atomic<int> arrived{0};
-  receiver.respond([&](const ReceivedRequest&, std::size_t) {
-    ++arrived;
-    return Response{200, R"("too late")", "application/json", 25s};
-  });
+  SlowEndpoint endpoint;
   const std::string id = enqueue(queue);
-  WorkerProcess worker(worker_args({{queue, receiver.url("/slow")}}, {"--shutdown-timeout", "1"}));
-  ASSERT_TRUE(wait_until([&] { return arrived.load() == 1; }, 60s)) << "the request never arrived";
+  WorkerProcess worker(worker_args({{queue, endpoint.receiver.url("/slow")}}, {"--shutdown-timeout", "1"}));
+  ASSERT_TRUE(wait_until([&] { return endpoint.arrived.load() == 1; }, 60s)) << "the request never arrived";
   const auto signalled = std::chrono::steady_clock::now();
   worker.terminate();
   const auto status = worker.wait_exit(60s);
