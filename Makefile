@@ -63,7 +63,7 @@ $(DATA_built): $(SQL_SOURCES) taskq.control
 CMAKE_BUILD_TYPE ?= RelWithDebInfo
 CMAKE_FLAGS ?=
 
-.PHONY: worker test demo bench bench-peers deps format format-check
+.PHONY: worker test demo bench bench-build bench-peers deps format format-check
 build/CMakeCache.txt:
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=$(CMAKE_BUILD_TYPE) -DTASKQ_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF) $(CMAKE_FLAGS) >/dev/null
 
@@ -87,18 +87,17 @@ demo:
 	$(MAKE) worker
 	scripts/test-env run scripts/demo
 
-bench:
+# What both benchmarks run on: the extension installed, the worker in Release.
+bench-build:
 	scripts/install-deps
 	$(MAKE)
 	$(MAKE) install >/dev/null
 	$(MAKE) CMAKE_BUILD_TYPE=Release worker
+
+bench: bench-build
 	scripts/test-env run bench/run-bench
 
-bench-peers:
-	scripts/install-deps
-	$(MAKE)
-	$(MAKE) install >/dev/null
-	$(MAKE) CMAKE_BUILD_TYPE=Release worker
+bench-peers: bench-build
 	scripts/test-env run bench/run-peers-with-taskq $(ARGS)
 
 format:
