@@ -1,6 +1,7 @@
 // See web_fixture.hpp.
 #include "web_fixture.hpp"
 
+#include <cctype>
 #include <fstream>
 
 namespace taskq::test {
@@ -62,6 +63,21 @@ HttpAnswer WebProcess::request(const std::string& method, const std::string& pat
   a.content_type = r->get_header_value("Content-Type");
   a.headers = r->headers;
   return a;
+}
+
+std::string url_encode(const std::string& text) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
 }
 
 std::string make_queue(PgConnection& db, const std::string& prefix) {

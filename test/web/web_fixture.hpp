@@ -58,6 +58,9 @@ class WebProcess {
   std::unique_ptr<WorkerProcess> process_;
 };
 
+// Percent-encodes everything but unreserved characters (for query values).
+std::string url_encode(const std::string& text);
+
 // A queue made for one test through SQL (not through the API under test).
 std::string make_queue(PgConnection& db, const std::string& prefix = "web");
 
