@@ -115,7 +115,7 @@ TEST_F(WebInput, SqlTextInInputIsOnlyData) {
   const HttpAnswer a = web.post("/v1/queues/" + queue + "/jobs", nlohmann::json{{"task", sneaky}}.dump());
   ASSERT_EQ(a.status, 201) << a.body;
   EXPECT_EQ(a.json()["task"], sneaky);
-  EXPECT_EQ(web.get("/v1/jobs?task=" + url_encode(sneaky)).json()["jobs"].size(), 1u);
+  EXPECT_EQ(web.get("/v1/jobs?queue=" + queue + "&task=" + url_encode(sneaky)).json()["jobs"].size(), 1u);
 }
 
 }  // namespace

@@ -62,6 +62,14 @@ PgResult DbSession::run(const std::string& sql, const std::vector<Param>& params
   return result;
 }
 
+PgResult DbSession::run_planned_each_time(const std::string& sql, const std::vector<Param>& params) {
+  const auto v = values(params);
+  PgResult result(
+      PQexecParams(conn_.get(), sql.c_str(), static_cast<int>(v.size()), nullptr, v.data(), nullptr, nullptr, 0));
+  check(conn_.get(), result);
+  return result;
+}
+
 PgResult DbSession::run_pair(const std::string& first, const std::vector<Param>& params, const std::string& second) {
   PGconn* conn = conn_.get();
   const std::string first_name = prepared(first, static_cast<int>(params.size()));

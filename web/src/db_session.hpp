@@ -27,6 +27,10 @@ class DbSession {
   // Runs `sql` (prepared once per connection) with text parameters.
   // Throws ApiError (api_error.hpp) when it fails.
   PgResult run(const std::string& sql, const std::vector<Param>& params);
+  // The same, planned for these very values each time (not prepared): for
+  // queries whose best index depends on the values, such as job lists
+  // filtered by a rare queue or status, where a generic plan would not do.
+  PgResult run_planned_each_time(const std::string& sql, const std::vector<Param>& params);
 
   // Runs `first` then `second` in one implicit transaction and one network
   // round trip (libpq pipeline mode), returning the second's result; the

@@ -89,9 +89,10 @@ Reply list_jobs(Services* s, const RouteRequest& req) {
   const Param limit_text = given("limit");
   const int limit = limit_text ? parse_limit(*limit_text) : kDefaultLimit;
 
-  // Only constant fragments go into the text; a fixed set of texts, each
-  // prepared once per connection, and each an index scan backwards from
-  // `after` (ids are time-ordered, so newest first is id order).
+  // Only constant fragments go into the text, values are parameters. Ids
+  // are time-ordered, so newest first is a backward index scan from
+  // `after`; which index serves it best depends on how rare the filtered
+  // queue, status or task is, so each list is planned for its values.
   std::string where = " WHERE true";
   std::vector<Param> params;
   const std::pair<const char*, const char*> filters[] = {{"queue", " AND j.queue_name = $%::text"},
@@ -111,7 +112,7 @@ Reply list_jobs(Services* s, const RouteRequest& req) {
                           " FROM taskq.jobs j" + where + " ORDER BY j.id DESC LIMIT $" + std::to_string(params.size()) +
                           "::int) j ORDER BY j.id DESC";
   auto db = s->pool->acquire();
-  PgResult r = db->run(sql, params);
+  PgResult r = db->run_planned_each_time(sql, params);
   const int rows = PQntuples(r.get());
   const bool more = rows > limit;
   std::string body = "{\"jobs\":" + json_array(r.get(), 0, limit) + ",\"next_after\":";
