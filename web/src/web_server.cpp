@@ -70,10 +70,18 @@ WebServer::WebServer(const ServerOptions& options, const RouteTable& routes, Web
                                {"Referrer-Policy", "no-referrer"},
                                {"X-Frame-Options", "DENY"}});
 
-  server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response&) {
+  server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     request_start = Clock::now();
     const auto m = routes_.match(req.method, req.path);
     request_route = m.route ? route_label(*m.route) : "unmatched";
+    // A request with neither Content-Length nor Transfer-Encoding has no
+    // body (RFC 9112 6.3), but httplib would read a POST's body until the
+    // connection closes (`curl -X POST URL` would hang): answer it here,
+    // before any body is read.
+    if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
+      dispatch(req, res);
+      return httplib::Server::HandlerResponse::Handled;
+    }
     return httplib::Server::HandlerResponse::Unhandled;
   });
   auto handler = [this](const httplib::Request& req, httplib::Response& res) { dispatch(req, res); };
