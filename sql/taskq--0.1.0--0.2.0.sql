@@ -15,8 +15,11 @@
 -- - A new function, table, view or sequence: REVOKE ALL ... FROM PUBLIC and
 --   the GRANTs of 95_privileges (which here ran only for 0.1.0's objects);
 --   pg_extension_config_dump for a new table or sequence holding data.
+-- - A new column: ALTER TABLE ... ADD COLUMN, which appends; so in sql/src
+--   it goes at the end of its CREATE TABLE (the test compares the order).
 -- - A new enum value: ALTER TYPE ... ADD VALUE ... BEFORE/AFTER, so the order
---   matches sql/src; it cannot be used later in this same script.
+--   matches sql/src; later statements here may use it only inside PL/pgSQL
+--   bodies (this script is one transaction).
 -- - Everything schema-qualified; search_path is pinned below, so an
 --   unqualified name fails here instead of resolving to something else.
 -- - test/upgrade/run (part of make test) compares a 0.1.0 database updated by
