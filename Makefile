@@ -20,10 +20,13 @@ EXT_SOURCES  = $(sort $(wildcard extension/*.cpp) $(wildcard extension/core/*.cp
 OBJS         = $(EXT_SOURCES:.cpp=.o)
 
 # sql/src/*.sql concatenated (in name order) is the install script of the
-# current version; sql/taskq--A--B.sql are the hand-written upgrade scripts.
+# current version, generated. Committed beside it: the install scripts of
+# released versions, frozen (sql/taskq--X.sql), and the hand-written upgrade
+# scripts (sql/taskq--A--B.sql); one wildcard matches both, each once.
+# docs/upgrading.md says how they change.
 SQL_SOURCES  = $(sort $(wildcard sql/src/*.sql))
 DATA_built   = sql/taskq--$(EXTVERSION).sql
-DATA         = $(filter-out $(DATA_built),$(wildcard sql/taskq--*--*.sql) $(wildcard sql/taskq--*.sql))
+DATA         = $(filter-out $(DATA_built),$(wildcard sql/taskq--*.sql))
 
 # Regression tests: test/sql/NAME.sql -> test/expected/NAME.out (pgTAP files
 # included, with TAP text as expected output); isolation specs in test/specs.
