@@ -54,6 +54,8 @@ const std::array<FieldSpec, 5> kFields = {{
 bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+// Letters and non-ASCII bytes: a misspelt name is reported as one word.
+bool is_word_byte(char c) { return is_letter(c) || static_cast<unsigned char>(c) >= 0x80; }
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -63,9 +65,16 @@ std::string lower(std::string_view s) {
 
 std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
-std::string shown_char(char c) {
+// The character at text[at] for a message: a control character by its code,
+// a multi-byte UTF-8 character whole, so the message stays valid text.
+std::string shown_char(std::string_view text, std::size_t at) {
+  const char c = text[at];
   if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return "character " + std::to_string(c);
-  return quoted(std::string_view(&c, 1));
+  std::size_t end = at + 1;
+  if (static_cast<unsigned char>(c) >= 0xc0) {
+    while (end < text.size() && end < at + 4 && (static_cast<unsigned char>(text[end]) & 0xc0) == 0x80) ++end;
+  }
+  return quoted(text.substr(at, end - at));
 }
 
 // A run of digits as a number; saturates instead of overflowing so a huge
@@ -106,7 +115,7 @@ class FieldParser {
   }
 
   [[noreturn]] void unexpected(std::size_t at) const {
-    fail("unexpected " + shown_char(text_[at]) + " at position " + std::to_string(offset_ + at + 1), at);
+    fail("unexpected " + shown_char(text_, at) + " at position " + std::to_string(offset_ + at + 1), at);
   }
 
   struct Value {
@@ -128,8 +137,8 @@ class FieldParser {
       }
       return {v, false};
     }
-    if (!is_letter(text_[pos_])) unexpected(pos_);
-    while (pos_ < end && is_letter(text_[pos_])) ++pos_;
+    if (!is_word_byte(text_[pos_])) unexpected(pos_);
+    while (pos_ < end && is_word_byte(text_[pos_])) ++pos_;
     const std::string_view word = text_.substr(begin, pos_ - begin);
     if (spec_.names == nullptr) fail(quoted(word) + " is not a number", begin);
     const std::string name = lower(word);
@@ -223,7 +232,7 @@ std::int64_t parse_every(std::string_view text, std::size_t offset) {
   while (pos < text.size()) {
     const std::size_t number_begin = pos;
     if (!is_digit(text[pos])) {
-      throw SyntaxError{"@every: expected a number" + at(pos) + ", found " + shown_char(text[pos]), offset + pos + 1};
+      throw SyntaxError{"@every: expected a number" + at(pos) + ", found " + shown_char(text, pos), offset + pos + 1};
     }
     while (pos < text.size() && is_digit(text[pos])) ++pos;
     const std::string_view digits = text.substr(number_begin, pos - number_begin);
@@ -234,7 +243,7 @@ std::int64_t parse_every(std::string_view text, std::size_t offset) {
     const std::string unit = lower(text.substr(unit_begin, pos - unit_begin));
     if (unit.empty()) {
       if (pos < text.size()) {
-        throw SyntaxError{"@every: unexpected " + shown_char(text[pos]) + at(pos), offset + pos + 1};
+        throw SyntaxError{"@every: unexpected " + shown_char(text, pos) + at(pos), offset + pos + 1};
       }
       throw SyntaxError{"@every: " + std::string(digits) + at(number_begin) +
                             " has no unit (seconds, minutes, hours, " + "days or weeks)",
@@ -299,7 +308,7 @@ CronExpression parse_macro(std::string_view text, std::size_t at) {
     std::size_t rest = pos;
     while (rest < text.size() && is_blank(text[rest])) ++rest;
     if (rest < text.size()) {
-      throw SyntaxError{"unexpected " + shown_char(text[rest]) + " at position " + std::to_string(rest + 1) +
+      throw SyntaxError{"unexpected " + shown_char(text, rest) + " at position " + std::to_string(rest + 1) +
                             " after " + std::string(word),
                         rest + 1};
     }

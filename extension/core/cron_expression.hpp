@@ -61,8 +61,9 @@ struct CronExpression {
 //   invalid cron expression "61 * * * *": minute field: 61 is out of range 0-59
 struct CronError {
   std::string message;
-  // 1-based character position of the offending text in the expression; 0
-  // when the error is not about one place (field count, time zone).
+  // 1-based position (in bytes) of the offending text in the expression; 0
+  // when the error is not about one place (field count, time zone). The
+  // message says the same where it names a position.
   std::size_t position = 0;
 };
 

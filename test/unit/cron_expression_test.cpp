@@ -424,6 +424,13 @@ TEST(CronExpression, AbsurdlyLongInputIsRefusedWithoutQuotingIt) {
   const std::string control = "* * * * *\x01";
   EXPECT_EQ(taskq::parse_cron_expression(control).error.message,
             "invalid cron expression \"" + control + "\": day-of-week field: unexpected character 1 at position 10");
+  // A multi-byte character is shown whole.
+  EXPECT_EQ(
+      taskq::parse_cron_expression("0 0 * * m\xc3\xa4n").error.message,
+      "invalid cron expression \"0 0 * * m\xc3\xa4n\": day-of-week field: \"m\xc3\xa4n\" is not a number or a day "
+      "name (sun-sat)");
+  EXPECT_EQ(taskq::parse_cron_expression("0 0 * * 1\xc3\xa4").error.message,
+            "invalid cron expression \"0 0 * * 1\xc3\xa4\": day-of-week field: unexpected \"\xc3\xa4\" at position 10");
 }
 
 TEST(CronExpression, FieldsAreBitsets) {
@@ -475,6 +482,10 @@ TEST(CronSchedule, OneCallApiForTheSqlLayer) {
   const taskq::CronNextRun end = taskq::cron_next_run("* * * * *", "UTC", INT64_MAX - 1, 0);
   EXPECT_TRUE(end.ok);
   EXPECT_FALSE(end.has_next);
+  // The far past works too.
+  const taskq::CronNextRun start = taskq::cron_next_run("0 0 1 1 *", "Europe/Berlin", INT64_MIN, 0);
+  EXPECT_TRUE(start.has_next);
+  EXPECT_GT(start.next, INT64_MIN);
 }
 
 // The wall clock of every minute of a span, looked up once per zone.
