@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <vector>
 
 namespace taskq {
@@ -57,9 +56,12 @@ bool is_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
 // Letters and non-ASCII bytes: a misspelt name is reported as one word.
 bool is_word_byte(char c) { return is_letter(c) || static_cast<unsigned char>(c) >= 0x80; }
 
+// ASCII only: the server's locale must not change what a name means.
 std::string lower(std::string_view s) {
   std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
   return out;
 }
 
@@ -166,7 +168,7 @@ class FieldParser {
         const Value last = parse_value(end);
         hi = last.number;
         // `fri-sun`: Sunday as the end of a range is 7, the end of the week.
-        if (spec_.names == &kDayNames && last.is_name && hi == 0) hi = 7;
+        if (spec_.names == &kDayNames && last.is_name && hi == 0 && lo > 0) hi = 7;
         open_ended = false;
         if (lo > hi) fail("range " + std::string(text_.substr(begin, pos_ - begin)) + " is reversed", begin);
       }

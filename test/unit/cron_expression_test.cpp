@@ -442,6 +442,8 @@ TEST(CronExpression, FieldsAreBitsets) {
   EXPECT_EQ(e.days_of_month, 0xFEULL);
   EXPECT_EQ(e.months, 0xEULL);
   EXPECT_EQ(e.days_of_week, (1ULL << 0) | (1ULL << 6));  // 7 folded into Sunday = 0
+  EXPECT_EQ(taskq::parse_cron_expression("0 0 * * sun-sun").expression->days_of_week, 1ULL);
+  EXPECT_EQ(taskq::parse_cron_expression("0 0 * * sun-tue").expression->days_of_week, 0x7ULL);
   EXPECT_FALSE(e.every_hour());
   EXPECT_TRUE(taskq::parse_cron_expression("0 0-23 * * *").expression->every_hour());
   EXPECT_TRUE(taskq::parse_cron_expression("0 */1 * * *").expression->every_hour());
