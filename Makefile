@@ -45,7 +45,7 @@ PG_CXXFLAGS  = -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field
 ifeq ($(WERROR),1)
 PG_CXXFLAGS += -Werror
 endif
-SHLIB_LINK   = -lrabbitmq -lstdc++
+SHLIB_LINK   = -lrabbitmq -lcctz -lstdc++
 
 EXTRA_CLEAN  = $(DATA_built) build/regress build/isolation
 
