@@ -16,7 +16,7 @@ EXTENSION    = taskq
 EXTVERSION   = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" taskq.control)
 MODULE_big   = taskq
 
-EXT_SOURCES  = $(sort $(wildcard extension/*.cpp) $(wildcard extension/core/*.cpp))
+EXT_SOURCES  = $(sort $(wildcard extension/*.cpp) $(wildcard extension/publisher/*.cpp) $(wildcard extension/core/*.cpp))
 OBJS         = $(EXT_SOURCES:.cpp=.o)
 
 # sql/src/*.sql concatenated (in name order) is the install script of the
