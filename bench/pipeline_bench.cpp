@@ -28,7 +28,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "pg_connection.hpp"
+#include "db/pg_connection.hpp"
 #include "taskq/worker.hpp"
 
 using Clock = std::chrono::steady_clock;

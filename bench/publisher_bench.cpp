@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "core/amqp_connection.hpp"
-#include "pg_connection.hpp"
+#include "db/pg_connection.hpp"
 
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;

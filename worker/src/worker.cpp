@@ -21,6 +21,12 @@
 // runs, because RabbitMQ would otherwise close the channel after its
 // consumer_timeout; PostgreSQL's lease already owns the job from its start.
 // Duplicates of any delivery are fenced by the attempt number.
+//
+// The library's rooms (worker/src/): pipeline/ (these threads' shared state
+// and stages), broker/ (RabbitMQ), db/ (PostgreSQL), handlers/ (exec and
+// http handlers), callbacks/ (delivery of taskq.callbacks), operations/
+// (metrics, /healthz, logs) and command_line/ (the taskq-worker program's
+// flags).
 #include "taskq/worker.hpp"
 
 #include <poll.h>
@@ -31,15 +37,15 @@
 #include <thread>
 #include <vector>
 
-#include "broker_consumer.hpp"
-#include "callback_dispatcher.hpp"
+#include "broker/broker_consumer.hpp"
+#include "broker/job_message.hpp"
+#include "callbacks/callback_dispatcher.hpp"
 #include "core/backoff.hpp"
-#include "in_flight.hpp"
-#include "job_message.hpp"
-#include "job_store.hpp"
-#include "log.hpp"
-#include "metrics.hpp"
-#include "metrics_server.hpp"
+#include "db/job_store.hpp"
+#include "operations/log.hpp"
+#include "operations/metrics.hpp"
+#include "operations/metrics_server.hpp"
+#include "pipeline/in_flight.hpp"
 
 namespace taskq {
 namespace {
