@@ -38,7 +38,7 @@
 #include <vector>
 
 #include "broker/broker_consumer.hpp"
-#include "broker/job_message.hpp"
+#include "broker/job_parser.hpp"
 #include "callbacks/callback_dispatcher.hpp"
 #include "core/backoff.hpp"
 #include "db/job_store.hpp"

@@ -1,5 +1,5 @@
 // broker/: the RabbitMQ side of taskq-worker: this consuming connection,
-// and the parsing of the messages it delivers into jobs (job_message).
+// and the parsing of the messages it delivers into jobs (job_parser).
 //
 // The consuming side of one RabbitMQ connection: basic.qos, the topology of
 // every consumed taskq queue (declared exactly as the publisher declares it),

@@ -1,5 +1,5 @@
-// See job_message.hpp.
-#include "broker/job_message.hpp"
+// See job_parser.hpp.
+#include "broker/job_parser.hpp"
 
 #include <cctype>
 

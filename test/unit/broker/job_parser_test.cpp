@@ -2,7 +2,7 @@
 // garbage refused with a reason instead of thrown.
 #include <gtest/gtest.h>
 
-#include "broker/job_message.hpp"
+#include "broker/job_parser.hpp"
 
 namespace {
 

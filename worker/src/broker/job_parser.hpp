@@ -1,6 +1,7 @@
 // Parsing and validation of a delivered message into a taskq::Job. Garbage
 // (not JSON, missing fields, wrong queue) is reported, never thrown: the
 // consumer logs it and drops the delivery instead of looping on it.
+// (The message is built by extension/core/job_message; this is the other end.)
 #pragma once
 
 #include <optional>
