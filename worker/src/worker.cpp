@@ -30,8 +30,6 @@
 #include "taskq/worker.hpp"
 
 #include <poll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <thread>
@@ -45,7 +43,11 @@
 #include "operations/log.hpp"
 #include "operations/metrics.hpp"
 #include "operations/metrics_server.hpp"
+#include "operations/worker_name.hpp"
+#include "pipeline/db_retry.hpp"
 #include "pipeline/in_flight.hpp"
+#include "pipeline/topology.hpp"
+#include "pipeline/wake_fd.hpp"
 
 namespace taskq {
 namespace {
@@ -63,36 +65,6 @@ constexpr auto kShutdownGrace = 10s;
 constexpr auto kPrefetchChangeEvery = 5s;
 // An idle worker checks its database this often (for /healthz).
 constexpr auto kIdlePingEvery = 5s;
-
-std::string default_worker_name() {
-  char host[256] = "localhost";
-  gethostname(host, sizeof(host) - 1);
-  return std::string(host) + ":" + std::to_string(getpid());
-}
-
-// Wakes the consumer thread out of poll(): acks are waiting, or stop().
-class WakeFd {
- public:
-  WakeFd() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
-    if (fd_ < 0) throw std::runtime_error("eventfd failed");
-  }
-  ~WakeFd() { ::close(fd_); }
-  WakeFd(const WakeFd&) = delete;
-  WakeFd& operator=(const WakeFd&) = delete;
-
-  int fd() const { return fd_; }
-  void wake() const {
-    const std::uint64_t one = 1;
-    (void)!::write(fd_, &one, sizeof(one));
-  }
-  void drain() const {
-    std::uint64_t value;
-    (void)!::read(fd_, &value, sizeof(value));
-  }
-
- private:
-  int fd_;
-};
 
 // Internal threads expect no exceptions (database and broker failures are
 // handled where they happen). Anything else is a bug or out of memory: log
@@ -131,37 +103,7 @@ struct Worker::Impl {
   std::atomic<bool> stopping{false};
   std::atomic<Clock::rep> give_up_recording_at{Clock::time_point::max().time_since_epoch().count()};
   std::atomic<std::uint64_t> generation{0};
-  std::string exchange = "taskq";
-  std::vector<ConsumedQueue> queues;
-
-  // --- database calls with retries --------------------------------------------
-
-  // Runs fn until it succeeds. Transient failures (lost connection,
-  // serialization failure, deadlock, server shutting down) are retried with
-  // backoff; permanent ones are thrown. Returns false when `give_up` says so.
-  template <typename Fn, typename GiveUp>
-  bool retrying(const char* what, Fn&& fn, GiveUp&& give_up) {
-    Backoff backoff(BackoffPolicy{100ms, 5s, 0.5});
-    bool failed_before = false;
-    for (;;) {
-      try {
-        fn();
-        if (failed_before) {
-          metrics.reconnected("database");
-          log::info("database: {} works again", what);
-        }
-        metrics.set_connected("database", true);
-        return true;
-      } catch (const DbError& e) {
-        if (e.kind() == DbFailure::kPermanent) throw;
-        metrics.set_connected("database", false);
-        if (!failed_before) log::warn("database: {} failed: {} (retrying with backoff)", what, e.what());
-        failed_before = true;
-      }
-      if (give_up()) return false;
-      std::this_thread::sleep_for(backoff.next());
-    }
-  }
+  Topology topology;
 
   // --- starter -----------------------------------------------------------------
 
@@ -256,7 +198,7 @@ struct Worker::Impl {
     std::vector<std::optional<StartedJob>> started;
     try {
       const bool ok = retrying(
-          "starting jobs", [&] { started = store.start(items); }, [&] { return stopping.load(); });
+          metrics, "starting jobs", [&] { started = store.start(items); }, [&] { return stopping.load(); });
       if (!ok) return 0;  // shutting down: not acked, the broker requeues them
     } catch (const DbError& e) {
       // Something in the batch is refused outright (a bug, or a message the
@@ -266,7 +208,8 @@ struct Worker::Impl {
       for (std::size_t n = 0; n < items.size(); ++n) {
         try {
           if (!retrying(
-                  "starting a job", [&] { started[n] = store.start({items[n]})[0]; }, [&] { return stopping.load(); }))
+                  metrics, "starting a job", [&] { started[n] = store.start({items[n]})[0]; },
+                  [&] { return stopping.load(); }))
             valid[n].first = nullptr;  // shutting down: left unacked, the broker requeues it
         } catch (const DbError& single) {
           log::error(valid[n].second, "dropping a message the database refuses: {}", single.what());
@@ -408,7 +351,7 @@ struct Worker::Impl {
       std::vector<bool> done;
       try {
         if (retrying(
-                "recording completed jobs", [&] { done = store.complete(items); }, overdue)) {
+                metrics, "recording completed jobs", [&] { done = store.complete(items); }, overdue)) {
           for (std::size_t k = 0; k < completed.size(); ++k)
             outcomes[completed[k]] = done[k] ? JobOutcome::kCompleted : JobOutcome::kStale;
         }
@@ -420,7 +363,7 @@ struct Worker::Impl {
           FinishedJob& f = batch[completed[k]];
           try {
             if (retrying(
-                    "recording a completed job", [&] { done = store.complete({items[k]}); }, overdue))
+                    metrics, "recording a completed job", [&] { done = store.complete({items[k]}); }, overdue))
               outcomes[completed[k]] = done[0] ? JobOutcome::kCompleted : JobOutcome::kStale;
           } catch (const DbError& single) {
             f.outcome = Outcome::failed(std::string("the result could not be recorded: ") + single.what());
@@ -439,7 +382,7 @@ struct Worker::Impl {
       std::optional<std::string> status;
       try {
         if (retrying(
-                "recording a failed job",
+                metrics, "recording a failed job",
                 [&] {
                   status = give_back ? store.give_back(ref, f.outcome.error)
                                      : store.fail(ref, f.outcome.error, f.outcome.retry_in,
@@ -553,8 +496,8 @@ struct Worker::Impl {
   std::unique_ptr<BrokerConsumer> connect_broker() {
     ConnectOptions connect;
     connect.connection_name = "taskq-worker " + options.name;
-    auto consumer = std::make_unique<BrokerConsumer>(BrokerUrl::parse(options.broker), connect, exchange, queues,
-                                                     wanted_prefetch(), ++generation);
+    auto consumer = std::make_unique<BrokerConsumer>(BrokerUrl::parse(options.broker), connect, topology.exchange,
+                                                     topology.queues, wanted_prefetch(), ++generation);
     metrics.set_connected("broker", true);
     // Deliveries of the dead connection that were not started yet: the
     // broker has requeued them and delivers them again.
@@ -621,7 +564,7 @@ struct Worker::Impl {
           }
           consumer = connect_broker();
           metrics.reconnected("broker");
-          log::info("broker: connected again, consuming {} queue(s)", queues.size());
+          log::info("broker: connected again, consuming {} queue(s)", topology.queues.size());
           reconnect.reset();
         }
         flush_acks(*consumer);
@@ -649,25 +592,6 @@ struct Worker::Impl {
 
   // --- start-up and shutdown ---------------------------------------------------
 
-  void look_up_topology() {
-    try {
-      PgConnection db(options.database);
-      if (db.value("SELECT to_regproc('taskq._start_batch') IS NOT NULL") != "t")
-        throw StartupError("the taskq extension is not installed in that database (or is older than this worker)");
-      const std::string configured = db.value("SELECT current_setting('taskq.exchange', true)");
-      if (!configured.empty()) exchange = configured;
-      for (const auto& [queue, handler] : by_queue) {
-        const std::string type = db.value("SELECT queue_type FROM taskq.queues WHERE queue_name = $1", {queue.c_str()});
-        if (type.empty())
-          throw StartupError("queue \"" + queue + "\" does not exist (create it with taskq.create_queue)");
-        queues.push_back({queue, type});
-      }
-      metrics.set_connected("database", true);
-    } catch (const DbError& e) {
-      throw StartupError(e.what());
-    }
-  }
-
   void run() {
     if (options.database.empty()) throw StartupError("no database given (--database or TASKQ_DATABASE_URL)");
     if (options.broker.empty()) throw StartupError("no broker given (--broker or TASKQ_BROKER_URL)");
@@ -681,7 +605,7 @@ struct Worker::Impl {
       metrics_server = std::make_unique<MetricsServer>(options.metrics_addr, metrics);
       log::info("serving /metrics and /healthz on {}", metrics_server->address());
     }
-    look_up_topology();
+    topology = look_up_topology(options.database, by_queue, metrics);
     std::unique_ptr<BrokerConsumer> consumer;
     try {
       consumer = connect_broker();
@@ -690,7 +614,7 @@ struct Worker::Impl {
     } catch (const std::exception& e) {
       throw StartupError(e.what());
     }
-    log::info("taskq-worker {} consuming {} queue(s) with concurrency {}", options.name, queues.size(),
+    log::info("taskq-worker {} consuming {} queue(s) with concurrency {}", options.name, topology.queues.size(),
               options.concurrency);
 
     std::vector<std::thread> runners;

@@ -1,8 +1,6 @@
 // The callback delivery loop; see callback_dispatcher.hpp.
 #include "callbacks/callback_dispatcher.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <deque>
 #include <optional>
@@ -14,6 +12,7 @@
 #include "callbacks/callback_store.hpp"
 #include "core/backoff.hpp"
 #include "operations/log.hpp"
+#include "operations/worker_name.hpp"
 #include "taskq/version.hpp"
 
 namespace taskq {
@@ -44,11 +43,7 @@ CallbackOptions sanitised(CallbackOptions o) {
 }
 
 std::string lease_holder_name(std::string worker_name) {
-  if (worker_name.empty()) {
-    char host[256] = {};
-    gethostname(host, sizeof(host) - 1);
-    worker_name = std::string(host) + ":" + std::to_string(getpid());
-  }
+  if (worker_name.empty()) worker_name = default_worker_name();
   // Unique per instance: the lease functions fence by holder name, so two
   // dispatchers (two Worker objects, or a restart reusing a pid) must differ.
   std::random_device rd;
