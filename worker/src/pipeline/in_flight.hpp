@@ -1,5 +1,7 @@
-// pipeline/: the stages a job goes through inside a worker, over the
-// shared state drawn here (worker.cpp wires them together).
+// pipeline/: the stages a job goes through inside a worker, each a class of
+// its own over the shared state drawn here: consumer, starter, runners,
+// finisher, heartbeater; shutdown drains them. worker.cpp wires them
+// together.
 //
 // The worker's shared state between its threads: deliveries waiting to
 // start, started jobs waiting for or held by a runner, outcomes waiting to be
@@ -16,6 +18,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -32,6 +35,10 @@
 namespace taskq {
 
 using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kMaxBatch = 256;  // items per start/complete/heartbeat round trip
+// Handlers quicker than this on average (recent jobs) get started ahead.
+constexpr double kLookaheadBelowSeconds = 0.05;
 
 struct InFlight {
   Delivery delivery;
@@ -80,6 +87,19 @@ struct WorkState {
   bool stop_starting = false;  // shutdown: start nothing more
   bool stop_runners = false;   // shutdown: runners exit once runnable is empty
   bool stop_finisher = false;  // shutdown: the finisher exits once finished is empty
+
+  // Quick: recent handlers finished in under kLookaheadBelowSeconds on
+  // average, and none running now has taken longer than that. (The average
+  // alone learns only from finished jobs, so it would not see a long job
+  // that is running.) Caller holds mu. The starter starts jobs ahead for
+  // quick handlers, and the consumer deepens the prefetch.
+  bool quick_handlers() const {
+    if (recent_handler_seconds >= kLookaheadBelowSeconds) return false;
+    const auto too_old = Clock::now() - std::chrono::duration<double>(kLookaheadBelowSeconds);
+    for (const auto& [key, job] : in_flight)
+      if (job->running_since && *job->running_since < too_old) return false;
+    return true;
+  }
 };
 
 }  // namespace taskq
