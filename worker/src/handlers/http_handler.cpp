@@ -3,22 +3,17 @@
 #include "handlers/http_handler.hpp"
 
 #include "db/valid_text.hpp"
+#include "handlers/curl_handles.hpp"
 
 #include <curl/curl.h>
 
-#include <memory>
+#include <new>
+#include <stdexcept>
 
 namespace taskq {
 namespace {
 
 constexpr std::size_t kMaxResponse = 1 << 20;
-
-struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct SlistDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
 
 // libcurl calls this while the request waits for its answer too (about once a
 // second when nothing moves), so a cancel or a shutdown stops a request to an
@@ -34,11 +29,14 @@ std::size_t collect(char* data, std::size_t size, std::size_t n, void* user) {
   return len;
 }
 
+// This runner thread's handle, reset for the next request; null when libcurl
+// could not make one (out of memory), which the next job tries again.
+// Throws when libcurl cannot be initialised at all.
 CURL* thread_handle() {
-  static const bool initialised = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
-  (void)initialised;
-  thread_local std::unique_ptr<CURL, CurlDeleter> handle(curl_easy_init());
-  curl_easy_reset(handle.get());  // keeps its connection cache
+  ensure_curl_initialised();
+  thread_local CurlEasy handle;
+  if (!handle) handle.reset(curl_easy_init());
+  if (handle) curl_easy_reset(handle.get());  // keeps its connection cache
   return handle.get();
 }
 
@@ -58,13 +56,23 @@ Outcome map_http_result(long status, const std::string& body, const std::string&
 
 Handler make_http_handler(std::string url, std::chrono::milliseconds timeout) {
   return [url = std::move(url), timeout](const Job& job, const CancellationToken& token) {
-    CURL* curl = thread_handle();
+    // Nothing was sent in these two cases, so the job is simply retried.
+    CURL* curl;
+    try {
+      curl = thread_handle();
+    } catch (const std::runtime_error& e) {
+      return Outcome::retry(std::string("HTTP request not sent: ") + e.what());
+    }
+    if (curl == nullptr) return Outcome::retry("HTTP request not sent: libcurl could not create a handle");
+    CurlHeaders headers;
+    try {
+      headers.append("Content-Type: application/json");
+      headers.append("X-Taskq-Job-Id: " + job.id);
+      headers.append("X-Taskq-Attempt: " + std::to_string(job.attempt));
+    } catch (const std::bad_alloc&) {
+      return Outcome::retry("HTTP request not sent: out of memory for its headers");
+    }
     std::string response;
-    std::unique_ptr<curl_slist, SlistDeleter> headers(curl_slist_append(nullptr, "Content-Type: application/json"));
-    const std::string id_header = "X-Taskq-Job-Id: " + job.id;
-    const std::string attempt_header = "X-Taskq-Attempt: " + std::to_string(job.attempt);
-    curl_slist_append(headers.get(), id_header.c_str());
-    curl_slist_append(headers.get(), attempt_header.c_str());
     curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
