@@ -2,7 +2,7 @@
 // (this file) and http(s):// (http_handler); curl_handles owns libcurl's
 // handles for them and for the callbacks' sender.
 //
-// The exec:COMMAND handler (DESIGN.md "taskq-worker"): runs the command with
+// The exec:COMMAND handler (docs/worker.md): runs the command with
 // /bin/sh -c in its own process group, the payload JSON on stdin and the
 // TASKQ_* variables in the environment; maps its exit to an outcome.
 #pragma once
