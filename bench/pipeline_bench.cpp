@@ -13,7 +13,7 @@
 //  worker_memory        resident set size after warm-up and after M more jobs
 //
 // Usage: pipeline_bench [N [LATENCY_JOBS [MEMORY_JOBS]]] inside scripts/test-env.
-// Prints RESULT lines in the format of ../shared/bench/peers.
+// Prints RESULT lines in the format described in bench/README.md.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -28,7 +28,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "pg_connection.hpp"
+#include "db/pg_connection.hpp"
 #include "taskq/worker.hpp"
 
 using Clock = std::chrono::steady_clock;

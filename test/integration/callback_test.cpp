@@ -14,9 +14,9 @@
 #include <set>
 #include <thread>
 
-#include "callback_dispatcher.hpp"
+#include "callbacks/callback_dispatcher.hpp"
 #include "http_receiver.hpp"
-#include "metrics.hpp"
+#include "operations/metrics.hpp"
 #include "test_env.hpp"
 
 using namespace std::chrono_literals;

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "core/amqp_connection.hpp"
-#include "pg_connection.hpp"
+#include "db/pg_connection.hpp"
 
 namespace taskq::test {
 

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "pg_connection.hpp"
+#include "db/pg_connection.hpp"
 #include "test_env.hpp"
 #include "worker_process.hpp"
 

@@ -8,7 +8,7 @@
 #include <httplib.h>
 #include <unistd.h>
 
-#include "callback_signature.hpp"
+#include "callbacks/callback_signature.hpp"
 #include "http_receiver.hpp"
 #include "taskq/worker.hpp"
 #include "test_env.hpp"

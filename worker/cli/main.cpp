@@ -4,8 +4,8 @@
 #include <cstdio>
 #include <thread>
 
-#include "cli_options.hpp"
-#include "log.hpp"
+#include "command_line/cli_options.hpp"
+#include "operations/log.hpp"
 #include "taskq/worker.hpp"
 
 namespace {

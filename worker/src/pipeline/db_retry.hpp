@@ -1,0 +1,44 @@
+// The worker's retry policy for database calls: transient failures are
+// retried with backoff until they work (or the caller gives up), permanent
+// ones are thrown to the caller, which decides what the refusal means.
+#pragma once
+
+#include <chrono>
+#include <thread>
+
+#include "core/backoff.hpp"
+#include "db/pg_connection.hpp"
+#include "operations/log.hpp"
+#include "operations/metrics.hpp"
+
+namespace taskq {
+
+// Runs fn until it succeeds. Transient failures (lost connection,
+// serialization failure, deadlock, server shutting down) are retried with
+// backoff; permanent ones are thrown. Returns false when `give_up` says so.
+template <typename Fn, typename GiveUp>
+bool retrying(Metrics& metrics, const char* what, Fn&& fn, GiveUp&& give_up) {
+  using namespace std::chrono_literals;
+  Backoff backoff(BackoffPolicy{100ms, 5s, 0.5});
+  bool failed_before = false;
+  for (;;) {
+    try {
+      fn();
+      if (failed_before) {
+        metrics.reconnected("database");
+        log::info("database: {} works again", what);
+      }
+      metrics.set_connected("database", true);
+      return true;
+    } catch (const DbError& e) {
+      if (e.kind() == DbFailure::kPermanent) throw;
+      metrics.set_connected("database", false);
+      if (!failed_before) log::warn("database: {} failed: {} (retrying with backoff)", what, e.what());
+      failed_before = true;
+    }
+    if (give_up()) return false;
+    std::this_thread::sleep_for(backoff.next());
+  }
+}
+
+}  // namespace taskq
