@@ -3,7 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "log.hpp"
+#include "operations/log.hpp"
 
 namespace taskq::web {
 

@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "pg_connection.hpp"
+#include "db/pg_connection.hpp"
 
 namespace taskq::web {
 

@@ -2,7 +2,7 @@
 #include "connection_pool.hpp"
 
 #include "api_error.hpp"
-#include "log.hpp"
+#include "operations/log.hpp"
 
 namespace taskq::web {
 

@@ -10,7 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "pg_connection.hpp"
+#include "db/pg_connection.hpp"
 
 namespace taskq::web {
 

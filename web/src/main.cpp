@@ -9,7 +9,7 @@
 #include "api_error.hpp"
 #include "api_routes.hpp"
 #include "connection_pool.hpp"
-#include "log.hpp"
+#include "operations/log.hpp"
 #include "openapi.hpp"
 #include "route_table.hpp"
 #include "taskq/worker.hpp"

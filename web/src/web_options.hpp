@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "host_port.hpp"
+#include "operations/host_port.hpp"
 
 namespace taskq::web {
 

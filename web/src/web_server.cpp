@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "api_error.hpp"
-#include "log.hpp"
+#include "operations/log.hpp"
 #include "static_assets.hpp"
 #include "taskq/worker.hpp"
 

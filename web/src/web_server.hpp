@@ -10,7 +10,7 @@
 #include <string>
 
 #include "access_tokens.hpp"
-#include "host_port.hpp"
+#include "operations/host_port.hpp"
 #include "route_table.hpp"
 #include "web_metrics.hpp"
 
