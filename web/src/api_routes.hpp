@@ -18,6 +18,10 @@ std::vector<Route> queue_routes(Services* services);   // queue_routes.cpp
 std::vector<Route> system_routes(Services* services);  // system_routes.cpp
 
 // Helpers shared by the route files.
+// A route handler calling f(services, request).
+inline Handler with_services(Services* services, Reply (*f)(Services*, const RouteRequest&)) {
+  return [services, f](const RouteRequest& req) { return f(services, req); };
+}
 // Every row's first column (JSON text) joined into a JSON array.
 std::string json_array(const PGresult* result, int first_row = 0, int rows = -1);
 // The first column of the only row; ApiError 404 (42704) saying `missing`

@@ -139,9 +139,6 @@ Reply cancel(Services* s, const RouteRequest& req) {
 }  // namespace
 
 std::vector<Route> job_routes(Services* s) {
-  auto bind = [s](Reply (*f)(Services*, const RouteRequest&)) {
-    return [s, f](const RouteRequest& req) { return f(s, req); };
-  };
   return {
       {"POST",
        "/v1/queues/{queue}/jobs",
@@ -155,13 +152,13 @@ std::vector<Route> job_routes(Services* s) {
         201,
         "Job",
         {400, 404, 413, 422}},
-       bind(enqueue)},
+       with_services(s, enqueue)},
       {"GET",
        "/v1/jobs/{id}",
        "getJob",
        Role::kRead,
        {"Read a job", "Calls taskq.job().", {}, {}, 200, "Job", {404, 422}},
-       bind(get_job)},
+       with_services(s, get_job)},
       {"GET",
        "/v1/jobs",
        "listJobs",
@@ -177,7 +174,7 @@ std::vector<Route> job_routes(Services* s) {
         200,
         "JobPage",
         {400, 422}},
-       bind(list_jobs)},
+       with_services(s, list_jobs)},
       {"POST",
        "/v1/jobs/{id}/retry",
        "retryJob",
@@ -189,7 +186,7 @@ std::vector<Route> job_routes(Services* s) {
         200,
         "Job",
         {400, 404, 409, 413, 422}},
-       bind(retry)},
+       with_services(s, retry)},
       {"POST",
        "/v1/jobs/{id}/cancel",
        "cancelJob",
@@ -202,7 +199,7 @@ std::vector<Route> job_routes(Services* s) {
         200,
         "Job",
         {400, 404, 409, 413, 422}},
-       bind(cancel)},
+       with_services(s, cancel)},
   };
 }
 

@@ -103,16 +103,13 @@ Reply stats(Services* s, const RouteRequest& req) {
 }  // namespace
 
 std::vector<Route> queue_routes(Services* s) {
-  auto bind = [s](Reply (*f)(Services*, const RouteRequest&)) {
-    return [s, f](const RouteRequest& req) { return f(s, req); };
-  };
   return {
       {"GET",
        "/v1/queues",
        "listQueues",
        Role::kRead,
        {"List queues", "Every row of taskq.queues, by name.", {}, {}, 200, "QueueList", {400}},
-       bind(list_queues)},
+       with_services(s, list_queues)},
       {"POST",
        "/v1/queues",
        "createQueue",
@@ -124,7 +121,7 @@ std::vector<Route> queue_routes(Services* s) {
         201,
         "Queue",
         {400, 409, 413, 422}},
-       bind(create_queue)},
+       with_services(s, create_queue)},
       {"PATCH",
        "/v1/queues/{queue}",
        "alterQueue",
@@ -136,7 +133,7 @@ std::vector<Route> queue_routes(Services* s) {
         200,
         "Queue",
         {400, 404, 409, 413, 422}},
-       bind(alter_queue)},
+       with_services(s, alter_queue)},
       {"DELETE",
        "/v1/queues/{queue}",
        "dropQueue",
@@ -148,7 +145,7 @@ std::vector<Route> queue_routes(Services* s) {
         204,
         "",
         {400, 404, 409, 422}},
-       bind(drop_queue)},
+       with_services(s, drop_queue)},
       {"POST",
        "/v1/queues/{queue}/pause",
        "pauseQueue",
@@ -160,7 +157,7 @@ std::vector<Route> queue_routes(Services* s) {
         200,
         "Queue",
         {400, 404, 413, 422}},
-       bind(pause)},
+       with_services(s, pause)},
       {"POST",
        "/v1/queues/{queue}/resume",
        "resumeQueue",
@@ -172,13 +169,13 @@ std::vector<Route> queue_routes(Services* s) {
         200,
         "Queue",
         {400, 404, 413, 422}},
-       bind(resume)},
+       with_services(s, resume)},
       {"GET",
        "/v1/stats",
        "getStats",
        Role::kRead,
        {"Per-queue statistics", "Every row of taskq.queue_stats, by queue name.", {}, {}, 200, "StatsList", {400}},
-       bind(stats)},
+       with_services(s, stats)},
   };
 }
 

@@ -28,9 +28,6 @@ Reply openapi(Services* s, const RouteRequest&) { return {200, s->openapi_json};
 }  // namespace
 
 std::vector<Route> system_routes(Services* s) {
-  auto bind = [s](Reply (*f)(Services*, const RouteRequest&)) {
-    return [s, f](const RouteRequest& req) { return f(s, req); };
-  };
   return {
       {"GET",
        "/healthz",
@@ -43,7 +40,7 @@ std::vector<Route> system_routes(Services* s) {
         200,
         "Health",
         {503}},
-       bind(healthz)},
+       with_services(s, healthz)},
       {"GET",
        "/metrics",
        "getMetrics",
@@ -55,7 +52,7 @@ std::vector<Route> system_routes(Services* s) {
         200,
         "text/plain",
         {}},
-       bind(metrics)},
+       with_services(s, metrics)},
       {"GET",
        "/v1/openapi.json",
        "getOpenApi",
@@ -67,7 +64,7 @@ std::vector<Route> system_routes(Services* s) {
         200,
         "application/json",
         {}},
-       bind(openapi)},
+       with_services(s, openapi)},
   };
 }
 
