@@ -83,7 +83,10 @@ bool process_alive(pid_t pid) {
 
 // --- WorkerProcess -----------------------------------------------------------
 
-WorkerProcess::WorkerProcess(std::vector<std::string> args, EnvChanges env_changes) {
+WorkerProcess::WorkerProcess(std::vector<std::string> args, EnvChanges env_changes)
+    : WorkerProcess(worker_binary(), std::move(args), std::move(env_changes)) {}
+
+WorkerProcess::WorkerProcess(std::string binary, std::vector<std::string> args, EnvChanges env_changes) {
   dir_ = make_temp_dir("taskq-worker-test");
 
   // Everything the child needs is prepared before fork: after it, only
@@ -107,7 +110,6 @@ WorkerProcess::WorkerProcess(std::vector<std::string> args, EnvChanges env_chang
   for (auto& e : env_storage) envp.push_back(e.data());
   envp.push_back(nullptr);
 
-  std::string binary = worker_binary();
   std::vector<char*> argv{binary.data()};
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

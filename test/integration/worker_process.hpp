@@ -35,6 +35,8 @@ class WorkerProcess {
   // Starts worker_binary() with `args` (nothing added). Throws
   // std::runtime_error if it cannot be started at all.
   explicit WorkerProcess(std::vector<std::string> args, EnvChanges env = {});
+  // The same for another program of taskq (taskq-web).
+  WorkerProcess(std::string binary, std::vector<std::string> args, EnvChanges env = {});
   // SIGKILLs the worker if it still runs; on a failed test, prints the tail
   // of its log first.
   ~WorkerProcess();

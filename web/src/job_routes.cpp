@@ -1,0 +1,206 @@
+// Routes about jobs: enqueue, read one, list (newest first, keyset pages),
+// retry, cancel. Each is one SQL API call; a job is always rendered as the
+// contract columns of its taskq.jobs row, JSON field names = column names.
+#include <charconv>
+
+#include "api_error.hpp"
+#include "api_routes.hpp"
+#include "connection_pool.hpp"
+
+namespace taskq::web {
+namespace {
+
+// The contract columns of taskq.jobs (docs/sql-api.md); internal columns
+// stay inside the database.
+constexpr const char* kJobColumns =
+    "j.id, j.queue_name, j.task, j.payload, j.status, j.priority, j.attempts, j.max_attempts, j.run_at, "
+    "j.lease_expires_at, j.worker, j.result, j.last_error, j.callback_url, j.unique_key, j.headers, "
+    "j.created_at, j.started_at, j.finished_at, j.updated_at";
+
+// One job as JSON from a row source such as "taskq.cancel($1::uuid)".
+std::string job_json_from(const std::string& source) {
+  return std::string("SELECT pg_catalog.to_json(j)::text FROM (SELECT ") + kJobColumns + " FROM " + source + " j) j";
+}
+
+constexpr int kDefaultLimit = 50;
+constexpr int kMaxLimit = 1000;
+
+const std::vector<Field>& enqueue_fields() {
+  static const std::vector<Field> fields = {
+      {"payload", FieldType::kJson, "jsonb", "the job's input, any JSON value (default {}); at most 1 MiB"},
+      {"task", FieldType::kString, "text", "what to run, for handlers that serve several tasks"},
+      {"run_at", FieldType::kString, "timestamptz", "not before this time (RFC 3339)", "date-time"},
+      {"delay", FieldType::kString, "interval", "not before this long from now (\"30 seconds\", \"PT30S\")",
+       "duration"},
+      {"priority", FieldType::kInteger, "int", "0..9, higher runs first (classic queues; default 0)"},
+      {"max_attempts", FieldType::kInteger, "int", "attempts before it fails for good (default: the queue's)"},
+      {"callback_url", FieldType::kString, "text", "http(s) URL told when the job finishes", "uri"},
+      {"unique_key", FieldType::kString, "text",
+       "while an unfinished job of the queue has this key, that job is returned and nothing is created"},
+      {"headers", FieldType::kJson, "jsonb", "a JSON object of string values, passed to the handler"},
+  };
+  return fields;
+}
+
+const std::vector<Field>& retry_fields() {
+  static const std::vector<Field> fields = {
+      {"delay", FieldType::kString, "interval", "run again after this long (default: at once)", "duration"}};
+  return fields;
+}
+
+int parse_limit(const std::string& text) {
+  int value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < 1 || value > kMaxLimit)
+    throw bad_request("invalid_parameter", "limit must be an integer from 1 to " + std::to_string(kMaxLimit));
+  return value;
+}
+
+Reply enqueue(Services* s, const RouteRequest& req) {
+  std::vector<Argument> args{{"queue_name", "text", req.path.at("queue")}};
+  for (Argument& a : parse_body(req.http.body, enqueue_fields())) args.push_back(std::move(a));
+  // taskq.enqueue returns the id; the row is read by a second statement in
+  // the same transaction and round trip (a statement cannot see rows its
+  // own function call inserted). The id travels in a transaction-local
+  // setting, so no value is ever spliced into the text.
+  const std::string first =
+      "SELECT pg_catalog.set_config('taskq_web.job_id', " + sql_call("taskq.enqueue", args) + "::text, true)";
+  static const std::string second = job_json_from("taskq.job(pg_catalog.current_setting('taskq_web.job_id')::uuid)");
+  auto db = s->pool->acquire();
+  PgResult r = db->run_pair(first, param_values(args), second);
+  return {201, only_row(r.get(), "the job vanished before it could be read")};
+}
+
+Reply get_job(Services* s, const RouteRequest& req) {
+  static const std::string sql = job_json_from("taskq.job($1::uuid)");
+  const std::string& id = req.path.at("id");
+  auto db = s->pool->acquire();
+  PgResult r = db->run(sql, {id});
+  return {200, only_row(r.get(), "job " + id + " does not exist")};
+}
+
+Reply list_jobs(Services* s, const RouteRequest& req) {
+  check_query(req.http.params, {"queue", "status", "task", "limit", "after"});
+  // Empty values count as not given, so ?queue=&status= from a form works.
+  auto given = [&](const char* name) {
+    const auto it = req.http.params.find(name);
+    return it == req.http.params.end() || it->second.empty() ? Param() : Param(it->second);
+  };
+  const Param limit_text = given("limit");
+  const int limit = limit_text ? parse_limit(*limit_text) : kDefaultLimit;
+
+  // Only constant fragments go into the text, values are parameters. Ids
+  // are time-ordered, so newest first is a backward index scan from
+  // `after`; which index serves it best depends on how rare the filtered
+  // queue, status or task is, so each list is planned for its values.
+  std::string where = " WHERE true";
+  std::vector<Param> params;
+  const std::pair<const char*, const char*> filters[] = {{"queue", " AND j.queue_name = $%::text"},
+                                                         {"status", " AND j.status = $%::taskq.job_status"},
+                                                         {"task", " AND j.task = $%::text"},
+                                                         {"after", " AND j.id < $%::uuid"}};
+  for (const auto& [name, fragment] : filters) {
+    if (Param value = given(name)) {
+      params.push_back(std::move(value));
+      std::string f = fragment;
+      f.replace(f.find('%'), 1, std::to_string(params.size()));
+      where += f;
+    }
+  }
+  params.push_back(std::to_string(limit + 1));  // one more says whether a next page exists
+  const std::string sql = std::string("SELECT pg_catalog.to_json(j)::text, j.id::text FROM (SELECT ") + kJobColumns +
+                          " FROM taskq.jobs j" + where + " ORDER BY j.id DESC LIMIT $" + std::to_string(params.size()) +
+                          "::int) j ORDER BY j.id DESC";
+  auto db = s->pool->acquire();
+  PgResult r = db->run_planned_each_time(sql, params);
+  const int rows = PQntuples(r.get());
+  const bool more = rows > limit;
+  std::string body = "{\"jobs\":" + json_array(r.get(), 0, limit) + ",\"next_after\":";
+  body += more ? "\"" + std::string(PQgetvalue(r.get(), limit - 1, 1)) + "\"" : "null";
+  return {200, body + "}\n"};
+}
+
+Reply retry(Services* s, const RouteRequest& req) {
+  std::vector<Argument> args{{"job_id", "uuid", req.path.at("id")}};
+  for (Argument& a : parse_body(req.http.body, retry_fields())) args.push_back(std::move(a));
+  auto db = s->pool->acquire();
+  PgResult r = db->run(job_json_from(sql_call("taskq.retry", args)), param_values(args));
+  return {200, only_row(r.get(), "job " + req.path.at("id") + " does not exist")};
+}
+
+Reply cancel(Services* s, const RouteRequest& req) {
+  parse_body(req.http.body, {});
+  static const std::string sql = job_json_from("taskq.cancel(job_id => $1::uuid)");
+  auto db = s->pool->acquire();
+  PgResult r = db->run(sql, {req.path.at("id")});
+  return {200, only_row(r.get(), "job " + req.path.at("id") + " does not exist")};
+}
+
+}  // namespace
+
+std::vector<Route> job_routes(Services* s) {
+  return {
+      {"POST",
+       "/v1/queues/{queue}/jobs",
+       "enqueueJob",
+       Role::kOperate,
+       {"Enqueue a job",
+        "Calls taskq.enqueue(). The job is published to RabbitMQ once the transaction commits, which it has when "
+        "this answers. With a unique_key that an unfinished job of the queue already has, that job is returned.",
+        {},
+        enqueue_fields(),
+        201,
+        "Job",
+        {400, 404, 413, 422}},
+       with_services(s, enqueue)},
+      {"GET",
+       "/v1/jobs/{id}",
+       "getJob",
+       Role::kRead,
+       {"Read a job", "Calls taskq.job().", {}, {}, 200, "Job", {404, 422}},
+       with_services(s, get_job)},
+      {"GET",
+       "/v1/jobs",
+       "listJobs",
+       Role::kRead,
+       {"List jobs, newest first",
+        "Keyset pages: pass the previous page's next_after as after. Jobs enqueued meanwhile never shift a page.",
+        {{"queue", "string", "only jobs of this queue"},
+         {"status", "string", "only jobs in this status (pending, running, completed, failed, cancelled)"},
+         {"task", "string", "only jobs of this task"},
+         {"limit", "integer", "jobs per page, 1 to 1000 (default 50)"},
+         {"after", "string", "the next_after of the previous page: only jobs older than that one", "uuid"}},
+        {},
+        200,
+        "JobPage",
+        {400, 422}},
+       with_services(s, list_jobs)},
+      {"POST",
+       "/v1/jobs/{id}/retry",
+       "retryJob",
+       Role::kOperate,
+       {"Run a finished job again",
+        "Calls taskq.retry(): a completed, failed or cancelled job goes back to pending with a fresh attempt budget.",
+        {},
+        retry_fields(),
+        200,
+        "Job",
+        {400, 404, 409, 413, 422}},
+       with_services(s, retry)},
+      {"POST",
+       "/v1/jobs/{id}/cancel",
+       "cancelJob",
+       Role::kOperate,
+       {"Cancel a job",
+        "Calls taskq.cancel(): a pending job is cancelled at once; for a running one the cancel is requested and "
+        "its worker carries it out.",
+        {},
+        {},
+        200,
+        "Job",
+        {400, 404, 409, 413, 422}},
+       with_services(s, cancel)},
+  };
+}
+
+}  // namespace taskq::web

@@ -1,0 +1,216 @@
+// See openapi.hpp. The component schemas describe the rows the SQL API
+// returns; their field names are the column names.
+#include "openapi.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include "taskq/version.hpp"
+
+namespace taskq::web {
+namespace {
+
+using J = nlohmann::ordered_json;
+
+J nullable(const char* type, const char* format = nullptr) {
+  J s = {{"type", {type, "null"}}};
+  if (format) s["format"] = format;
+  return s;
+}
+
+J typed(const char* type, const char* format = nullptr) {
+  J s = {{"type", type}};
+  if (format) s["format"] = format;
+  return s;
+}
+
+J ref(const std::string& name) { return {{"$ref", "#/components/schemas/" + name}}; }
+
+J object_of(J properties) {
+  J required = J::array();
+  for (const auto& [name, value] : properties.items()) required.push_back(name);
+  return {{"type", "object"}, {"properties", std::move(properties)}, {"required", required}};
+}
+
+J schemas() {
+  J job = object_of({
+      {"id", typed("string", "uuid")},
+      {"queue_name", typed("string")},
+      {"task", nullable("string")},
+      {"payload", J::object()},
+      {"status", typed("string")},
+      {"priority", typed("integer")},
+      {"attempts", typed("integer")},
+      {"max_attempts", typed("integer")},
+      {"run_at", typed("string", "date-time")},
+      {"lease_expires_at", nullable("string", "date-time")},
+      {"worker", nullable("string")},
+      {"result", J::object()},
+      {"last_error", nullable("string")},
+      {"callback_url", nullable("string")},
+      {"unique_key", nullable("string")},
+      {"headers", J::object()},
+      {"created_at", typed("string", "date-time")},
+      {"started_at", nullable("string", "date-time")},
+      {"finished_at", nullable("string", "date-time")},
+      {"updated_at", typed("string", "date-time")},
+  });
+  job["description"] = "a row of taskq.jobs (its contract columns); payload, result and headers are any JSON";
+  J queue = object_of({
+      {"queue_name", typed("string")},
+      {"max_attempts", typed("integer")},
+      {"lease", typed("string", "duration")},
+      {"backoff_base", typed("string", "duration")},
+      {"backoff_max", typed("string", "duration")},
+      {"retention", typed("string", "duration")},
+      {"delivery_delay", typed("string", "duration")},
+      {"queue_type", typed("string")},
+      {"paused", typed("boolean")},
+      {"created_at", typed("string", "date-time")},
+      {"updated_at", typed("string", "date-time")},
+  });
+  queue["description"] = "a row of taskq.queues; intervals as ISO 8601 durations";
+  J stats = object_of({
+      {"queue_name", typed("string")},
+      {"paused", typed("boolean")},
+      {"pending", typed("integer")},
+      {"running", typed("integer")},
+      {"completed", typed("integer")},
+      {"failed", typed("integer")},
+      {"cancelled", typed("integer")},
+      {"scheduled", typed("integer")},
+      {"oldest_pending_age", nullable("string", "duration")},
+      {"outbox_backlog", typed("integer")},
+  });
+  stats["description"] = "a row of the view taskq.queue_stats";
+  J error =
+      object_of({{"error",
+                  {{"type", "object"},
+                   {"properties", {{"code", typed("string")}, {"message", typed("string")}, {"hint", typed("string")}}},
+                   {"required", {"code", "message"}}}}});
+  error["description"] = "code: a SQLSTATE from the SQL API, or a short name for errors found before it is called";
+  return {
+      {"Job", job},
+      {"JobPage",
+       object_of({{"jobs", {{"type", "array"}, {"items", ref("Job")}}}, {"next_after", nullable("string", "uuid")}})},
+      {"Queue", queue},
+      {"QueueList", object_of({{"queues", {{"type", "array"}, {"items", ref("Queue")}}}})},
+      {"QueueStats", stats},
+      {"StatsList", object_of({{"queues", {{"type", "array"}, {"items", ref("QueueStats")}}}})},
+      {"Health", object_of({{"status", typed("string")}, {"database", typed("string")}})},
+      {"Error", error},
+  };
+}
+
+const char* reason(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Malformed request: bad JSON, a wrong type, an unknown field or parameter";
+    case 401:
+      return "No token, or an unknown one";
+    case 403:
+      return "The token's role may not do this";
+    case 404:
+      return "No such job or queue";
+    case 409:
+      return "Not allowed in the current state, or already exists";
+    case 413:
+      return "The body is larger than the limit";
+    case 422:
+      return "The SQL API refused a value";
+    case 503:
+      return "The database is unavailable";
+  }
+  return "Error";
+}
+
+J success_response(const Route& r) {
+  J response = {{"description", reason(r.doc.success_status)}};
+  const std::string& schema = r.doc.response_schema;
+  if (schema.empty()) return response;
+  if (schema.find('/') != std::string::npos)
+    response["content"] = {{schema, {{"schema", schema == "application/json" ? J::object() : typed("string")}}}};
+  else
+    response["content"] = {{"application/json", {{"schema", ref(schema)}}}};
+  return response;
+}
+
+J operation(const Route& r) {
+  J op = {{"operationId", r.operation_id}, {"summary", r.doc.summary}, {"description", r.doc.description}};
+  op["x-taskq-role"] = to_string(r.role);
+  J params = J::array();
+  for (const std::string& segment : split_path_templates(r.path)) {
+    J schema = typed("string");
+    if (segment == "id") schema["format"] = "uuid";
+    params.push_back({{"name", segment}, {"in", "path"}, {"required", true}, {"schema", schema}});
+  }
+  for (const QueryParam& q : r.doc.query) {
+    J schema = typed(q.type.c_str());
+    if (!q.format.empty()) schema["format"] = q.format;
+    params.push_back(
+        {{"name", q.name}, {"in", "query"}, {"required", false}, {"description", q.description}, {"schema", schema}});
+  }
+  if (!params.empty()) op["parameters"] = params;
+  if (!r.doc.body.empty())
+    op["requestBody"] = {{"required", false},
+                         {"content", {{"application/json", {{"schema", body_schema(r.doc.body)}}}}}};
+
+  J responses = {{std::to_string(r.doc.success_status), success_response(r)}};
+  std::vector<int> errors = r.doc.errors;
+  if (r.role != Role::kPublic) {
+    errors.push_back(401);
+    errors.push_back(403);
+  }
+  if (r.doc.response_schema != "Health") errors.push_back(503);
+  std::sort(errors.begin(), errors.end());
+  errors.erase(std::unique(errors.begin(), errors.end()), errors.end());
+  for (int status : errors) {
+    const std::string body = r.doc.response_schema == "Health" ? "Health" : "Error";
+    responses[std::to_string(status)] = {{"description", reason(status)},
+                                         {"content", {{"application/json", {{"schema", ref(body)}}}}}};
+  }
+  op["responses"] = responses;
+  if (r.role == Role::kPublic) op["security"] = J::array();
+  return op;
+}
+
+}  // namespace
+
+std::vector<std::string> split_path_templates(const std::string& path) {
+  std::vector<std::string> names;
+  for (std::size_t open = path.find('{'); open != std::string::npos; open = path.find('{', open + 1)) {
+    const std::size_t close = path.find('}', open);
+    names.push_back(path.substr(open + 1, close - open - 1));
+  }
+  return names;
+}
+
+nlohmann::ordered_json openapi_document(const std::vector<Route>& routes) {
+  J paths = J::object();
+  for (const Route& r : routes) {
+    std::string method = r.method;
+    std::transform(method.begin(), method.end(), method.begin(), [](unsigned char c) { return std::tolower(c); });
+    paths[r.path][method] = operation(r);
+  }
+  return {
+      {"openapi", "3.1.0"},
+      {"info",
+       {{"title", "taskq-web"},
+        {"version", version()},
+        {"description",
+         "The REST API of taskq: every operation is one call of the taskq SQL API. JSON field names are the SQL "
+         "column and argument names. Errors: {\"error\": {\"code\", \"message\"}}."}}},
+      {"paths", paths},
+      {"components",
+       {{"schemas", schemas()}, {"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}}}}}},
+      {"security", {{{"bearer", J::array()}}}},
+  };
+}
+
+}  // namespace taskq::web

@@ -1,0 +1,182 @@
+// Routes about queues: list, create, change, drop, pause, resume, and the
+// per-queue statistics (taskq.queue_stats). A queue is rendered as its
+// taskq.queues row, JSON field names = column names.
+#include "api_error.hpp"
+#include "api_routes.hpp"
+#include "connection_pool.hpp"
+
+namespace taskq::web {
+namespace {
+
+// The options create_queue and alter_queue share (docs/sql-api.md).
+std::vector<Field> queue_option_fields() {
+  return {
+      {"max_attempts", FieldType::kInteger, "int", "attempts before a job fails for good, 1 to 1000"},
+      {"lease", FieldType::kString, "interval", "how long a started job may run between heartbeats", "duration"},
+      {"backoff_base", FieldType::kString, "interval", "first retry delay; doubles per attempt", "duration"},
+      {"backoff_max", FieldType::kString, "interval", "longest retry delay", "duration"},
+      {"retention", FieldType::kString, "interval", "how long finished jobs are kept", "duration"},
+      {"delivery_delay", FieldType::kString, "interval", "added to every job's run_at", "duration"},
+      {"queue_type", FieldType::kString, "text", "classic or quorum (RabbitMQ queue type; cannot be changed)"},
+  };
+}
+
+const std::vector<Field>& create_fields() {
+  static const std::vector<Field> fields = [] {
+    std::vector<Field> f{{"queue_name", FieldType::kString, "text",
+                          "1 to 100 characters from A-Z a-z 0-9 _ . -, starting with a letter or digit", "", true}};
+    for (Field& o : queue_option_fields()) {
+      o.description += " (default: the SQL API's)";
+      f.push_back(std::move(o));
+    }
+    return f;
+  }();
+  return fields;
+}
+
+const std::vector<Field>& alter_fields() {
+  static const std::vector<Field> fields = [] {
+    std::vector<Field> f = queue_option_fields();
+    for (Field& o : f) o.description += " (left out or null: unchanged)";
+    return f;
+  }();
+  return fields;
+}
+
+std::string queue_json_from(const std::string& source) {
+  return "SELECT pg_catalog.to_json(q)::text FROM " + source + " q";
+}
+
+Reply list_queues(Services* s, const RouteRequest& req) {
+  check_query(req.http.params, {});
+  auto db = s->pool->acquire();
+  PgResult r = db->run("SELECT pg_catalog.to_json(q)::text FROM taskq.queues q ORDER BY q.queue_name", {});
+  return {200, "{\"queues\":" + json_array(r.get()) + "}\n"};
+}
+
+Reply create_queue(Services* s, const RouteRequest& req) {
+  const std::vector<Argument> args = parse_body(req.http.body, create_fields());
+  auto db = s->pool->acquire();
+  PgResult r = db->run(queue_json_from(sql_call("taskq.create_queue", args)), param_values(args));
+  return {201, only_row(r.get(), "the queue was not created")};
+}
+
+Reply alter_queue(Services* s, const RouteRequest& req) {
+  std::vector<Argument> args{{"queue_name", "text", req.path.at("queue")}};
+  for (Argument& a : parse_body(req.http.body, alter_fields())) args.push_back(std::move(a));
+  auto db = s->pool->acquire();
+  PgResult r = db->run(queue_json_from(sql_call("taskq.alter_queue", args)), param_values(args));
+  return {200, only_row(r.get(), "queue \"" + req.path.at("queue") + "\" does not exist")};
+}
+
+Reply drop_queue(Services* s, const RouteRequest& req) {
+  check_query(req.http.params, {"force"});
+  std::vector<Argument> args{{"queue_name", "text", req.path.at("queue")}};
+  const auto force = req.http.params.find("force");
+  if (force != req.http.params.end()) {
+    if (force->second != "true" && force->second != "false")
+      throw bad_request("invalid_parameter", "force must be true or false");
+    args.push_back({"force", "boolean", force->second});
+  }
+  auto db = s->pool->acquire();
+  db->run("SELECT " + sql_call("taskq.drop_queue", args), param_values(args));
+  return {204, ""};
+}
+
+Reply set_paused(Services* s, const RouteRequest& req, const char* function) {
+  parse_body(req.http.body, {});
+  auto db = s->pool->acquire();
+  PgResult r = db->run(queue_json_from(std::string(function) + "(queue_name => $1::text)"), {req.path.at("queue")});
+  return {200, only_row(r.get(), "queue \"" + req.path.at("queue") + "\" does not exist")};
+}
+
+Reply pause(Services* s, const RouteRequest& req) { return set_paused(s, req, "taskq.pause_queue"); }
+Reply resume(Services* s, const RouteRequest& req) { return set_paused(s, req, "taskq.resume_queue"); }
+
+Reply stats(Services* s, const RouteRequest& req) {
+  check_query(req.http.params, {});
+  auto db = s->pool->acquire();
+  PgResult r = db->run("SELECT pg_catalog.to_json(s)::text FROM taskq.queue_stats s ORDER BY s.queue_name", {});
+  return {200, "{\"queues\":" + json_array(r.get()) + "}\n"};
+}
+
+}  // namespace
+
+std::vector<Route> queue_routes(Services* s) {
+  return {
+      {"GET",
+       "/v1/queues",
+       "listQueues",
+       Role::kRead,
+       {"List queues", "Every row of taskq.queues, by name.", {}, {}, 200, "QueueList", {400}},
+       with_services(s, list_queues)},
+      {"POST",
+       "/v1/queues",
+       "createQueue",
+       Role::kAdmin,
+       {"Create a queue",
+        "Calls taskq.create_queue(); options left out take its defaults.",
+        {},
+        create_fields(),
+        201,
+        "Queue",
+        {400, 409, 413, 422}},
+       with_services(s, create_queue)},
+      {"PATCH",
+       "/v1/queues/{queue}",
+       "alterQueue",
+       Role::kAdmin,
+       {"Change a queue's options",
+        "Calls taskq.alter_queue().",
+        {},
+        alter_fields(),
+        200,
+        "Queue",
+        {400, 404, 409, 413, 422}},
+       with_services(s, alter_queue)},
+      {"DELETE",
+       "/v1/queues/{queue}",
+       "dropQueue",
+       Role::kAdmin,
+       {"Drop a queue and its finished jobs",
+        "Calls taskq.drop_queue(); refused (409) while the queue has unfinished jobs, unless force=true.",
+        {{"force", "boolean", "also delete its unfinished jobs (default false)"}},
+        {},
+        204,
+        "",
+        {400, 404, 409, 422}},
+       with_services(s, drop_queue)},
+      {"POST",
+       "/v1/queues/{queue}/pause",
+       "pauseQueue",
+       Role::kOperate,
+       {"Pause a queue",
+        "Calls taskq.pause_queue(): its jobs are no longer published (enqueue still works).",
+        {},
+        {},
+        200,
+        "Queue",
+        {400, 404, 413, 422}},
+       with_services(s, pause)},
+      {"POST",
+       "/v1/queues/{queue}/resume",
+       "resumeQueue",
+       Role::kOperate,
+       {"Resume a queue",
+        "Calls taskq.resume_queue(): its held jobs are published again.",
+        {},
+        {},
+        200,
+        "Queue",
+        {400, 404, 413, 422}},
+       with_services(s, resume)},
+      {"GET",
+       "/v1/stats",
+       "getStats",
+       Role::kRead,
+       {"Per-queue statistics", "Every row of taskq.queue_stats, by queue name.", {}, {}, 200, "StatsList", {400}},
+       with_services(s, stats)},
+  };
+}
+
+}  // namespace taskq::web
