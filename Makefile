@@ -16,14 +16,17 @@ EXTENSION    = taskq
 EXTVERSION   = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" taskq.control)
 MODULE_big   = taskq
 
-EXT_SOURCES  = $(sort $(wildcard extension/*.cpp) $(wildcard extension/core/*.cpp))
+EXT_SOURCES  = $(sort $(wildcard extension/*.cpp) $(wildcard extension/publisher/*.cpp) $(wildcard extension/core/*.cpp))
 OBJS         = $(EXT_SOURCES:.cpp=.o)
 
 # sql/src/*.sql concatenated (in name order) is the install script of the
-# current version; sql/taskq--A--B.sql are the hand-written upgrade scripts.
+# current version, generated. Committed beside it: the install scripts of
+# released versions, frozen (sql/taskq--X.sql), and the hand-written upgrade
+# scripts (sql/taskq--A--B.sql); one wildcard matches both, each once.
+# docs/upgrading.md says how they change.
 SQL_SOURCES  = $(sort $(wildcard sql/src/*.sql))
 DATA_built   = sql/taskq--$(EXTVERSION).sql
-DATA         = $(filter-out $(DATA_built),$(wildcard sql/taskq--*--*.sql) $(wildcard sql/taskq--*.sql))
+DATA         = $(filter-out $(DATA_built),$(wildcard sql/taskq--*.sql))
 
 # Regression tests: test/sql/NAME.sql -> test/expected/NAME.out (pgTAP files
 # included, with TAP text as expected output); isolation specs in test/specs.
@@ -42,7 +45,7 @@ PG_CXXFLAGS  = -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field
 ifeq ($(WERROR),1)
 PG_CXXFLAGS += -Werror
 endif
-SHLIB_LINK   = -lrabbitmq -lstdc++
+SHLIB_LINK   = -lrabbitmq -lcctz -lstdc++
 
 EXTRA_CLEAN  = $(DATA_built) build/regress build/isolation
 

@@ -13,7 +13,7 @@
 //  worker_memory        resident set size after warm-up and after M more jobs
 //
 // Usage: pipeline_bench [N [LATENCY_JOBS [MEMORY_JOBS]]] inside scripts/test-env.
-// Prints RESULT lines in the format of ../shared/bench/peers.
+// Prints RESULT lines in the format described in bench/README.md.
 #include <sys/resource.h>
 
 #include <algorithm>

@@ -11,7 +11,7 @@
 //                     is taken against the mean of the two, so that a change
 //                     of machine load during the run does not favour either
 //
-// Prints RESULT lines in the format of ../shared/bench/peers.
+// Prints RESULT lines in the format described in bench/README.md.
 #include <amqp.h>
 
 #include <algorithm>
@@ -126,7 +126,7 @@ double bare_throughput(const taskq::BrokerUrl& url, int jobs, int batch) {
   taskq::declare_taskq_queue(c, "taskq", "bench_bare", "classic");
   amqp_confirm_select(c.state(), 1);
   taskq::check_rpc_reply(amqp_get_rpc_reply(c.state()), "confirm.select");
-  // The properties taskq sends (DESIGN.md "Message"; no task, so no type).
+  // The properties taskq sends (docs/message-format.md; no task, so no type).
   amqp_table_entry_t attempt{};
   attempt.key = amqp_cstring_bytes("x-taskq-attempt");
   attempt.value.kind = AMQP_FIELD_KIND_I32;

@@ -1,4 +1,4 @@
-// GUC settings of taskq (contract names in DESIGN.md "Settings").
+// GUC settings of taskq (names and meaning: docs/settings.md).
 #pragma once
 
 extern "C" {

@@ -2,6 +2,8 @@
 // management and queue declaration.
 #include "amqp_connection.hpp"
 
+#include "amqp_bytes.hpp"
+
 #include <amqp_tcp_socket.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -17,8 +19,6 @@ timeval to_timeval(int ms) {
   tv.tv_usec = (ms % 1000) * 1000;
   return tv;
 }
-
-amqp_bytes_t bytes(const std::string& s) { return amqp_bytes_t{s.size(), const_cast<char*>(s.data())}; }
 
 }  // namespace
 
@@ -59,7 +59,7 @@ AmqpConnection::AmqpConnection(const BrokerUrl& url, const ConnectOptions& optio
     props[0].value.value.table = amqp_table_t{2, capabilities};
     props[1].key = amqp_cstring_bytes("connection_name");
     props[1].value.kind = AMQP_FIELD_KIND_UTF8;
-    props[1].value.value.bytes = bytes(options.connection_name);
+    props[1].value.value.bytes = bytes_of(options.connection_name);
     amqp_table_t client_properties{options.connection_name.empty() ? 1 : 2, props};
     check_rpc_reply(
         amqp_login_with_properties(state_, url.vhost.c_str(), 0, AMQP_DEFAULT_FRAME_SIZE, options.heartbeat_s,
@@ -106,7 +106,7 @@ void AmqpConnection::reopen_channel() {
 }
 
 void AmqpConnection::declare_exchange(const std::string& exchange) {
-  amqp_exchange_declare(state_, kChannel, bytes(exchange), amqp_cstring_bytes("direct"), /*passive=*/0,
+  amqp_exchange_declare(state_, kChannel, bytes_of(exchange), amqp_cstring_bytes("direct"), /*passive=*/0,
                         /*durable=*/1, /*auto_delete=*/0, /*internal=*/0, amqp_empty_table);
   check_rpc_reply(amqp_get_rpc_reply(state_), "declaring exchange " + exchange);
 }
@@ -116,7 +116,7 @@ QueueInfo AmqpConnection::declare_queue(const std::string& queue, const std::str
   int n = 0;
   args[n].key = amqp_cstring_bytes("x-queue-type");
   args[n].value.kind = AMQP_FIELD_KIND_UTF8;
-  args[n].value.value.bytes = bytes(queue_type);
+  args[n].value.value.bytes = bytes_of(queue_type);
   ++n;
   if (queue_type == "classic") {
     args[n].key = amqp_cstring_bytes("x-max-priority");
@@ -125,20 +125,20 @@ QueueInfo AmqpConnection::declare_queue(const std::string& queue, const std::str
     ++n;
   }
   amqp_table_t table{n, args};
-  auto* ok = amqp_queue_declare(state_, kChannel, bytes(queue), /*passive=*/0, /*durable=*/1, /*exclusive=*/0,
+  auto* ok = amqp_queue_declare(state_, kChannel, bytes_of(queue), /*passive=*/0, /*durable=*/1, /*exclusive=*/0,
                                 /*auto_delete=*/0, table);
   check_rpc_reply(amqp_get_rpc_reply(state_), "declaring queue " + queue);
   return QueueInfo{ok->message_count, ok->consumer_count};
 }
 
 QueueInfo AmqpConnection::inspect_queue(const std::string& queue) {
-  auto* ok = amqp_queue_declare(state_, kChannel, bytes(queue), /*passive=*/1, 0, 0, 0, amqp_empty_table);
+  auto* ok = amqp_queue_declare(state_, kChannel, bytes_of(queue), /*passive=*/1, 0, 0, 0, amqp_empty_table);
   check_rpc_reply(amqp_get_rpc_reply(state_), "inspecting queue " + queue);
   return QueueInfo{ok->message_count, ok->consumer_count};
 }
 
 void AmqpConnection::bind_queue(const std::string& queue, const std::string& exchange, const std::string& routing_key) {
-  amqp_queue_bind(state_, kChannel, bytes(queue), bytes(exchange), bytes(routing_key), amqp_empty_table);
+  amqp_queue_bind(state_, kChannel, bytes_of(queue), bytes_of(exchange), bytes_of(routing_key), amqp_empty_table);
   check_rpc_reply(amqp_get_rpc_reply(state_), "binding queue " + queue);
 }
 

@@ -1,14 +1,9 @@
 // Decoding of rabbitmq-c replies into AmqpError (see amqp_error.hpp).
 #include "amqp_error.hpp"
 
+#include "amqp_bytes.hpp"
+
 namespace taskq {
-namespace {
-
-std::string bytes_to_string(amqp_bytes_t bytes) {
-  return std::string(static_cast<const char*>(bytes.bytes), bytes.len);
-}
-
-}  // namespace
 
 AmqpError status_error(int status, const std::string& what) {
   const AmqpError::Scope scope = (status == AMQP_STATUS_CONNECTION_CLOSED || status == AMQP_STATUS_SOCKET_ERROR ||
@@ -24,13 +19,13 @@ AmqpError close_error(const amqp_method_t& method, const std::string& what) {
     const auto* close = static_cast<const amqp_channel_close_t*>(method.decoded);
     return AmqpError(AmqpError::Scope::kChannel, close->reply_code,
                      what + ": channel closed by the broker: " + std::to_string(close->reply_code) + " " +
-                         bytes_to_string(close->reply_text));
+                         string_of(close->reply_text));
   }
   if (method.id == AMQP_CONNECTION_CLOSE_METHOD) {
     const auto* close = static_cast<const amqp_connection_close_t*>(method.decoded);
     return AmqpError(AmqpError::Scope::kConnection, close->reply_code,
                      what + ": connection closed by the broker: " + std::to_string(close->reply_code) + " " +
-                         bytes_to_string(close->reply_text));
+                         string_of(close->reply_text));
   }
   return AmqpError(AmqpError::Scope::kConnection, 0, what + ": unexpected method " + amqp_method_name(method.id));
 }

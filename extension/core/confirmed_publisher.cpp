@@ -1,14 +1,12 @@
 // ConfirmedPublisher; see confirmed_publisher.hpp.
 #include "confirmed_publisher.hpp"
 
+#include "amqp_bytes.hpp"
+
 #include <sys/time.h>
 
 namespace taskq {
 namespace {
-
-amqp_bytes_t bytes(const std::string& s) { return amqp_bytes_t{s.size(), const_cast<char*>(s.data())}; }
-
-std::string to_string(amqp_bytes_t b) { return std::string(static_cast<const char*>(b.bytes), b.len); }
 
 void confirm_select(AmqpConnection& connection) {
   amqp_confirm_select(connection.state(), AmqpConnection::kChannel);
@@ -47,9 +45,9 @@ void ConfirmedPublisher::ensure_queue(const std::string& queue_name, const std::
 
 void ConfirmedPublisher::publish(std::int64_t outbox_id, const JobMessage& message) {
   MessageProperties properties(message);
-  const int status =
-      amqp_basic_publish(connection_.state(), AmqpConnection::kChannel, bytes(exchange_), bytes(message.queue_name),
-                         /*mandatory=*/1, /*immediate=*/0, properties.get(), bytes(message.body));
+  const int status = amqp_basic_publish(connection_.state(), AmqpConnection::kChannel, bytes_of(exchange_),
+                                        bytes_of(message.queue_name),
+                                        /*mandatory=*/1, /*immediate=*/0, properties.get(), bytes_of(message.body));
   if (status != AMQP_STATUS_OK) {
     AmqpError error = status_error(status, "publishing");
     tracker_.fail_all(error.what());
@@ -64,7 +62,7 @@ void ConfirmedPublisher::handle_return() {
   const amqp_rpc_reply_t reply = amqp_read_message(connection_.state(), AmqpConnection::kChannel, &message, 0);
   check_rpc_reply(reply, "reading a returned message");
   std::string message_id;
-  if (message.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) message_id = to_string(message.properties.message_id);
+  if (message.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) message_id = string_of(message.properties.message_id);
   amqp_destroy_message(&message);
   tracker_.returned(message_id, "unroutable (no queue bound)");
 }
@@ -98,14 +96,14 @@ void ConfirmedPublisher::poll() {
       case AMQP_BASIC_RETURN_METHOD: {
         const auto* ret = static_cast<const amqp_basic_return_t*>(method.decoded);
         // The queue is gone (deleted under us): declare it again next time.
-        declared_.erase(to_string(ret->routing_key));
+        declared_.erase(string_of(ret->routing_key));
         handle_return();
         break;
       }
       case AMQP_CONNECTION_BLOCKED_METHOD: {
         const auto* blocked = static_cast<const amqp_connection_blocked_t*>(method.decoded);
         blocked_ = true;
-        blocked_reason_ = to_string(blocked->reason);
+        blocked_reason_ = string_of(blocked->reason);
         break;
       }
       case AMQP_CONNECTION_UNBLOCKED_METHOD:

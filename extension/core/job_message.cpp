@@ -1,24 +1,20 @@
 // Building a job's AMQP properties; see job_message.hpp.
 #include "job_message.hpp"
 
+#include "amqp_bytes.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <stdexcept>
 
 namespace taskq {
-namespace {
-
-amqp_bytes_t bytes(const std::string& s) { return amqp_bytes_t{s.size(), const_cast<char*>(s.data())}; }
-
-}  // namespace
-
 MessageProperties::MessageProperties(const JobMessage& message) {
   // Every string the properties point at is copied here first; reserve so
   // that no reallocation moves them.
   strings_.reserve(4 + 2 * message.headers.size());
   auto keep = [this](const std::string& s) -> amqp_bytes_t {
     strings_.push_back(s);
-    return bytes(strings_.back());
+    return bytes_of(strings_.back());
   };
 
   entries_.reserve(1 + message.headers.size());

@@ -1,4 +1,4 @@
-// The AMQP message of a job (DESIGN.md "Message"): properties and headers
+// The AMQP message of a job (docs/message-format.md): properties and headers
 // built from plain data, with storage that outlives the publish call.
 #pragma once
 

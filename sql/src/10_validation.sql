@@ -54,7 +54,10 @@ END;
 $$;
 
 -- Largest payload or result accepted, in bytes of jsonb storage
--- (pg_column_size: no text conversion needed on the enqueue path).
+-- (pg_column_size: no text conversion needed on the enqueue path). The one
+-- place the limit is written: checks and hints call this. It is immutable,
+-- so the planner folds a call into a constant of the cached plan, and the
+-- hot paths pay nothing for the call.
 CREATE FUNCTION taskq._max_document_bytes() RETURNS int
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 RETURN 1048576;
@@ -64,7 +67,9 @@ LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF pg_column_size(doc) > taskq._max_document_bytes() THEN
     RAISE EXCEPTION '% is too large (% bytes)', name, pg_column_size(doc)
-      USING ERRCODE = 'invalid_parameter_value', HINT = 'the limit is 1 MiB; store large data elsewhere and pass a reference';
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = format('the limit is %s bytes; store large data elsewhere and pass a reference',
+                          taskq._max_document_bytes());
   END IF;
 END;
 $$;

@@ -35,7 +35,7 @@ BEGIN
   -- The checks are called only when there is something to check: each call
   -- of a function with a pinned search_path saves and restores settings,
   -- which costs more than the whole insert on this path.
-  IF pg_column_size(payload) > 1048576 THEN
+  IF pg_column_size(payload) > taskq._max_document_bytes() THEN
     PERFORM taskq._check_document(payload, 'payload');
   END IF;
   IF task IS NOT NULL OR run_at IS NOT NULL OR delay IS NOT NULL OR priority IS DISTINCT FROM 0
@@ -123,7 +123,8 @@ BEGIN
   PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
   IF EXISTS (SELECT 1 FROM jsonb_array_elements(payloads) e(value) WHERE pg_column_size(e.value) > taskq._max_document_bytes()) THEN
     RAISE EXCEPTION 'a payload in payloads is too large'
-      USING ERRCODE = 'invalid_parameter_value', HINT = 'the limit is 1 MiB per payload';
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = format('the limit is %s bytes per payload', taskq._max_document_bytes());
   END IF;
 
   IF unique_key IS NOT NULL THEN

@@ -102,7 +102,8 @@ BEGIN
   IF EXISTS (SELECT 1 FROM jsonb_to_recordset(items) AS i(result jsonb)
              WHERE pg_column_size(i.result) > taskq._max_document_bytes()) THEN
     RAISE EXCEPTION 'a result in the batch is too large'
-      USING ERRCODE = 'invalid_parameter_value', HINT = 'the limit is 1 MiB per result';
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = format('the limit is %s bytes per result', taskq._max_document_bytes());
   END IF;
   FOR done IN
     WITH wanted AS (

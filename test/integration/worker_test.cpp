@@ -1,7 +1,7 @@
 // taskq-worker end to end: the real binary consumes what the in-server
 // publisher sends to the real RabbitMQ, runs exec and http handlers and
 // records outcomes in the real PostgreSQL. These tests hold the worker to
-// DESIGN.md "taskq-worker": exactly one run per job, results from stdout or
+// docs/worker.md: exactly one run per job, results from stdout or
 // the response body, exit 65 / 4xx failing for good, everything else
 // retried, timeouts, graceful shutdown and cancellation.
 #include <nlohmann/json.hpp>

@@ -98,10 +98,7 @@ struct Worker::Impl {
     // First, so that a bad or busy address fails the start (exit 2) rather
     // than going unnoticed; /healthz says 503 until both connections are up.
     std::unique_ptr<MetricsServer> metrics_server;
-    if (!options.metrics_addr.empty()) {
-      metrics_server = std::make_unique<MetricsServer>(options.metrics_addr, metrics);
-      log::info("serving /metrics and /healthz on {}", metrics_server->address());
-    }
+    if (!options.metrics_addr.empty()) metrics_server = std::make_unique<MetricsServer>(options.metrics_addr, metrics);
     const Topology topology = look_up_topology(options.database, by_queue, metrics);
     Consumer consumer(options, topology, state, wake, stop, metrics);
     try {

@@ -84,7 +84,7 @@ struct Outcome {
 // retryable failures.
 using Handler = std::function<Outcome(const Job&, const CancellationToken&)>;
 
-// Delivery of taskq.callbacks rows (DESIGN.md "Callbacks").
+// Delivery of taskq.callbacks rows (docs/callbacks.md).
 struct CallbackOptions {
   bool enabled = true;  // deliver callbacks from this process
   std::string secret;   // HMAC-SHA256 key for X-Taskq-Signature; empty: unsigned

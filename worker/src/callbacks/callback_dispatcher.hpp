@@ -2,7 +2,7 @@
 // the store (SQL), the sender (HTTP), the signature, the retry schedule and
 // the address policy (SSRF guard) are its parts.
 //
-// Delivers taskq.callbacks rows (DESIGN.md "Callbacks"): claims due rows
+// Delivers taskq.callbacks rows (docs/callbacks.md): claims due rows
 // under a lease, POSTs them signed (CallbackSender), records delivered /
 // retry-later / dead, and sleeps until woken by LISTEN taskq_callbacks, the
 // next due row or the poll fallback. Database losses are retried with capped

@@ -1,4 +1,4 @@
-// X-Taskq-Signature (DESIGN.md "Callbacks"): "t=<unix seconds>,v1=<hex
+// X-Taskq-Signature (docs/callbacks.md): "t=<unix seconds>,v1=<hex
 // HMAC-SHA256(secret, "<t>.<body>")>". The timestamp is part of the signed
 // text so that a receiver can refuse replays of old deliveries.
 #pragma once

@@ -1,7 +1,7 @@
 // command_line/: the taskq-worker program's flags (this file) and its
 // --help text (cli_help).
 //
-// taskq-worker's command line (DESIGN.md "taskq-worker"): flags, the
+// taskq-worker's command line (docs/worker.md): flags, the
 // TASKQ_* environment fallbacks and handler specs, parsed with CLI11.
 #pragma once
 

@@ -1,4 +1,4 @@
-// The http(s)://URL handler (DESIGN.md "taskq-worker"): POSTs the message
+// The http(s)://URL handler (docs/worker.md): POSTs the message
 // body; 2xx completes the job with the response body as result, 4xx other
 // than 408/429 fails it for good, anything else is retried.
 #pragma once

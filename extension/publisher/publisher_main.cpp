@@ -1,0 +1,178 @@
+// The "taskq publisher" background worker: its registration, its entry
+// point and its loop. Each round of the loop connects to the broker if
+// need be, runs publishing passes while full batches come back, runs
+// maintenance when it is due, then sleeps on its latch (set by committing
+// transactions, see commit_wakeup.cpp) and the broker's socket.
+#include "core_bridge.h"
+#include "pg_includes.hpp"
+#include "publisher/broker_connection.hpp"
+#include "publisher/maintenance.hpp"
+#include "publisher/publish_pass.hpp"
+#include "publisher/publisher_state.hpp"
+#include "publisher/status_update.hpp"
+#include "settings.hpp"
+#include "shared_state.hpp"
+
+extern "C" {
+#include "access/xlog.h"
+#include "commands/extension.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+PGDLLEXPORT void taskq_publisher_main(Datum arg);
+}
+
+namespace taskq::publisher {
+namespace {
+
+// Longest idle sleep while connected: rabbitmq-c answers heartbeats only
+// when we read, and a frozen broker is noticed only when we look
+// (heartbeat 10 s, see ConnectOptions).
+constexpr long kServiceIntervalMs = 5000;
+
+// The worker's one state; static so that the exit callback reaches it
+// however the loop is left.
+PublisherState state;
+
+bool extension_installed(void) {
+  SetCurrentStatementStartTimestamp();
+  StartTransactionCommand();
+  const bool installed = OidIsValid(get_extension_oid("taskq", true));
+  CommitTransactionCommand();
+  return installed;
+}
+
+void reload_settings(PublisherState& st) {
+  ConfigReloadPending = false;
+  ProcessConfigFile(PGC_SIGHUP);
+  // A shorter maintenance interval applies now, not after the old one ran out.
+  const TimestampTz soonest =
+      TimestampTzPlusMilliseconds(GetCurrentTimestamp(), static_cast<long>(taskq_maintenance_interval_s) * 1000);
+  if (st.next_maintenance_at > soonest) st.next_maintenance_at = soonest;
+  if (strcmp(st.serving_database, taskq_database) != 0) {
+    ereport(LOG, (errmsg("taskq publisher: taskq.database changed from \"%s\" to \"%s\"; restarting",
+                         st.serving_database, taskq_database)));
+    proc_exit(1);  // the postmaster starts us again, connected to the new database
+  }
+  if (st.publisher != nullptr && st.connected_url != nullptr &&
+      (strcmp(st.connected_url, taskq_broker_url) != 0 || strcmp(st.connected_exchange, taskq_exchange) != 0)) {
+    ereport(LOG, (errmsg("taskq publisher: broker settings changed; reconnecting")));
+    close_connection(st);
+    st.next_connect_at = 0;
+  }
+}
+
+// Runs at exit, also on SIGTERM and errors: no C++ stack is unwound then,
+// so the broker connection is closed here. Not a disconnect: nothing is
+// logged and nothing retried.
+void publisher_exit(int code, Datum arg) {
+  auto* st = reinterpret_cast<PublisherState*>(DatumGetPointer(arg));
+  taskq_pub_close(st->publisher);
+  st->publisher = nullptr;
+  if (taskq_shared == nullptr) return;
+  update_shared([](TaskqSharedState& shared) {
+    shared.publisher_latch = nullptr;
+    shared.status.pid = 0;
+    shared.status.connected = false;
+    strlcpy(shared.status.state, "stopped", sizeof(shared.status.state));
+  });
+}
+
+void announce_start(void) {
+  update_shared([](TaskqSharedState& shared) {
+    shared.publisher_latch = MyLatch;
+    memset(&shared.status, 0, sizeof(shared.status));
+    shared.status.pid = MyProcPid;
+    strlcpy(shared.status.state, "starting", sizeof(shared.status.state));
+  });
+}
+
+long milliseconds_until(TimestampTz when) {
+  if (when == 0) return LONG_MAX;
+  return TimestampDifferenceMilliseconds(GetCurrentTimestamp(), when);
+}
+
+// One round of work; returns how long to sleep afterwards.
+long run_round(PublisherState& st) {
+  long sleep_ms = taskq_poll_interval_ms;
+  if (RecoveryInProgress()) {
+    set_state("in recovery");  // a standby publishes nothing; promotion starts the work
+  } else if (!extension_installed()) {
+    set_state("extension not installed");
+    disconnect(st, "extension not installed");
+  } else {
+    ensure_connected(st);
+    service_connection(st);
+    // A full batch means more is waiting: go again without sleeping. While
+    // the broker blocks publishing, rows wait in the outbox.
+    while (st.publisher != nullptr && !st.broker_blocked && publish_pass(st) >= taskq_publish_batch_size)
+      CHECK_FOR_INTERRUPTS();
+    if (GetCurrentTimestamp() >= st.next_maintenance_at) {
+      run_maintenance(st);
+      st.next_maintenance_at =
+          TimestampTzPlusMilliseconds(GetCurrentTimestamp(), static_cast<long>(taskq_maintenance_interval_s) * 1000);
+    }
+    sleep_ms = Min(sleep_ms, milliseconds_until(st.next_maintenance_at));
+    if (st.publisher != nullptr) sleep_ms = Min(sleep_ms, Min(milliseconds_until(st.next_due_at), kServiceIntervalMs));
+    if (st.publisher == nullptr) sleep_ms = Min(sleep_ms, milliseconds_until(st.next_connect_at));
+  }
+  return sleep_ms;
+}
+
+// Sleeps on the latch and, while connected, the broker's socket
+// (heartbeats, broker-side closes, alarms).
+void sleep_until_woken(const PublisherState& st, long sleep_ms) {
+  int events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
+  pgsocket socket = PGINVALID_SOCKET;
+  if (st.publisher != nullptr) {
+    events |= WL_SOCKET_READABLE;
+    socket = taskq_pub_socket(st.publisher);
+  }
+  (void)WaitLatchOrSocket(MyLatch, events, socket, sleep_ms, PG_WAIT_EXTENSION);
+}
+
+}  // namespace
+}  // namespace taskq::publisher
+
+void taskq_register_publisher(void) {
+  BackgroundWorker worker;
+  memset(&worker, 0, sizeof(worker));
+  worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+  worker.bgw_start_time = BgWorkerStart_ConsistentState;  // on a standby it idles until promotion
+  worker.bgw_restart_time = 2;
+  strlcpy(worker.bgw_library_name, "taskq", sizeof(worker.bgw_library_name));
+  strlcpy(worker.bgw_function_name, "taskq_publisher_main", sizeof(worker.bgw_function_name));
+  strlcpy(worker.bgw_name, "taskq publisher", sizeof(worker.bgw_name));
+  strlcpy(worker.bgw_type, "taskq publisher", sizeof(worker.bgw_type));
+  RegisterBackgroundWorker(&worker);
+}
+
+extern "C" void taskq_publisher_main(Datum arg) {
+  using namespace taskq::publisher;
+  PublisherState& st = state;
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  pqsignal(SIGTERM, die);
+  BackgroundWorkerUnblockSignals();
+  st.serving_database = MemoryContextStrdup(TopMemoryContext, taskq_database);
+  BackgroundWorkerInitializeConnection(st.serving_database, nullptr, 0);
+  pgstat_report_appname("taskq publisher");
+  st.pass_context = AllocSetContextCreate(TopMemoryContext, "taskq publisher pass", ALLOCSET_DEFAULT_SIZES);
+
+  before_shmem_exit(publisher_exit, PointerGetDatum(&st));
+  announce_start();
+  ereport(LOG, (errmsg("taskq publisher started for database \"%s\"", st.serving_database)));
+
+  for (;;) {
+    st.woken_during_pass = false;
+    long sleep_ms = run_round(st);
+    if (st.woken_during_pass) sleep_ms = 0;
+    if (sleep_ms > 0) sleep_until_woken(st, sleep_ms);
+    ResetLatch(MyLatch);
+    CHECK_FOR_INTERRUPTS();
+    if (ConfigReloadPending) reload_settings(st);
+  }
+}

@@ -1,0 +1,30 @@
+// What the publisher background worker keeps between passes, in one place.
+//
+// Every file of extension/publisher/ belongs to the PostgreSQL-facing layer:
+// plain data only (no C++ object with a destructor lives on its stacks) and
+// the C++ core is reached only through the noexcept functions of
+// core_bridge.h, so ereport() may jump freely. The worker's main loop owns
+// the one PublisherState and passes it to each step.
+#pragma once
+
+#include "core_bridge.h"
+#include "pg_includes.hpp"
+
+namespace taskq::publisher {
+
+struct PublisherState {
+  taskq_publisher* publisher;  // the broker connection, NULL while disconnected
+  unsigned connect_failures;
+  TimestampTz next_connect_at;
+  TimestampTz next_maintenance_at;
+  TimestampTz next_due_at;  // earliest not-yet-due outbox row, 0 if none
+  bool woken_during_pass;   // a commit's wake-up arrived while we were busy
+  bool broker_blocked;      // connection.blocked received and not lifted yet
+  char last_logged_error[512];
+  MemoryContext pass_context;  // reset after every transaction
+  char* serving_database;
+  char* connected_url;  // broker_url/exchange of the live connection
+  char* connected_exchange;
+};
+
+}  // namespace taskq::publisher
