@@ -81,6 +81,24 @@ bool process_alive(pid_t pid) {
   return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z';
 }
 
+std::vector<pid_t> live_group_members(pid_t pgid) {
+  std::vector<pid_t> members;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::string stat = read_file(entry.path().string() + "/stat");
+    // After the ")" closing the command name: state, ppid, pgrp.
+    const auto paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream fields(stat.substr(paren + 1));
+    char state = 0;
+    long ppid = 0, pgrp = 0;
+    if (!(fields >> state >> ppid >> pgrp)) continue;
+    if (pgrp == pgid && state != 'Z') members.push_back(static_cast<pid_t>(std::stol(name)));
+  }
+  return members;
+}
+
 // --- WorkerProcess -----------------------------------------------------------
 
 WorkerProcess::WorkerProcess(std::vector<std::string> args, EnvChanges env_changes)

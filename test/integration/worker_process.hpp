@@ -23,6 +23,9 @@ std::vector<std::string> connection_flags();
 // Whether a process exists and is not a zombie (a reparented child nobody
 // reaps stays a zombie in containers whose init does not reap).
 bool process_alive(pid_t pid);
+// The processes of process group `pgid` that still run (zombies left out):
+// what a handler's group still holds after the worker ended it.
+std::vector<pid_t> live_group_members(pid_t pgid);
 
 class WorkerProcess {
  public:

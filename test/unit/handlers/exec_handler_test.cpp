@@ -4,6 +4,8 @@
 
 #include "handlers/exec_handler.hpp"
 
+#include <thread>
+
 using namespace std::chrono_literals;
 using taskq::Outcome;
 
@@ -54,14 +56,21 @@ TEST(ExecHandler, RunsTheCommandWithPayloadAndEnvironment) {
   EXPECT_EQ(o.result["job"], job.id);
 }
 
+// Two ways a command hides from a loop that only watches its pipes: a
+// grandchild (sleep) holds stdout open, so only killing the group ends it;
+// `exec >/dev/null` closes the pipes long before the command ends, so only
+// the clock does.
 TEST(ExecHandler, TimeoutKillsTheWholeProcessGroup) {
-  taskq::CancellationToken token;
-  const auto start = std::chrono::steady_clock::now();
-  // The grandchild (sleep) holds stdout open; only killing the group ends it.
-  const auto r = taskq::run_process("sleep 30 & sleep 30; echo never", "", {}, 300ms, token);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
-  EXPECT_TRUE(r.timed_out);
-  EXPECT_EQ(taskq::map_process_result(r).kind, Outcome::Kind::kRetry);
+  for (const char* command : {"sleep 30 & sleep 30; echo never", "exec >/dev/null 2>&1; sleep 30"}) {
+    taskq::CancellationToken token;
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = taskq::run_process(command, "", {}, 300ms, token);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 10s) << command;
+    EXPECT_TRUE(r.timed_out) << command;
+    const auto o = taskq::map_process_result(r);
+    EXPECT_EQ(o.kind, Outcome::Kind::kRetry) << command;
+    EXPECT_EQ(o.error, "timed out after 0.3 s") << command;
+  }
 }
 
 TEST(ExecHandler, CancellationStopsTheCommand) {
@@ -73,6 +82,45 @@ TEST(ExecHandler, CancellationStopsTheCommand) {
   const auto o = taskq::map_process_result(r);
   EXPECT_EQ(o.kind, Outcome::Kind::kRetry);
   EXPECT_EQ(o.error, "stopped: test");
+}
+
+TEST(ExecHandler, ACancelAppliesAfterTheCommandClosedItsOutput) {
+  taskq::CancellationToken token;
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(200ms);  // lets the command get to its sleep; no assertion rests on it
+    token.cancel("test");
+  });
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = taskq::run_process("exec >/dev/null 2>&1; sleep 30", "", {}, 0ms, token);
+  canceller.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  EXPECT_TRUE(r.cancelled);
+  EXPECT_EQ(taskq::map_process_result(r).error, "stopped: test");
+}
+
+// A command that catches the SIGTERM and exits 0 did not finish its job.
+TEST(ExecHandler, ATimedOutCommandThatThenExitsZeroIsNotCompleted) {
+  taskq::CancellationToken token;
+  const auto r =
+      taskq::run_process("trap 'exit 0' TERM; exec >/dev/null 2>&1; sleep 30 & wait; exit 0", "", {}, 300ms, token);
+  EXPECT_TRUE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(taskq::map_process_result(r).kind, Outcome::Kind::kRetry);
+}
+
+// A process the command leaves behind keeps the pipes open for 30 s; the
+// outcome is decided when the command itself exits.
+TEST(ExecHandler, TheOutcomeIsDecidedWhenTheCommandExitsNotWhenItsPipesClose) {
+  taskq::CancellationToken token;
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = taskq::run_process("(sleep 30 &); echo '{\"ok\": 1}'; echo warned >&2", "", {}, 20s, token);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.stderr_tail, "warned\n");
+  const auto o = taskq::map_process_result(r);
+  ASSERT_EQ(o.kind, Outcome::Kind::kCompleted) << o.error;
+  EXPECT_EQ(o.result["ok"], 1);
 }
 
 TEST(ExecHandler, StdoutIsBoundedAndStderrKeepsItsTail) {

@@ -2,16 +2,16 @@
 #include "handlers/exec_handler.hpp"
 
 #include "db/valid_text.hpp"
+#include "handlers/child_process.hpp"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
+#include <optional>
+#include <sstream>
+#include <system_error>
 #include <vector>
 
 extern char** environ;
@@ -19,135 +19,147 @@ extern char** environ;
 namespace taskq {
 namespace {
 
-// Owns a pipe's file descriptors.
-struct Pipe {
-  int fd[2] = {-1, -1};
-  Pipe() {
-    if (pipe2(fd, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
-  }
-  ~Pipe() {
-    close_read();
-    close_write();
-  }
-  void close_read() {
-    if (fd[0] >= 0) close(fd[0]);
-    fd[0] = -1;
-  }
-  void close_write() {
-    if (fd[1] >= 0) close(fd[1]);
-    fd[1] = -1;
-  }
-};
+using Clock = std::chrono::steady_clock;
+
+// SIGTERM first, SIGKILL this long after: time for a handler to clean up,
+// well inside the shutdown's grace for recording outcomes (kShutdownGrace).
+constexpr auto kKillGrace = std::chrono::seconds(5);
+// How often the token is looked at: it has no descriptor to poll.
+constexpr auto kTick = std::chrono::milliseconds(100);
+// Without a pidfd, how often exit is looked for once no pipe can wake us.
+constexpr auto kExitTick = std::chrono::milliseconds(10);
+// Reads per wake-up: a chatty child cannot keep us from the clock.
+constexpr int kReadsPerWake = 16;
 
 std::string trim_trailing_newlines(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
   return s;
 }
 
+// Reads what `fd` holds now, up to `max_reads` chunks, into the result's
+// bounded stdout or stderr tail; closes `fd` at end of file or on error.
+void read_available(OwnedFd& fd, bool is_stdout, ProcessResult& result, int max_reads) {
+  char buffer[65536];
+  for (int n = 0; n < max_reads && fd.is_open(); ++n) {
+    const ssize_t r = ::read(fd.get(), buffer, sizeof(buffer));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && errno == EAGAIN) return;
+    if (r <= 0) {
+      fd.reset();
+      return;
+    }
+    if (is_stdout) {
+      const std::size_t room = kMaxStdout - std::min(kMaxStdout, result.stdout_data.size());
+      result.stdout_data.append(buffer, std::min(room, static_cast<std::size_t>(r)));
+    } else {
+      result.stderr_tail.append(buffer, static_cast<std::size_t>(r));
+      if (result.stderr_tail.size() > kMaxStderr) result.stderr_tail.erase(0, result.stderr_tail.size() - kMaxStderr);
+    }
+  }
+}
+
+// Writes what the child's stdin pipe takes now; closes it when all of
+// `input` is written or the child closed its end.
+void write_available(OwnedFd& fd, const std::string& input, std::size_t& written) {
+  const ssize_t w = ::write(fd.get(), input.data() + written, input.size() - written);
+  if (w > 0) written += static_cast<std::size_t>(w);
+  if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == input.size()) fd.reset();
+}
+
+std::string seconds_text(std::chrono::milliseconds d) {
+  std::ostringstream out;
+  out << std::chrono::duration<double>(d).count();
+  return out.str();
+}
+
 }  // namespace
 
+// The child's exit, not its pipes, ends the loop: a child may close them
+// long before it exits (`exec >/dev/null`), and a process it leaves behind
+// may hold them long after. Until it exits, the clock and the token apply.
 ProcessResult run_process(const std::string& command, const std::string& input,
                           const std::vector<std::pair<std::string, std::string>>& extra_env,
                           std::chrono::milliseconds timeout, const CancellationToken& token) {
   ProcessResult result;
-  Pipe in, out, err;
+  result.timeout = timeout;
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  for (const auto& [name, value] : extra_env) env.push_back(name + "=" + value);
 
-  std::vector<std::string> env_storage;
-  for (char** e = environ; *e != nullptr; ++e) env_storage.emplace_back(*e);
-  for (const auto& [name, value] : extra_env) env_storage.push_back(name + "=" + value);
-  std::vector<char*> envp;
-  for (auto& e : env_storage) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, in.fd[0], 0);
-  posix_spawn_file_actions_adddup2(&actions, out.fd[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err.fd[1], 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  // Its own process group, so a timeout or cancel kills the whole tree.
-  posix_spawnattr_setpgroup(&attr, 0);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);  // the worker blocks SIGTERM; the child must not inherit that
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
-
-  const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
-  pid_t pid;
-  const int rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, const_cast<char* const*>(argv), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    result.error = std::string("cannot start /bin/sh: ") + std::strerror(rc);
+  std::optional<ChildProcess> child;
+  try {
+    child.emplace(command, env);
+  } catch (const std::system_error& e) {
+    result.error = e.what();
     return result;
   }
   result.started = true;
-  in.close_read();
-  out.close_write();
-  err.close_write();
-  fcntl(in.fd[1], F_SETFL, O_NONBLOCK);
+  OwnedFd& in = child->stdin_pipe();
+  OwnedFd& out = child->stdout_pipe();
+  OwnedFd& err = child->stderr_pipe();
+  if (input.empty()) in.reset();
 
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = Clock::now();
   std::size_t written = 0;
-  if (input.empty()) in.close_write();
-  bool out_open = true, err_open = true;
-  auto kill_at = std::chrono::steady_clock::time_point::max();
-  char buffer[65536];
+  bool stopping = false;
+  auto kill_at = Clock::time_point::max();
 
-  while (out_open || err_open) {
-    const auto now = std::chrono::steady_clock::now();
-    if (!result.timed_out && timeout.count() > 0 && now - start >= timeout) result.timed_out = true;
-    if (!result.cancelled && token.cancelled()) {
-      result.cancelled = true;
-      result.cancel_reason = token.reason();
+  while (!child->exited()) {
+    const auto now = Clock::now();
+    if (!stopping) {
+      if (timeout.count() > 0 && now - start >= timeout) result.timed_out = true;
+      if (token.cancelled()) {
+        result.cancelled = true;
+        result.cancel_reason = token.reason();
+      }
+      if (result.timed_out || result.cancelled) {
+        stopping = true;
+        child->signal_group(SIGTERM);
+        kill_at = now + kKillGrace;
+      }
+    } else if (now >= kill_at) {
+      child->signal_group(SIGKILL);
+      kill_at = Clock::time_point::max();
     }
-    if ((result.timed_out || result.cancelled) && kill_at == std::chrono::steady_clock::time_point::max()) {
-      kill(-pid, SIGTERM);
-      kill_at = now + std::chrono::seconds(5);  // then SIGKILL
-    }
-    if (now >= kill_at) kill(-pid, SIGKILL);
 
-    pollfd fds[3];
+    pollfd fds[4];
     int n = 0;
-    if (out_open) fds[n++] = {out.fd[0], POLLIN, 0};
-    if (err_open) fds[n++] = {err.fd[0], POLLIN, 0};
-    if (in.fd[1] >= 0) fds[n++] = {in.fd[1], POLLOUT, 0};
-    if (poll(fds, n, 100) < 0 && errno != EINTR) break;
+    if (out.is_open()) fds[n++] = {out.get(), POLLIN, 0};
+    if (err.is_open()) fds[n++] = {err.get(), POLLIN, 0};
+    if (in.is_open()) fds[n++] = {in.get(), POLLOUT, 0};
+    if (child->exit_fd() >= 0) fds[n++] = {child->exit_fd(), POLLIN, 0};
+    const bool nothing_wakes_us = child->exit_fd() < 0 && !out.is_open() && !err.is_open();
+    const auto tick = nothing_wakes_us ? kExitTick : kTick;
+    if (poll(fds, static_cast<nfds_t>(n), static_cast<int>(tick.count())) < 0 && errno != EINTR)
+      throw std::system_error(errno, std::generic_category(), "poll");
     for (int i = 0; i < n; ++i) {
       if (fds[i].revents == 0) continue;
-      if (fds[i].fd == in.fd[1]) {
-        const ssize_t w = write(in.fd[1], input.data() + written, input.size() - written);
-        if (w > 0) written += static_cast<std::size_t>(w);
-        if (w < 0 && errno != EAGAIN) in.close_write();  // the child closed stdin: fine
-        if (written == input.size()) in.close_write();
-        continue;
-      }
-      const ssize_t r = read(fds[i].fd, buffer, sizeof(buffer));
-      if (r <= 0) {
-        if (fds[i].fd == out.fd[0])
-          out_open = false;
-        else
-          err_open = false;
-        continue;
-      }
-      if (fds[i].fd == out.fd[0]) {
-        const std::size_t room = kMaxStdout - std::min(kMaxStdout, result.stdout_data.size());
-        result.stdout_data.append(buffer, std::min(room, static_cast<std::size_t>(r)));
-      } else {
-        result.stderr_tail.append(buffer, static_cast<std::size_t>(r));
-        if (result.stderr_tail.size() > kMaxStderr) result.stderr_tail.erase(0, result.stderr_tail.size() - kMaxStderr);
-      }
+      if (fds[i].fd == in.get())
+        write_available(in, input, written);
+      else if (fds[i].fd == out.get())
+        read_available(out, true, result, kReadsPerWake);
+      else if (fds[i].fd == err.get())
+        read_available(err, false, result, kReadsPerWake);
     }
   }
-  in.close_write();
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+
+  // It exited, unreaped, so its group id is still ours to signal: end what
+  // it left running, then keep what it wrote (all of it is in the pipes by
+  // now) without waiting for writers that are gone or going.
+  child->signal_group(SIGKILL);
+  in.reset();
+  read_available(out, true, result, 1 << 10);
+  read_available(err, false, result, 1 << 10);
+  out.reset();
+  err.reset();
+  const std::optional<int> status = child->reap();
+  if (!status) {
+    result.error = "its exit status was lost (reaped by someone else)";
+  } else if (WIFEXITED(*status)) {
+    result.exit_code = WEXITSTATUS(*status);
+  } else if (WIFSIGNALED(*status)) {
+    result.signal = WTERMSIG(*status);
   }
-  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
-  // Leftover grandchildren that kept no pipe open would outlive us: end them.
-  kill(-pid, SIGKILL);
   return result;
 }
 
@@ -155,7 +167,10 @@ Outcome map_process_result(const ProcessResult& r) {
   const std::string stderr_text = trim_trailing_newlines(r.stderr_tail);
   if (!r.started) return Outcome::retry(r.error);
   if (r.cancelled) return Outcome::retry("stopped: " + r.cancel_reason);
-  if (r.timed_out) return Outcome::retry("timed out" + (stderr_text.empty() ? "" : ": " + stderr_text));
+  if (r.timed_out)
+    return Outcome::retry("timed out after " + seconds_text(r.timeout) + " s" +
+                          (stderr_text.empty() ? "" : ": " + stderr_text));
+  if (!r.error.empty()) return Outcome::retry(r.error);
   if (r.signal != 0)
     return Outcome::retry("killed by signal " + std::to_string(r.signal) +
                           (stderr_text.empty() ? "" : ": " + stderr_text));

@@ -1,14 +1,18 @@
 // handlers/: the handlers taskq-worker's --handler flag builds: exec:
-// (this file) and http(s):// (http_handler); curl_handles owns libcurl's
-// handles for them and for the callbacks' sender.
+// (this file, over child_process) and http(s):// (http_handler);
+// curl_handles owns libcurl's handles for them and for the callbacks' sender.
 //
-// The exec:COMMAND handler (docs/worker.md): runs the command with
-// /bin/sh -c in its own process group, the payload JSON on stdin and the
-// TASKQ_* variables in the environment; maps its exit to an outcome.
+// The exec:COMMAND handler (docs/worker.md, "exec:COMMAND"): runs the
+// command with /bin/sh -c in its own process group (child_process.hpp), the
+// payload JSON on stdin and the TASKQ_* variables in the environment; maps
+// its exit to an outcome. A timeout or a cancel ends the whole group and is
+// never a completion, whatever the command exits with afterwards.
 #pragma once
 
 #include <chrono>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "taskq/worker.hpp"
 
@@ -19,18 +23,22 @@ struct ProcessResult {
   int exit_code = -1;    // when it exited
   int signal = 0;        // when a signal ended it
   bool timed_out = false;
+  std::chrono::milliseconds timeout{0};  // the limit it ran under (0: none)
   bool cancelled = false;
   std::string cancel_reason;  // the token's, when cancelled
   std::string stdout_data;    // first kMaxStdout bytes
   std::string stderr_tail;    // last kMaxStderr bytes
-  std::string error;
+  std::string error;          // why it could not start, or its exit status is unknown
 };
 
 constexpr std::size_t kMaxStdout = 1 << 20;  // the result is at most 1 MiB (taskq.complete's limit)
 constexpr std::size_t kMaxStderr = 64 << 10;
 
-// Runs `command`, feeding `input` on stdin; kills the whole process group on
-// timeout (0: none) or when `token` is cancelled.
+// Runs `command`, feeding `input` on stdin, until it exits. On timeout (0:
+// none) or when `token` is cancelled: SIGTERM to its whole process group,
+// SIGKILL 5 s later. When it exits, whatever it left in its group is killed
+// and the output already written is kept; nobody waits for a leftover
+// process that still holds the pipes.
 ProcessResult run_process(const std::string& command, const std::string& input,
                           const std::vector<std::pair<std::string, std::string>>& extra_env,
                           std::chrono::milliseconds timeout, const CancellationToken& token);
