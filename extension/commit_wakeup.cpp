@@ -1,4 +1,5 @@
-// Wakes the publisher when a transaction that wrote outbox rows commits.
+// Wakes the publisher when a transaction that wrote outbox rows, or changed
+// taskq.schedules, commits.
 //
 // taskq._wake_publisher_at_commit() is called by every SQL function that
 // writes an outbox row; it only sets a backend-local flag. The transaction
@@ -6,27 +7,36 @@
 // abort, so rolled-back jobs cost the publisher nothing and committed ones
 // reach it without waiting for taskq.poll_interval. A flag set inside a
 // rolled-back savepoint can cause one spurious wake-up, which is harmless.
+//
+// taskq._schedules_changed_at_commit() (schedule, unschedule, drop_queue)
+// does the same and also raises taskq_shared->schedules_changed, so that
+// the publisher, which otherwise sleeps until the next tick it knows of,
+// looks at the schedules again.
 #include "pg_includes.hpp"
 #include "shared_state.hpp"
 
 static bool wake_at_commit = false;
+static bool schedules_changed = false;
 
 static void taskq_xact_callback(XactEvent event, void*) {
   switch (event) {
     case XACT_EVENT_COMMIT:
     case XACT_EVENT_PARALLEL_COMMIT:
-      if (wake_at_commit && taskq_shared != nullptr) {
+      if ((wake_at_commit || schedules_changed) && taskq_shared != nullptr) {
         SpinLockAcquire(&taskq_shared->mutex);
         Latch* latch = taskq_shared->publisher_latch;
+        if (schedules_changed) taskq_shared->schedules_changed = true;
         SpinLockRelease(&taskq_shared->mutex);
         if (latch != nullptr) SetLatch(latch);
       }
       wake_at_commit = false;
+      schedules_changed = false;
       break;
     case XACT_EVENT_ABORT:
     case XACT_EVENT_PARALLEL_ABORT:
     case XACT_EVENT_PREPARE:  // COMMIT PREPARED is caught by the poll
       wake_at_commit = false;
+      schedules_changed = false;
       break;
     default:
       break;
@@ -39,6 +49,12 @@ extern "C" {
 PG_FUNCTION_INFO_V1(taskq_wake_publisher_at_commit);
 Datum taskq_wake_publisher_at_commit(PG_FUNCTION_ARGS) {
   wake_at_commit = true;
+  PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(taskq_schedules_changed_at_commit);
+Datum taskq_schedules_changed_at_commit(PG_FUNCTION_ARGS) {
+  schedules_changed = true;
   PG_RETURN_VOID();
 }
 }

@@ -2,6 +2,7 @@
 // into an error string. This file must not include PostgreSQL headers.
 #include "core_bridge.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -12,6 +13,8 @@
 #include "core/backoff.hpp"
 #include "core/broker_url.hpp"
 #include "core/confirmed_publisher.hpp"
+#include "core/cron_schedule.hpp"
+#include "core/cron_ticks.hpp"
 #include "core/uuid_v7.hpp"
 
 struct taskq_publisher {
@@ -77,6 +80,41 @@ extern "C" long taskq_bridge_backoff_ms(unsigned attempt) noexcept {
 
 extern "C" bool taskq_bridge_redact_url(const char* url, char* out, size_t outlen, char* err, size_t errlen) noexcept {
   return guarded(err, errlen, [&] { copy_error(out, outlen, taskq::BrokerUrl::parse(url).redacted().c_str()); });
+}
+
+// The core says "out of memory" for an allocation failure; every other
+// error is about the user's expression or zone.
+static int cron_error_status(const taskq::CronError& error) noexcept {
+  return error.message == "out of memory" ? TASKQ_CRON_FAILED : TASKQ_CRON_INVALID;
+}
+
+extern "C" int taskq_bridge_cron_next(const char* expression, size_t expression_len, const char* zone, size_t zone_len,
+                                      int64_t after, int64_t anchor, bool* has_next, int64_t* next, char* err,
+                                      size_t errlen) noexcept {
+  const taskq::CronNextRun run = taskq::cron_next_run(std::string_view(expression, expression_len),
+                                                      std::string_view(zone, zone_len), after, anchor);
+  if (!run.ok) {
+    copy_error(err, errlen, run.error.message.c_str());
+    return cron_error_status(run.error);
+  }
+  *has_next = run.has_next;
+  *next = run.next;
+  return TASKQ_CRON_OK;
+}
+
+extern "C" int taskq_bridge_cron_ticks(const char* expression, size_t expression_len, const char* zone, size_t zone_len,
+                                       int64_t from, int64_t until, int64_t anchor, int64_t* ticks, size_t max_ticks,
+                                       size_t* count, uint64_t* skipped, char* err, size_t errlen) noexcept {
+  const taskq::CronTicks found = taskq::cron_ticks(std::string_view(expression, expression_len),
+                                                   std::string_view(zone, zone_len), from, until, anchor, max_ticks);
+  if (!found.ok) {
+    copy_error(err, errlen, found.error.message.c_str());
+    return cron_error_status(found.error);
+  }
+  std::copy(found.ticks.begin(), found.ticks.end(), ticks);
+  *count = found.ticks.size();
+  *skipped = found.skipped;
+  return TASKQ_CRON_OK;
 }
 
 extern "C" taskq_publisher* taskq_pub_connect(const char* url, const char* exchange, const char* connection_name,

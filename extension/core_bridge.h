@@ -26,6 +26,28 @@ long taskq_bridge_backoff_ms(unsigned attempt) noexcept;
 /* Validates a broker URL and writes its password-free form. */
 bool taskq_bridge_redact_url(const char* url, char* out, size_t outlen, char* err, size_t errlen) noexcept;
 
+/* --- schedules --------------------------------------------------------- */
+
+/* Times are microseconds since 1970-01-01 UTC; the rules (DST, @every
+ * anchors) are those of core/cron_schedule.hpp. */
+enum taskq_cron_status {
+  TASKQ_CRON_OK = 0,
+  TASKQ_CRON_INVALID = 1, /* bad expression or unknown zone: err is the message for the user */
+  TASKQ_CRON_FAILED = 2   /* out of memory */
+};
+
+/* The first tick strictly after `after`; *has_next = false when it would be
+ * out of range. Expression and zone need not be NUL-terminated. */
+int taskq_bridge_cron_next(const char* expression, size_t expression_len, const char* zone, size_t zone_len,
+                           int64_t after, int64_t anchor, bool* has_next, int64_t* next, char* err,
+                           size_t errlen) noexcept;
+
+/* The latest max_ticks ticks t with from <= t <= until, ascending, into
+ * ticks[0..*count); *skipped: older ticks of the window left out. */
+int taskq_bridge_cron_ticks(const char* expression, size_t expression_len, const char* zone, size_t zone_len,
+                            int64_t from, int64_t until, int64_t anchor, int64_t* ticks, size_t max_ticks,
+                            size_t* count, uint64_t* skipped, char* err, size_t errlen) noexcept;
+
 /* --- publisher ---------------------------------------------------------- */
 
 typedef struct taskq_publisher taskq_publisher;

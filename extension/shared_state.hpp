@@ -27,6 +27,7 @@ struct TaskqPublisherStatus {
 struct TaskqSharedState {
   slock_t mutex;           // guards every field below
   Latch* publisher_latch;  // NULL while no publisher runs
+  bool schedules_changed;  // set at commit by schedule changes, taken by the publisher
   TaskqPublisherStatus status;
 };
 

@@ -1,14 +1,16 @@
 // The "taskq publisher" background worker: its registration, its entry
 // point and its loop. Each round of the loop connects to the broker if
-// need be, runs publishing passes while full batches come back, runs
-// maintenance when it is due, then sleeps on its latch (set by committing
-// transactions, see commit_wakeup.cpp) and the broker's socket.
+// need be, runs publishing passes while full batches come back, fires due
+// schedules (schedule_firing.hpp), runs maintenance when it is due, then
+// sleeps on its latch (set by committing transactions, see
+// commit_wakeup.cpp) and the broker's socket.
 #include "core_bridge.h"
 #include "pg_includes.hpp"
 #include "publisher/broker_connection.hpp"
 #include "publisher/maintenance.hpp"
 #include "publisher/publish_pass.hpp"
 #include "publisher/publisher_state.hpp"
+#include "publisher/schedule_firing.hpp"
 #include "publisher/status_update.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
@@ -96,7 +98,9 @@ long milliseconds_until(TimestampTz when) {
   return TimestampDifferenceMilliseconds(GetCurrentTimestamp(), when);
 }
 
-// One round of work; returns how long to sleep afterwards.
+// One round of work; returns how long to sleep afterwards. Schedules fire
+// after the publishing passes: their jobs wake the publisher at commit, and
+// the next round publishes them.
 long run_round(PublisherState& st) {
   long sleep_ms = taskq_poll_interval_ms;
   if (RecoveryInProgress()) {
@@ -111,12 +115,14 @@ long run_round(PublisherState& st) {
     // the broker blocks publishing, rows wait in the outbox.
     while (st.publisher != nullptr && !st.broker_blocked && publish_pass(st) >= taskq_publish_batch_size)
       CHECK_FOR_INTERRUPTS();
+    fire_due_schedules(st);
     if (GetCurrentTimestamp() >= st.next_maintenance_at) {
       run_maintenance(st);
       st.next_maintenance_at =
           TimestampTzPlusMilliseconds(GetCurrentTimestamp(), static_cast<long>(taskq_maintenance_interval_s) * 1000);
     }
     sleep_ms = Min(sleep_ms, milliseconds_until(st.next_maintenance_at));
+    sleep_ms = Min(sleep_ms, milliseconds_until_next_tick(st));
     if (st.publisher != nullptr) sleep_ms = Min(sleep_ms, Min(milliseconds_until(st.next_due_at), kServiceIntervalMs));
     if (st.publisher == nullptr) sleep_ms = Min(sleep_ms, milliseconds_until(st.next_connect_at));
   }

@@ -17,9 +17,11 @@ struct PublisherState {
   unsigned connect_failures;
   TimestampTz next_connect_at;
   TimestampTz next_maintenance_at;
-  TimestampTz next_due_at;  // earliest not-yet-due outbox row, 0 if none
-  bool woken_during_pass;   // a commit's wake-up arrived while we were busy
-  bool broker_blocked;      // connection.blocked received and not lifted yet
+  TimestampTz next_due_at;       // earliest not-yet-due outbox row, 0 if none
+  TimestampTz next_schedule_at;  // next tick of an enabled schedule, 0 if none
+  bool schedules_known;          // next_schedule_at has been read since the start
+  bool woken_during_pass;        // a commit's wake-up arrived while we were busy
+  bool broker_blocked;           // connection.blocked received and not lifted yet
   char last_logged_error[512];
   MemoryContext pass_context;  // reset after every transaction
   char* serving_database;

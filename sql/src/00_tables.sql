@@ -118,11 +118,46 @@ CREATE INDEX callbacks_job ON taskq.callbacks (job_id);
 COMMENT ON TABLE taskq.callbacks IS
   '"tell this URL" rows, written in the transaction that finished the job; delivered by taskq-worker';
 
+CREATE TABLE taskq.schedules (
+  schedule_name text PRIMARY KEY,
+  cron          text NOT NULL,
+  timezone      text NOT NULL,
+  -- No foreign key, as for jobs: drop_queue refuses while schedules target
+  -- the queue, or drops them with force.
+  queue_name    text NOT NULL,
+  task          text,
+  payload       jsonb NOT NULL,
+  enabled       boolean NOT NULL,
+  -- The next tick to fire; NULL only if the expression has none in range.
+  -- Not advanced while disabled: enabling recomputes it from now.
+  next_run_at   timestamptz,
+  last_run_at   timestamptz,  -- the tick of the last job fired
+  last_job_id   uuid,
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  updated_at    timestamptz NOT NULL DEFAULT now(),
+  priority      integer NOT NULL,
+  max_attempts  integer,
+  headers       jsonb,
+  callback_url  text,
+  catch_up      boolean NOT NULL,
+  -- @every ticks are anchor_at + k * interval: set (to a whole second) when
+  -- the expression or time zone is set, so ticks never drift.
+  anchor_at     timestamptz NOT NULL,
+  CONSTRAINT schedules_name_format CHECK (schedule_name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$'),
+  CONSTRAINT schedules_priority CHECK (priority BETWEEN 0 AND 9)
+);
+-- What the publisher asks each time a tick may be due: min(next_run_at) and
+-- the due rows, from enabled schedules only.
+CREATE INDEX schedules_due ON taskq.schedules (next_run_at) WHERE enabled;
+COMMENT ON TABLE taskq.schedules IS
+  'periodic jobs: one row per schedule; the publisher enqueues a job into queue_name at each tick of cron in timezone';
+
 -- pg_dump keeps the contents of these tables (they are application data).
 SELECT pg_catalog.pg_extension_config_dump('taskq.queues', '');
 SELECT pg_catalog.pg_extension_config_dump('taskq.jobs', '');
 SELECT pg_catalog.pg_extension_config_dump('taskq.outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('taskq.callbacks', '');
+SELECT pg_catalog.pg_extension_config_dump('taskq.schedules', '');
 SELECT pg_catalog.pg_extension_config_dump('taskq.outbox_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('taskq.callbacks_id_seq', '');
 
@@ -135,3 +170,21 @@ CREATE FUNCTION taskq._wake_publisher_at_commit() RETURNS void
   LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskq_wake_publisher_at_commit';
 COMMENT ON FUNCTION taskq._wake_publisher_at_commit() IS
   'asks for the publisher to be woken when the current transaction commits';
+
+CREATE FUNCTION taskq._schedules_changed_at_commit() RETURNS void
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskq_schedules_changed_at_commit';
+COMMENT ON FUNCTION taskq._schedules_changed_at_commit() IS
+  'asks the publisher to look at taskq.schedules again when the current transaction commits';
+
+-- IMMUTABLE like PostgreSQL's own time zone conversions: the zone rules are
+-- read once per process.
+CREATE FUNCTION taskq._cron_next(cron text, timezone text, after timestamptz, anchor timestamptz) RETURNS timestamptz
+  LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskq_cron_next';
+COMMENT ON FUNCTION taskq._cron_next(text, text, timestamptz, timestamptz) IS
+  'the first tick of the schedule expression cron in timezone strictly after after (@every: anchor + k * interval); NULL if out of range; 22023 for a bad expression or zone';
+
+CREATE FUNCTION taskq._cron_ticks(cron text, timezone text, from_time timestamptz, until_time timestamptz,
+                                  anchor timestamptz, max_ticks int) RETURNS timestamptz[]
+  LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskq_cron_ticks';
+COMMENT ON FUNCTION taskq._cron_ticks(text, text, timestamptz, timestamptz, timestamptz, int) IS
+  'the latest max_ticks ticks t of cron in timezone with from_time <= t <= until_time, ascending';

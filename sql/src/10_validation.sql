@@ -23,6 +23,18 @@ BEGIN
 END;
 $$;
 
+CREATE FUNCTION taskq._check_schedule_name(schedule_name text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM taskq._require(schedule_name, 'schedule_name');
+  IF schedule_name !~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$' THEN
+    RAISE EXCEPTION 'invalid schedule name "%"', left(schedule_name, 120)
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'use 1 to 100 characters from A-Z a-z 0-9 _ . - starting with a letter or digit';
+  END IF;
+END;
+$$;
+
 -- Queue options: NULL means "not given" here; create_queue fills defaults.
 CREATE FUNCTION taskq._check_queue_options(
   max_attempts int, lease interval, backoff_base interval, backoff_max interval,

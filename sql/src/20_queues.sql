@@ -130,6 +130,7 @@ CREATE FUNCTION taskq.drop_queue(queue_name text, force boolean DEFAULT false) R
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   unfinished bigint;
+  scheduled bigint;
 BEGIN
   PERFORM taskq._check_queue_name(queue_name);
   PERFORM taskq._require(force, 'force');
@@ -148,6 +149,18 @@ BEGIN
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'wait for them, cancel them, or use taskq.drop_queue(queue_name, force => true) to delete them';
   END IF;
+  -- schedule() holds the queue row FOR KEY SHARE until it commits, so the
+  -- FOR UPDATE above waited for it and its schedule is seen here.
+  SELECT count(*) INTO scheduled FROM taskq.schedules s WHERE s.queue_name = drop_queue.queue_name;
+  IF scheduled > 0 AND NOT force THEN
+    RAISE EXCEPTION 'queue "%" is the target of % schedules', queue_name, scheduled
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'remove them with taskq.unschedule(), or use taskq.drop_queue(queue_name, force => true) to drop them with the queue';
+  END IF;
+  IF scheduled > 0 THEN
+    DELETE FROM taskq.schedules s WHERE s.queue_name = drop_queue.queue_name;
+    PERFORM taskq._schedules_changed_at_commit();
+  END IF;
   DELETE FROM taskq.outbox o WHERE o.queue_name = drop_queue.queue_name;
   DELETE FROM taskq.callbacks c USING taskq.jobs j
   WHERE c.job_id = j.id AND j.queue_name = drop_queue.queue_name AND c.state <> 'pending';
@@ -156,4 +169,4 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION taskq.drop_queue(text, boolean) IS
-  'drops a queue and its finished jobs; refused (55000) while it has unfinished jobs unless force; the RabbitMQ queue is left for the operator';
+  'drops a queue and its finished jobs; refused (55000) while it has unfinished jobs or schedules unless force, which drops them too; the RabbitMQ queue is left for the operator';

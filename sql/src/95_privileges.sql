@@ -2,8 +2,9 @@
 -- grants; give them to your application's roles:
 --   GRANT taskq_producer TO app;      -- enqueue, retry, cancel, read jobs
 --   GRANT taskq_worker TO worker;     -- start/heartbeat/complete/fail, callbacks
--- Queue administration stays with the extension owner (grant EXECUTE on
--- create_queue etc. explicitly if another role should have it).
+-- Queue administration and schedules stay with the extension owner (grant
+-- EXECUTE on create_queue, schedule etc. explicitly if another role should
+-- have it): a schedule makes jobs for as long as it exists.
 -- The roles are cluster-wide and outlive DROP EXTENSION.
 
 DO $roles$
@@ -32,7 +33,7 @@ GRANT EXECUTE ON FUNCTION
   taskq.cancel(uuid),
   taskq.job(uuid)
 TO taskq_producer;
-GRANT SELECT ON taskq.jobs, taskq.queues, taskq.queue_stats TO taskq_producer;
+GRANT SELECT ON taskq.jobs, taskq.queues, taskq.queue_stats, taskq.schedules TO taskq_producer;
 -- Monitoring: the publisher's state (no password in it).
 GRANT EXECUTE ON FUNCTION taskq.publisher_status() TO taskq_producer, taskq_worker;
 GRANT SELECT ON taskq.publisher TO taskq_producer, taskq_worker;
