@@ -47,7 +47,12 @@ PG_CXXFLAGS += -Werror
 endif
 SHLIB_LINK   = -lrabbitmq -lcctz -lstdc++
 
-EXTRA_CLEAN  = $(DATA_built) build/regress build/isolation
+# Header dependencies: PGXS tracks none for C++ unless PostgreSQL itself was
+# configured with --enable-depend, so a changed header (a shared-memory
+# struct, say) would leave stale objects behind. -MMD writes foo.d beside
+# foo.o; the -include below reads them.
+PG_CXXFLAGS += -MMD -MP
+EXTRA_CLEAN  = $(DATA_built) build/regress build/isolation $(OBJS:.o=.d)
 
 # JIT inlining bitcode would be compiled by clang without PG_CXXFLAGS (and
 # fails on C++17); taskq has nothing worth inlining into JIT-compiled
@@ -56,6 +61,7 @@ override with_llvm = no
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+-include $(OBJS:.o=.d)
 
 $(DATA_built): $(SQL_SOURCES) taskq.control
 	@mkdir -p $(dir $@)
