@@ -6,11 +6,14 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/amqp_error.hpp"
 #include "core/backoff.hpp"
+#include "core/broker_password_file.hpp"
 #include "core/broker_url.hpp"
 #include "core/confirmed_publisher.hpp"
 #include "core/cron_schedule.hpp"
@@ -20,6 +23,10 @@
 struct taskq_publisher {
   taskq::ConfirmedPublisher publisher;
   std::vector<taskq::ConfirmOutcome> resolved;  // taken by taskq_pub_take_resolved
+  // The password file the login used ("" if none) and a hash of what it
+  // held then: enough to notice a rotation without keeping the password.
+  std::string password_file;
+  std::size_t password_hash;
 };
 
 namespace {
@@ -117,16 +124,32 @@ extern "C" int taskq_bridge_cron_ticks(const char* expression, size_t expression
   return TASKQ_CRON_OK;
 }
 
-extern "C" taskq_publisher* taskq_pub_connect(const char* url, const char* exchange, const char* connection_name,
-                                              char* err, size_t errlen) noexcept {
+extern "C" taskq_publisher* taskq_pub_connect(const char* url, const char* password_file, const char* exchange,
+                                              const char* connection_name, char* err, size_t errlen) noexcept {
   taskq_publisher* pub = nullptr;
   guarded(err, errlen, [&] {
     taskq::ConnectOptions options;
     options.connection_name = connection_name;
     options.send_timeout_ms = 3000;
-    pub = new taskq_publisher{taskq::ConfirmedPublisher(taskq::BrokerUrl::parse(url), exchange, options), {}};
+    taskq::BrokerUrl broker = taskq::BrokerUrl::parse(url);
+    const std::string file = password_file != nullptr ? password_file : "";
+    const bool from_file = taskq::apply_broker_password_file(broker, file);
+    pub = new taskq_publisher{taskq::ConfirmedPublisher(broker, exchange, options),
+                              {},
+                              from_file ? file : "",
+                              std::hash<std::string>{}(broker.password)};
   });
   return pub;
+}
+
+extern "C" int taskq_pub_password_file_changed(const taskq_publisher* pub, char* err, size_t errlen) noexcept {
+  if (pub->password_file.empty()) return 0;
+  int changed = -1;
+  guarded(err, errlen, [&] {
+    const std::size_t now = std::hash<std::string>{}(taskq::read_broker_password_file(pub->password_file));
+    changed = now != pub->password_hash ? 1 : 0;
+  });
+  return changed;
 }
 
 extern "C" void taskq_pub_close(taskq_publisher* pub) noexcept {

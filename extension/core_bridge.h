@@ -71,9 +71,15 @@ enum taskq_pub_status {
   TASKQ_PUB_CONNECTION_LOST = 2 /* reconnect; nothing outstanding will be confirmed */
 };
 
-/* Connects in confirm mode and declares the exchange; NULL on failure. */
-taskq_publisher* taskq_pub_connect(const char* url, const char* exchange, const char* connection_name, char* err,
-                                   size_t errlen) noexcept;
+/* Connects in confirm mode and declares the exchange; NULL on failure.
+ * password_file (NULL or "": none) gives the password of a URL without one
+ * (see broker_password_file.hpp); it is read now, on every connect. */
+taskq_publisher* taskq_pub_connect(const char* url, const char* password_file, const char* exchange,
+                                   const char* connection_name, char* err, size_t errlen) noexcept;
+/* Whether the password file this connection logged in with now holds
+ * another password: 1 yes, 0 no (or no file was used), -1 the file cannot
+ * be read now (err says why, never with the password). */
+int taskq_pub_password_file_changed(const taskq_publisher* pub, char* err, size_t errlen) noexcept;
 /* Closes (quickly, see AmqpConnection::close_quickly) and frees; NULL is fine. */
 void taskq_pub_close(taskq_publisher* pub) noexcept;
 int taskq_pub_socket(const taskq_publisher* pub) noexcept;

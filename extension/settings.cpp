@@ -7,6 +7,7 @@
 extern "C" {
 char* taskq_database = nullptr;
 char* taskq_broker_url = nullptr;
+char* taskq_broker_password_file = nullptr;
 char* taskq_exchange = nullptr;
 int taskq_publish_batch_size = 500;
 int taskq_poll_interval_ms = 1000;
@@ -20,11 +21,20 @@ void taskq_define_settings(void) {
   DefineCustomStringVariable("taskq.database", "Database the taskq background worker connects to.",
                              "The extension must be created in this database.", &taskq_database, "postgres", PGC_SIGHUP,
                              0, nullptr, nullptr, nullptr);
-  // Superuser-only: the URL carries the broker password.
+  // Superuser-only: the URL may carry the broker password. PostgreSQL still
+  // logs its new value on reload, hence taskq.broker_password_file.
   DefineCustomStringVariable("taskq.broker_url",
                              "RabbitMQ URL the publisher connects to (amqp://user:pass@host:port/vhost).", nullptr,
                              &taskq_broker_url, "amqp://guest:guest@127.0.0.1:5672/", PGC_SIGHUP, GUC_SUPERUSER_ONLY,
                              nullptr, nullptr, nullptr);
+  // Only the path is a setting (and logged on reload); the publisher reads
+  // the file itself whenever it connects, so the password is never a GUC
+  // value. Superuser-only all the same: where the secret lies is no one
+  // else's business.
+  DefineCustomStringVariable(
+      "taskq.broker_password_file", "File holding the broker password for a taskq.broker_url without one.",
+      "First line of the file; it must not be accessible by group or others (chmod 0600).", &taskq_broker_password_file,
+      "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
   DefineCustomStringVariable("taskq.exchange", "Direct exchange jobs are published to.", nullptr, &taskq_exchange,
                              "taskq", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("taskq.publish_batch_size", "Outbox rows the publisher claims and confirms per pass.",

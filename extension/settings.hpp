@@ -4,6 +4,7 @@
 extern "C" {
 extern char* taskq_database;              // database the background worker serves
 extern char* taskq_broker_url;            // amqp://user:pass@host:port/vhost
+extern char* taskq_broker_password_file;  // password of a broker URL without one; "" = none
 extern char* taskq_exchange;              // direct exchange the jobs are routed by
 extern int taskq_publish_batch_size;      // outbox rows claimed per pass
 extern int taskq_poll_interval_ms;        // fallback wake-up of the publisher

@@ -19,7 +19,9 @@ BrokerUrl BrokerUrl::parse(const std::string& url) {
   // without one is a configuration mistake, not a request for localhost.
   std::string authority = url.substr(url.find("://") + 3);
   authority = authority.substr(0, authority.find('/'));
-  authority = authority.substr(authority.rfind('@') == std::string::npos ? 0 : authority.rfind('@') + 1);
+  const std::size_t at = authority.rfind('@');
+  const std::string userinfo = at == std::string::npos ? "" : authority.substr(0, at);
+  authority = authority.substr(at == std::string::npos ? 0 : at + 1);
   if (authority.empty() || authority[0] == ':') throw std::invalid_argument("broker URL has no host");
 
   std::vector<char> buffer(url.begin(), url.end());
@@ -33,6 +35,10 @@ BrokerUrl BrokerUrl::parse(const std::string& url) {
   parsed.host = info.host ? info.host : "";
   parsed.port = info.port;
   parsed.user = info.user ? info.user : "";
+  // Without "user:password@" amqp_parse_url leaves its default password
+  // ("guest"); whether the URL names one itself decides whether
+  // taskq.broker_password_file applies.
+  parsed.has_password = userinfo.find(':') != std::string::npos;
   parsed.password = info.password ? info.password : "";
   // "amqp://host/" leaves an empty vhost; users mean the default one.
   parsed.vhost = info.vhost != nullptr && info.vhost[0] != '\0' ? info.vhost : "/";

@@ -13,6 +13,7 @@ struct BrokerUrl {
   int port = 5672;
   std::string user;
   std::string password;
+  bool has_password = false;  // the URL itself says user:password@ (even an empty one)
   std::string vhost;
   bool tls = false;
 

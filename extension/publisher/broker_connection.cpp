@@ -26,7 +26,48 @@ void redacted_broker(char* out, size_t len) {
   if (!taskq_bridge_redact_url(taskq_broker_url, out, len, err, sizeof(err))) snprintf(out, len, "(invalid: %s)", err);
 }
 
+// Keeps a copy of a setting's value for as long as the worker lives.
+void remember(char*& kept, const char* value) {
+  if (kept != nullptr) pfree(kept);
+  kept = MemoryContextStrdup(TopMemoryContext, value);
+}
+
+// Whether the live connection was made with other broker settings than the
+// current ones (or with a password its file no longer holds); logs why.
+bool needs_reconnect_after_reload(const PublisherState& st) {
+  if (strcmp(st.connected_url, taskq_broker_url) != 0 || strcmp(st.connected_exchange, taskq_exchange) != 0 ||
+      strcmp(st.connected_password_file, taskq_broker_password_file) != 0) {
+    ereport(LOG, (errmsg("taskq publisher: broker settings changed; reconnecting")));
+    return true;
+  }
+  char err[512];
+  switch (taskq_pub_password_file_changed(st.publisher, err, sizeof(err))) {
+    case 1:
+      ereport(LOG, (errmsg("taskq publisher: the broker password file holds a new password; reconnecting")));
+      return true;
+    case -1:
+      // The connection still works; a broken file should not end it. The
+      // next connect reports the problem if it is still there.
+      ereport(WARNING, (errmsg("taskq publisher: %s; keeping the current connection", err)));
+      return false;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
+
+void follow_broker_settings(PublisherState& st) {
+  // Not connected: the reload may well be the fix (a corrected URL, a
+  // rotated password), so try now rather than when the backoff runs out.
+  if (st.publisher == nullptr) {
+    st.next_connect_at = 0;
+    return;
+  }
+  if (st.connected_url == nullptr || !needs_reconnect_after_reload(st)) return;
+  close_connection(st);
+  st.next_connect_at = 0;
+}
 
 void close_connection(PublisherState& st) {
   taskq_pub_close(st.publisher);
@@ -60,7 +101,8 @@ void ensure_connected(PublisherState& st) {
   char broker[256];
   redacted_broker(broker, sizeof(broker));
   update_shared([&](TaskqSharedState& shared) { strlcpy(shared.status.broker, broker, sizeof(shared.status.broker)); });
-  st.publisher = taskq_pub_connect(taskq_broker_url, taskq_exchange, name, err, sizeof(err));
+  st.publisher =
+      taskq_pub_connect(taskq_broker_url, taskq_broker_password_file, taskq_exchange, name, err, sizeof(err));
   if (st.publisher == nullptr) {
     ++st.connect_failures;
     const long delay = taskq_bridge_backoff_ms(st.connect_failures);
@@ -74,10 +116,9 @@ void ensure_connected(PublisherState& st) {
   }
   st.connect_failures = 0;
   st.last_logged_error[0] = '\0';
-  if (st.connected_url != nullptr) pfree(st.connected_url);
-  if (st.connected_exchange != nullptr) pfree(st.connected_exchange);
-  st.connected_url = MemoryContextStrdup(TopMemoryContext, taskq_broker_url);
-  st.connected_exchange = MemoryContextStrdup(TopMemoryContext, taskq_exchange);
+  remember(st.connected_url, taskq_broker_url);
+  remember(st.connected_exchange, taskq_exchange);
+  remember(st.connected_password_file, taskq_broker_password_file);
   update_shared([&](TaskqSharedState& shared) {
     if (shared.status.connected_since != 0) shared.status.reconnects++;
     shared.status.connected = true;

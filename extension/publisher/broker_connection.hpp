@@ -18,6 +18,12 @@ void close_connection(PublisherState& st);
 // error, and reconnected at once the next time round.
 void disconnect(PublisherState& st, const char* why);
 
+// After a reload: reconnects at once when the broker URL, the exchange or
+// the password file changed, or the file holds another password than the
+// one the connection logged in with (a rotation). While disconnected, the
+// next attempt is made at once.
+void follow_broker_settings(PublisherState& st);
+
 // Handles heartbeats, connection.blocked and a broker-side close while idle.
 void service_connection(PublisherState& st);
 

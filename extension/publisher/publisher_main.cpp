@@ -60,12 +60,7 @@ void reload_settings(PublisherState& st) {
                          st.serving_database, taskq_database)));
     proc_exit(1);  // the postmaster starts us again, connected to the new database
   }
-  if (st.publisher != nullptr && st.connected_url != nullptr &&
-      (strcmp(st.connected_url, taskq_broker_url) != 0 || strcmp(st.connected_exchange, taskq_exchange) != 0)) {
-    ereport(LOG, (errmsg("taskq publisher: broker settings changed; reconnecting")));
-    close_connection(st);
-    st.next_connect_at = 0;
-  }
+  follow_broker_settings(st);
 }
 
 // Runs at exit, also on SIGTERM and errors: no C++ stack is unwound then,

@@ -25,8 +25,9 @@ struct PublisherState {
   char last_logged_error[512];
   MemoryContext pass_context;  // reset after every transaction
   char* serving_database;
-  char* connected_url;  // broker_url/exchange of the live connection
+  char* connected_url;  // broker_url/exchange/password_file of the live connection
   char* connected_exchange;
+  char* connected_password_file;
 };
 
 }  // namespace taskq::publisher

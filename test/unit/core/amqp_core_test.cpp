@@ -31,6 +31,26 @@ TEST(BrokerUrl, RedactedFormNeverShowsThePassword) {
   EXPECT_EQ(url.redacted().find("s3cret"), std::string::npos);
 }
 
+TEST(BrokerUrl, KnowsWhetherTheUrlNamesAPassword) {
+  EXPECT_TRUE(BrokerUrl::parse("amqp://alice:s3cret@rabbit/").has_password);
+  EXPECT_TRUE(BrokerUrl::parse("amqp://alice:@rabbit/").has_password) << "an explicit empty password";
+  // rabbitmq-c fills in "guest" for a missing password: that is not the URL's.
+  const auto user_only = BrokerUrl::parse("amqp://alice@rabbit:5672/prod");
+  EXPECT_FALSE(user_only.has_password);
+  EXPECT_EQ(user_only.user, "alice");
+  EXPECT_EQ(user_only.host, "rabbit");
+  EXPECT_FALSE(BrokerUrl::parse("amqp://rabbit:5672/").has_password);
+}
+
+TEST(BrokerUrl, RedactsPercentEncodedAndOddPasswords) {
+  for (const char* url :
+       {"amqp://alice:p%40ss%3Aw0rd@rabbit/", "amqp://alice:s%2Fl%40sh@rabbit/", "amqp://alice:@rabbit/"}) {
+    const auto parsed = BrokerUrl::parse(url);
+    EXPECT_EQ(parsed.redacted(), "amqp://alice@rabbit:5672/") << url;
+  }
+  EXPECT_EQ(BrokerUrl::parse("amqp://alice:p%40ss%3Aw0rd@rabbit/").password, "p@ss:w0rd");
+}
+
 TEST(BrokerUrl, RefusesBadUrlsWithoutEchoingThem) {
   for (const char* bad : {"", "http://rabbit/", "amqp://", "rabbit:5672", "amqp://u:p@host:99999/"}) {
     try {
