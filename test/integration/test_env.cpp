@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <thread>
 
+#include "core/amqp_bytes.hpp"
+
 namespace taskq::test {
 
 std::string env(const char* name) {
@@ -80,8 +82,6 @@ void set_setting(PgConnection& conn, const std::string& name, const std::string&
 
 namespace {
 
-std::string to_string(amqp_bytes_t b) { return std::string(static_cast<const char*>(b.bytes), b.len); }
-
 AmqpConnection connect_broker() {
   ConnectOptions options;
   options.connection_name = "taskq integration test";
@@ -123,7 +123,7 @@ std::optional<Delivery> BrokerClient::get(const std::string& queue) {
       switch (e.value.kind) {
         case AMQP_FIELD_KIND_UTF8:
         case AMQP_FIELD_KIND_BYTES:
-          value = to_string(e.value.value.bytes);
+          value = string_of(e.value.value.bytes);
           break;
         case AMQP_FIELD_KIND_I32:
           value = std::to_string(e.value.value.i32);

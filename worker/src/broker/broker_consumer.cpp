@@ -5,12 +5,9 @@
 
 #include <string>
 
+#include "core/amqp_bytes.hpp"
+
 namespace taskq {
-namespace {
-
-std::string to_string(amqp_bytes_t b) { return std::string(static_cast<const char*>(b.bytes), b.len); }
-
-}  // namespace
 
 BrokerConsumer::BrokerConsumer(const BrokerUrl& url, const ConnectOptions& options, const std::string& exchange,
                                const std::vector<ConsumedQueue>& queues, int prefetch, std::uint64_t generation)
@@ -64,9 +61,9 @@ void BrokerConsumer::drain(const std::function<void(Delivery&&)>& sink) {
     if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
       // The queue comes from the consumer tag, not the routing key: a message
       // moved by hand (shovel, default exchange) keeps its job's queue.
-      const auto queue = queue_of_tag(to_string(envelope.consumer_tag));
-      Delivery d{envelope.delivery_tag, generation_, queue ? *queue : to_string(envelope.routing_key),
-                 to_string(envelope.message.body)};
+      const auto queue = queue_of_tag(string_of(envelope.consumer_tag));
+      Delivery d{envelope.delivery_tag, generation_, queue ? *queue : string_of(envelope.routing_key),
+                 string_of(envelope.message.body)};
       amqp_destroy_envelope(&envelope);
       sink(std::move(d));
       continue;
@@ -124,7 +121,7 @@ void BrokerConsumer::cancel(const std::vector<std::string>& tags) noexcept {
   // still arrive.
   for (const auto& tag : tags) {
     amqp_basic_cancel_t cancel{};
-    cancel.consumer_tag = amqp_bytes_t{tag.size(), const_cast<char*>(tag.data())};
+    cancel.consumer_tag = bytes_of(tag);
     cancel.nowait = 1;
     amqp_send_method(connection_.state(), AmqpConnection::kChannel, AMQP_BASIC_CANCEL_METHOD, &cancel);
   }
