@@ -25,6 +25,11 @@ struct PublisherState {
   char* serving_database;
   char* connected_url;  // broker_url/exchange of the live connection
   char* connected_exchange;
+
+  // Rounds ended by an ERROR in a row, and no round before next_pass_at
+  // while there are any (error_recovery.hpp).
+  unsigned pass_failures;
+  TimestampTz next_pass_at;
 };
 
 }  // namespace taskq::publisher

@@ -1,0 +1,165 @@
+// The publisher when its own work goes wrong: a database error in a pass
+// is retried in the same process over the same broker connection.
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "test_env.hpp"
+#include "worker_process.hpp"
+
+using namespace std::chrono_literals;
+using taskq::PgConnection;
+using namespace taskq::test;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+long long ms_since(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+}
+
+class PublisherErrors : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TASKQ_REQUIRE_TEST_ENV();
+    conn_.emplace(db());
+    queue_ = unique_name("puberr");
+    conn().exec("SELECT taskq.create_queue($1)", {queue_.c_str()});
+  }
+
+  PgConnection& conn() { return *conn_; }
+  std::string rabbit_queue() const { return "taskq." + queue_; }
+  std::string enqueue(const std::string& extra = "") {
+    return conn().value("SELECT taskq.enqueue($1, '{}'::jsonb" + extra + ")", {queue_.c_str()});
+  }
+  std::string status(const std::string& column) { return conn().value("SELECT " + column + " FROM taskq.publisher"); }
+  std::string backend_pid() {
+    return conn().value("SELECT pid FROM pg_stat_activity WHERE backend_type = 'taskq publisher'");
+  }
+  long outbox_rows() {
+    return std::stol(conn().value("SELECT count(*) FROM taskq.outbox WHERE queue_name = $1", {queue_.c_str()}));
+  }
+
+  std::optional<PgConnection> conn_;
+  std::string queue_;
+};
+
+// The publisher's connections as RabbitMQ lists them, one "peer port,
+// connected at" per connection: a reconnect shows as a different entry.
+std::vector<std::string> publisher_connections() {
+  std::istringstream lines(
+      rabbitmqctl_output("list_connections --no-table-headers peer_port connected_at client_properties").value_or(""));
+  std::vector<std::string> out;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("taskq publisher (") == std::string::npos) continue;
+    std::istringstream fields(line);
+    std::string port, connected_at;
+    fields >> port >> connected_at;
+    out.push_back(port + " " + connected_at);
+  }
+  return out;
+}
+
+int server_log_lines_with(const std::string& needle) {
+  std::ifstream log(env("TASKQ_TEST_PG_LOG"));
+  int n = 0;
+  for (std::string line; std::getline(log, line);)
+    if (line.find(needle) != std::string::npos) ++n;
+  return n;
+}
+
+// A database error in every pass that touches the queue's rows: a trigger
+// refuses to delete them, so publishing works and recording the confirms
+// fails. Switched off by clear() or the destructor.
+class OutboxDeleteFault {
+ public:
+  OutboxDeleteFault(PgConnection& conn, const std::string& queue) : conn_(conn), name_("fault_" + queue) {
+    conn_.exec("CREATE FUNCTION public." + name_ +
+               "() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'injected fault for %', "
+               "OLD.queue_name; END$$");
+    conn_.exec("CREATE TRIGGER " + name_ + " BEFORE DELETE ON taskq.outbox FOR EACH ROW WHEN (OLD.queue_name = '" +
+               queue + "') EXECUTE FUNCTION public." + name_ + "()");
+  }
+  ~OutboxDeleteFault() {
+    try {
+      clear();
+    } catch (const std::exception& e) {
+      std::cerr << "cannot remove the injected fault: " << e.what() << "\n";
+    }
+  }
+  OutboxDeleteFault(const OutboxDeleteFault&) = delete;
+  OutboxDeleteFault& operator=(const OutboxDeleteFault&) = delete;
+
+  void clear() {
+    if (cleared_) return;
+    conn_.exec("DROP TRIGGER IF EXISTS " + name_ + " ON taskq.outbox");
+    conn_.exec("DROP FUNCTION IF EXISTS public." + name_ + "()");
+    cleared_ = true;
+  }
+
+ private:
+  PgConnection& conn_;
+  std::string name_;
+  bool cleared_ = false;
+};
+
+TEST_F(PublisherErrors, ADatabaseErrorInEveryPassIsRetriedInTheSameProcessOverTheSameConnection) {
+  ASSERT_TRUE(wait_until([&] { return status("connected") == "t"; }, 60s));
+  const std::string pid = backend_pid();
+  ASSERT_FALSE(pid.empty());
+  const auto connections = publisher_connections();
+  ASSERT_EQ(connections.size(), 1u) << "one broker connection of the publisher";
+  const std::string fault_message = "injected fault for " + queue_;
+  const std::string recovered_message = "taskq publisher: passes succeed again";
+  const int recovered_before = server_log_lines_with(recovered_message);
+
+  std::set<std::string> waiting;
+  Clock::time_point cleared_at;
+  {
+    OutboxDeleteFault fault(conn(), queue_);
+    waiting.insert(enqueue());
+    EXPECT_TRUE(wait_until([&] { return status("last_error").find(fault_message) != std::string::npos; }, 10s))
+        << "taskq.publisher.last_error: " << status("last_error");
+    EXPECT_EQ(status("state"), "failing");
+    // Several times the 2 s restart delay: a publisher that died of the
+    // error would have a new pid and a new broker connection by now.
+    std::this_thread::sleep_for(7s);
+    waiting.insert(enqueue());
+    EXPECT_EQ(backend_pid(), pid) << "the publisher restarted";
+    EXPECT_EQ(status("pid"), pid);
+    EXPECT_EQ(publisher_connections(), connections) << "the publisher connected to RabbitMQ again";
+    EXPECT_EQ(status("connected"), "t");
+    EXPECT_EQ(server_log_lines_with(fault_message), 1) << "logged once, not per retry";
+    EXPECT_EQ(outbox_rows(), 2) << "rows whose pass failed stay in the outbox";
+    fault.clear();
+    cleared_at = Clock::now();
+  }
+
+  // The retry delay is capped at 10 s.
+  EXPECT_TRUE(wait_until([&] { return outbox_rows() == 0; }, 15s)) << "still waiting after the fault was cleared";
+  std::cout << "[ info ] published " << ms_since(cleared_at) << " ms after the fault was cleared\n";
+  EXPECT_TRUE(wait_until([&] { return status("state") == "connected"; }, 5s)) << status("state");
+  EXPECT_TRUE(wait_until([&] { return server_log_lines_with(recovered_message) == recovered_before + 1; }, 5s))
+      << "no log line says the publisher works again";
+  EXPECT_EQ(backend_pid(), pid);
+  EXPECT_EQ(publisher_connections(), connections);
+
+  // Every failed pass had published the first job before it failed:
+  // at-least-once, the attempt in the message fences the duplicates.
+  BrokerClient broker;
+  std::map<std::string, int> arrived;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        while (auto d = broker.get(rabbit_queue())) ++arrived[d->message_id];
+        return std::all_of(waiting.begin(), waiting.end(), [&](const std::string& id) { return arrived.count(id); });
+      },
+      10s))
+      << "a job whose pass failed never arrived";
+  std::cout << "[ info ] the first job arrived " << arrived[*waiting.begin()] << " time(s)\n";
+}
+
+}  // namespace
