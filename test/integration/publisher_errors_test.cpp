@@ -1,5 +1,6 @@
 // The publisher when its own work goes wrong: a database error in a pass
-// is retried in the same process over the same broker connection.
+// is retried in the same process over the same broker connection, and the
+// broker is never asked with a transaction open.
 #include <algorithm>
 #include <fstream>
 #include <iostream>
@@ -7,6 +8,7 @@
 #include <sstream>
 #include <thread>
 
+#include "frozen_broker.hpp"
 #include "test_env.hpp"
 #include "worker_process.hpp"
 
@@ -107,6 +109,32 @@ class OutboxDeleteFault {
   bool cleared_ = false;
 };
 
+// ALTER SYSTEM settings of one test, reset however the test ends.
+class TestSettings {
+ public:
+  explicit TestSettings(PgConnection& conn) : conn_(conn) {}
+  ~TestSettings() {
+    for (const auto& name : names_) {
+      try {
+        set_setting(conn_, name, "");
+      } catch (const std::exception& e) {
+        std::cerr << "cannot reset " << name << ": " << e.what() << "\n";
+      }
+    }
+  }
+  TestSettings(const TestSettings&) = delete;
+  TestSettings& operator=(const TestSettings&) = delete;
+
+  void set(const std::string& name, const std::string& value) {
+    names_.insert(name);
+    set_setting(conn_, name, value);
+  }
+
+ private:
+  PgConnection& conn_;
+  std::set<std::string> names_;
+};
+
 TEST_F(PublisherErrors, ADatabaseErrorInEveryPassIsRetriedInTheSameProcessOverTheSameConnection) {
   ASSERT_TRUE(wait_until([&] { return status("connected") == "t"; }, 60s));
   const std::string pid = backend_pid();
@@ -160,6 +188,60 @@ TEST_F(PublisherErrors, ADatabaseErrorInEveryPassIsRetriedInTheSameProcessOverTh
       10s))
       << "a job whose pass failed never arrived";
   std::cout << "[ info ] the first job arrived " << arrived[*waiting.begin()] << " time(s)\n";
+}
+
+TEST_F(PublisherErrors, TheReconcilerAsksAFrozenBrokerWithNoTransactionOpen) {
+  // A pending job published a while ago, whose message is gone: the
+  // reconciler asks RabbitMQ how many messages its queue holds.
+  const std::string id = enqueue();
+  {
+    BrokerClient broker;  // closed before the freeze: it would time out
+    ASSERT_EQ(collect(broker, rabbit_queue(), 1, 10s).size(), 1u);
+  }
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return conn().value("SELECT published_at IS NOT NULL FROM taskq.jobs WHERE id = $1", {id.c_str()}) == "t";
+      },
+      5s));
+  std::this_thread::sleep_for(1100ms);  // older than reconcile_after below
+
+  std::vector<std::string> held;  // enqueued while frozen: not due, so not published into the frozen socket
+  double longest_transaction_s = 0;
+  long long slowest_enqueue_ms = 0;
+  bool asked = false;
+  {
+    TestSettings settings(conn());
+    FrozenBroker freeze;
+    ASSERT_TRUE(freeze.frozen()) << "cannot SIGSTOP the RabbitMQ node";
+    settings.set("taskq.reconcile_after", "1s");
+    settings.set("taskq.maintenance_interval", "1s");
+    // Within the broker's 10 s method timeout and before missing heartbeats
+    // (20 s) end the connection.
+    const auto until = Clock::now() + 8s;
+    auto next_enqueue = Clock::now();
+    while (Clock::now() < until) {
+      auto r = conn().exec(
+          "SELECT coalesce(extract(epoch FROM clock_timestamp() - xact_start), 0)::float8, coalesce(query, '')"
+          " FROM pg_stat_activity WHERE backend_type = 'taskq publisher'");
+      if (PQntuples(r.get()) == 1) {
+        longest_transaction_s = std::max(longest_transaction_s, std::stod(PQgetvalue(r.get(), 0, 0)));
+        if (std::string(PQgetvalue(r.get(), 0, 1)).find("asking RabbitMQ") != std::string::npos) asked = true;
+      }
+      if (Clock::now() >= next_enqueue) {
+        const auto start = Clock::now();
+        held.push_back(enqueue(", delay => '1 hour'"));
+        slowest_enqueue_ms = std::max(slowest_enqueue_ms, ms_since(start));
+        next_enqueue = Clock::now() + 500ms;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+  EXPECT_LT(longest_transaction_s, 2.0) << "a publisher transaction stayed open while it waited for the broker";
+  EXPECT_LT(slowest_enqueue_ms, 2000) << "an enqueue waited for the publisher";
+  EXPECT_TRUE(asked) << "the reconciler did not ask the frozen broker: the test proved nothing";
+  for (const auto& job : held) conn().exec("SELECT taskq.cancel($1)", {job.c_str()});
+  // Healthy again for the tests that follow.
+  EXPECT_TRUE(wait_until([&] { return status("connected") == "t"; }, 60s)) << status("last_error");
 }
 
 }  // namespace
