@@ -1,6 +1,7 @@
 // The publisher when its own work goes wrong: a database error in a pass
-// is retried in the same process over the same broker connection, and the
-// broker is never asked with a transaction open.
+// is retried in the same process over the same broker connection, the
+// broker is never asked with a transaction open, and a publish the broker
+// refused is tried again when its backoff ends.
 #include <algorithm>
 #include <fstream>
 #include <iostream>
@@ -242,6 +243,67 @@ TEST_F(PublisherErrors, TheReconcilerAsksAFrozenBrokerWithNoTransactionOpen) {
   for (const auto& job : held) conn().exec("SELECT taskq.cancel($1)", {job.c_str()});
   // Healthy again for the tests that follow.
   EXPECT_TRUE(wait_until([&] { return status("connected") == "t"; }, 60s)) << status("last_error");
+}
+
+// A max-length 0 reject-publish policy makes the broker nack every publish
+// to the queue, until it is cleared (also when the test fails).
+class RejectingQueue {
+ public:
+  explicit RejectingQueue(const std::string& queue) : name_("reject_" + queue) {
+    set = rabbitmqctl("set_policy --apply-to queues " + name_ + " '^taskq\\." + queue +
+                      "$' '{\"max-length\": 0, \"overflow\": \"reject-publish\"}'") == 0;
+  }
+  ~RejectingQueue() { clear(); }
+  RejectingQueue(const RejectingQueue&) = delete;
+  RejectingQueue& operator=(const RejectingQueue&) = delete;
+  void clear() {
+    if (set) rabbitmqctl("clear_policy " + name_);
+    set = false;
+  }
+  bool set;
+
+ private:
+  std::string name_;
+};
+
+TEST_F(PublisherErrors, ANackedPublishIsRetriedWhenItsBackoffEnds) {
+  TestSettings settings(conn());
+  // Only the row's own due time can wake the publisher this early.
+  settings.set("taskq.poll_interval", "30s");
+  RejectingQueue rejecting(queue_);
+  ASSERT_TRUE(rejecting.set);
+  const std::string id = enqueue();
+  auto attempts = [&] {
+    return conn().value("SELECT coalesce(max(publish_attempts), -1) FROM taskq.outbox WHERE job_id = $1", {id.c_str()});
+  };
+  ASSERT_TRUE(wait_until([&] { return attempts() == "1"; }, 15s, 5ms)) << "never nacked";
+  const auto first_nack = Clock::now();
+  EXPECT_EQ(conn().value("SELECT last_error LIKE '%nack%' FROM taskq.outbox WHERE job_id = $1", {id.c_str()}), "t");
+  // The first retry is due 1 s after the nack.
+  ASSERT_TRUE(wait_until([&] { return attempts() == "2"; }, 10s, 5ms)) << "never retried";
+  const long long retried_after = ms_since(first_nack);
+  EXPECT_LT(retried_after, 2000) << "retried late: the publisher slept past the row's due time";
+
+  // Accepted from the next retry on (due 2 s after the second nack, or
+  // later if clearing the policy took longer).
+  rejecting.clear();
+  std::string due_at;
+  BrokerClient broker;
+  std::optional<Delivery> got;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const std::string due = conn().value("SELECT due_at FROM taskq.outbox WHERE job_id = $1", {id.c_str()});
+        if (!due.empty()) due_at = due;
+        return (got = broker.get(rabbit_queue())).has_value();
+      },
+      15s, 5ms))
+      << "never published after the policy was cleared";
+  EXPECT_EQ(got->message_id, id);
+  const double late_s = std::stod(
+      conn().value("SELECT extract(epoch FROM clock_timestamp() - $1::timestamptz)::float8", {due_at.c_str()}));
+  std::cout << "[ info ] first retry " << retried_after << " ms after the nack; published " << late_s
+            << " s after the last retry was due\n";
+  EXPECT_LT(late_s, 1.5) << "published late: the publisher did not wake when the retry was due";
 }
 
 }  // namespace
