@@ -59,9 +59,12 @@ void start_pass(PublisherState& st, PassState* pass) {
       static_cast<pg_uuid_t*>(MemoryContextAlloc(st.pass_context, sizeof(pg_uuid_t) * pass->published_capacity));
 }
 
-// When should we look again without being woken?
+// When should we look again without being woken? Not read-only: a
+// read-only query runs on the pass's first snapshot and misses the rows
+// this pass itself pushed back (_outbox_failed), whose retry would then
+// wait for the next poll instead of its due time.
 void note_next_due(PublisherState& st) {
-  if (SPI_execute("SELECT (extract(epoch FROM taskq._outbox_next_due() - now()) * 1000)::float8", true, 1) ==
+  if (SPI_execute("SELECT (extract(epoch FROM taskq._outbox_next_due() - now()) * 1000)::float8", false, 1) ==
           SPI_OK_SELECT &&
       SPI_processed == 1) {
     bool isnull;

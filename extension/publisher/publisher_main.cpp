@@ -7,6 +7,7 @@
 #include "core_bridge.h"
 #include "pg_includes.hpp"
 #include "publisher/broker_connection.hpp"
+#include "publisher/error_recovery.hpp"
 #include "publisher/maintenance.hpp"
 #include "publisher/publish_pass.hpp"
 #include "publisher/publisher_state.hpp"
@@ -169,7 +170,7 @@ extern "C" void taskq_publisher_main(Datum arg) {
 
   for (;;) {
     st.woken_during_pass = false;
-    long sleep_ms = run_round(st);
+    long sleep_ms = run_round_recovering(st, run_round);
     if (st.woken_during_pass) sleep_ms = 0;
     if (sleep_ms > 0) sleep_until_woken(st, sleep_ms);
     ResetLatch(MyLatch);

@@ -28,6 +28,11 @@ struct PublisherState {
   char* connected_url;  // broker_url/exchange/password_file of the live connection
   char* connected_exchange;
   char* connected_password_file;
+
+  // Rounds ended by an ERROR in a row, and no round before next_pass_at
+  // while there are any (error_recovery.hpp).
+  unsigned pass_failures;
+  TimestampTz next_pass_at;
 };
 
 }  // namespace taskq::publisher

@@ -5,7 +5,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,6 +16,7 @@
 #include <set>
 #include <thread>
 
+#include "frozen_broker.hpp"
 #include "test_env.hpp"
 
 using namespace std::chrono_literals;
@@ -320,27 +320,6 @@ std::vector<Delivery> collect_all(const std::string& queue, const std::set<std::
   while (auto d = client.get(queue)) got.push_back(std::move(*d));
   return got;
 }
-
-// SIGSTOPs the RabbitMQ node (beam.smp) of the test environment: its
-// sockets stay open and silent, a half-open connection as seen from the
-// publisher. Always thawed again, also when the test fails.
-class FrozenBroker {
- public:
-  FrozenBroker() {
-    std::ifstream file(env("TASKQ_TEST_STATE") + "/rabbit/rabbit.pid");
-    file >> pid_;
-    if (pid_ > 0 && kill(pid_, SIGSTOP) != 0) pid_ = 0;
-  }
-  ~FrozenBroker() { thaw(); }
-  bool frozen() const { return pid_ > 0; }
-  void thaw() {
-    if (pid_ > 0) kill(pid_, SIGCONT);
-    pid_ = 0;
-  }
-
- private:
-  pid_t pid_ = 0;
-};
 
 TEST_F(Publisher, AFrozenBrokerIsNoticedWithinTheTimeoutsAndNoJobIsLost) {
   // Declare the queue on the publisher's connection first: later publishes
