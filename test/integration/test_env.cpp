@@ -109,10 +109,10 @@ std::optional<Delivery> BrokerClient::get(const std::string& queue) {
   amqp_message_t message;
   check_rpc_reply(amqp_read_message(state, AmqpConnection::kChannel, &message, 0), "reading a message");
   const auto& p = message.properties;
-  d.body = to_string(message.body);
-  if (p._flags & AMQP_BASIC_MESSAGE_ID_FLAG) d.message_id = to_string(p.message_id);
-  if (p._flags & AMQP_BASIC_TYPE_FLAG) d.type = to_string(p.type);
-  if (p._flags & AMQP_BASIC_CONTENT_TYPE_FLAG) d.content_type = to_string(p.content_type);
+  d.body = string_of(message.body);
+  if (p._flags & AMQP_BASIC_MESSAGE_ID_FLAG) d.message_id = string_of(p.message_id);
+  if (p._flags & AMQP_BASIC_TYPE_FLAG) d.type = string_of(p.type);
+  if (p._flags & AMQP_BASIC_CONTENT_TYPE_FLAG) d.content_type = string_of(p.content_type);
   if (p._flags & AMQP_BASIC_PRIORITY_FLAG) d.priority = p.priority;
   if (p._flags & AMQP_BASIC_DELIVERY_MODE_FLAG) d.delivery_mode = p.delivery_mode;
   if (p._flags & AMQP_BASIC_TIMESTAMP_FLAG) d.timestamp = p.timestamp;
@@ -134,7 +134,7 @@ std::optional<Delivery> BrokerClient::get(const std::string& queue) {
         default:
           value = "?";
       }
-      d.headers[to_string(e.key)] = value;
+      d.headers[string_of(e.key)] = value;
     }
   }
   amqp_destroy_message(&message);
