@@ -68,6 +68,11 @@ std::string shell_quote(const std::string& s) {
 
 std::string worker_binary() { return TASKQ_WORKER_BINARY; }
 
+std::string test_program(const std::string& name) {
+  const std::string worker = worker_binary();
+  return worker.substr(0, worker.rfind('/') + 1) + name;
+}
+
 std::vector<std::string> connection_flags() {
   return {"--database", env("TASKQ_TEST_DATABASE_URL"), "--broker", env("TASKQ_TEST_BROKER_URL")};
 }
@@ -83,7 +88,7 @@ bool process_alive(pid_t pid) {
 
 // --- WorkerProcess -----------------------------------------------------------
 
-WorkerProcess::WorkerProcess(std::vector<std::string> args, EnvChanges env_changes) {
+WorkerProcess::WorkerProcess(std::vector<std::string> args, EnvChanges env_changes, std::string binary) {
   dir_ = make_temp_dir("taskq-worker-test");
 
   // Everything the child needs is prepared before fork: after it, only
@@ -107,7 +112,7 @@ WorkerProcess::WorkerProcess(std::vector<std::string> args, EnvChanges env_chang
   for (auto& e : env_storage) envp.push_back(e.data());
   envp.push_back(nullptr);
 
-  std::string binary = worker_binary();
+  if (binary.empty()) binary = worker_binary();
   std::vector<char*> argv{binary.data()};
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

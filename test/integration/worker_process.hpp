@@ -17,6 +17,8 @@ namespace taskq::test {
 
 // The taskq-worker built next to the tests (CMake's TASKQ_WORKER_BINARY).
 std::string worker_binary();
+// A program of test/programs/, built next to taskq-worker.
+std::string test_program(const std::string& name);
 // --database and --broker pointing at the servers of scripts/test-env.
 std::vector<std::string> connection_flags();
 
@@ -32,9 +34,9 @@ class WorkerProcess {
   // a test passes are the only configuration the worker gets.
   using EnvChanges = std::map<std::string, std::optional<std::string>>;
 
-  // Starts worker_binary() with `args` (nothing added). Throws
-  // std::runtime_error if it cannot be started at all.
-  explicit WorkerProcess(std::vector<std::string> args, EnvChanges env = {});
+  // Starts `binary` (empty: worker_binary()) with `args` (nothing added).
+  // Throws std::runtime_error if it cannot be started at all.
+  explicit WorkerProcess(std::vector<std::string> args, EnvChanges env = {}, std::string binary = "");
   // SIGKILLs the worker if it still runs; on a failed test, prints the tail
   // of its log first.
   ~WorkerProcess();
