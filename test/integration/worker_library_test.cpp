@@ -1,7 +1,10 @@
 // The worker library (taskq::Worker with in-process handlers) against the
-// real PostgreSQL and RabbitMQ: handler routing, outcomes, cancellation, and
-// deliveries that outlive RabbitMQ's consumer_timeout.
+// real PostgreSQL and RabbitMQ: handler routing, outcomes, cancellation,
+// deliveries that outlive RabbitMQ's consumer_timeout, and a shutdown that
+// is bounded even when a handler never returns.
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -29,10 +32,14 @@ class WorkerLibrary : public ::testing::Test {
   }
 
   void TearDown() override {
+    // Lets go of a handler that ignores its token before waiting for run():
+    // without a bounded shutdown, run() would wait for it forever.
+    if (release_) release_();
     if (worker_) {
       worker_->stop();
       if (thread_.joinable()) thread_.join();
     }
+    for (const auto& name : reset_settings_) set_setting(conn(), name, "");
   }
 
   PgConnection& conn() { return *conn_; }
@@ -46,12 +53,14 @@ class WorkerLibrary : public ::testing::Test {
   }
 
   void run() {
+    returned_ = false;
     thread_ = std::thread([this] {
       try {
         worker_->run();
       } catch (const std::exception& e) {
         ADD_FAILURE() << "Worker::run() threw: " << e.what();
       }
+      returned_ = true;
     });
   }
 
@@ -71,6 +80,37 @@ class WorkerLibrary : public ::testing::Test {
   std::string queue_;
   std::unique_ptr<taskq::Worker> worker_;
   std::thread thread_;
+  std::atomic<bool> returned_{false};        // run() returned
+  std::function<void()> release_;            // unblocks a stuck handler (TearDown calls it)
+  std::vector<std::string> reset_settings_;  // RESET by TearDown
+};
+
+// A door a handler waits at, ignoring its cancellation token, until the
+// test opens it. Shared with the handler, so the test can tell when the
+// worker let go of the handler (use_count drops).
+struct Door {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  bool waiting = false;
+  std::atomic<bool> left{false};  // the handler went on past the door
+
+  void wait() {
+    std::unique_lock<std::mutex> lock(mu);
+    waiting = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return open; });
+    left = true;
+  }
+  void let_through() {
+    std::lock_guard<std::mutex> lock(mu);
+    open = true;
+    cv.notify_all();
+  }
+  bool someone_waiting() {
+    std::lock_guard<std::mutex> lock(mu);
+    return waiting;
+  }
 };
 
 TEST_F(WorkerLibrary, TaskHandlersWinOverTheQueueHandler) {
@@ -292,6 +332,95 @@ TEST_F(WorkerLibrary, AFinishedJobsCallbackIsPostedOnceAndSigned) {
   const std::string signature = got[0].header("X-Taskq-Signature");
   const std::string t = signature.substr(2, signature.find(',') - 2);
   EXPECT_EQ(signature, "t=" + t + ",v1=" + taskq::hmac_sha256_hex("s3cret", t + "." + got[0].body));
+}
+
+// A handler that ignores its token must not keep run() from returning: past
+// the shutdown timeout and the grace period the worker gives up on it and
+// leaves its job to its lease, and the Worker can be destroyed while the
+// handler still runs. The job then runs again and is recorded once.
+TEST_F(WorkerLibrary, AHandlerThatIgnoresItsTokenDoesNotHoldUpTheShutdown) {
+  set_setting(conn(), "taskq.maintenance_interval", "1s");  // lease expiry is noticed within a second
+  reset_settings_.push_back("taskq.maintenance_interval");
+  conn().exec("SELECT taskq.create_queue($1, lease => '2 seconds', backoff_base => '100 ms')", {queue_.c_str()});
+  auto door = std::make_shared<Door>();
+  release_ = [door] { door->let_through(); };
+  taskq::WorkerOptions options;
+  options.shutdown_timeout = 1s;
+  auto& stuck = worker(options);
+  stuck.handle_queue(queue_, [door](const taskq::Job&, const taskq::CancellationToken&) {
+    door->wait();
+    return taskq::Outcome::completed({{"by", "the handler that ignored its token"}});
+  });
+  run();
+  const std::string id = enqueue();
+  ASSERT_TRUE(wait_until([&] { return door->someone_waiting(); }, 30s)) << "the job never started";
+  ASSERT_TRUE(wait_status(id, "running"));
+
+  const auto stopped = std::chrono::steady_clock::now();
+  worker_->stop();
+  // 1 s of shutdown timeout, 10 s of grace, then a margin.
+  ASSERT_TRUE(wait_until([&] { return returned_.load(); }, 1s + 10s + 5s, 20ms))
+      << "run() did not return while a handler ignored its token";
+  EXPECT_GE(std::chrono::steady_clock::now() - stopped, 1s + 10s - 100ms) << "the grace period was cut short";
+  thread_.join();
+  // Heartbeats stopped with run(); the lease (2 s) has not run out yet.
+  EXPECT_EQ(field(id, "status::text"), "running") << "left to its lease, not recorded";
+  // Destroying the Worker while its handler is stuck must not crash (the
+  // handler's thread keeps what it uses alive).
+  worker_.reset();
+  EXPECT_FALSE(door->left);
+
+  // The lease runs out, the job is retried, and another worker runs it; the
+  // redelivery of the abandoned delivery comes back stale.
+  std::atomic<int> second_runs{0};
+  auto& next = worker();
+  next.handle_queue(queue_, [&](const taskq::Job& job, const taskq::CancellationToken&) {
+    ++second_runs;
+    return taskq::Outcome::completed({{"by", "the next worker"}, {"attempt", job.attempt}});
+  });
+  run();
+  ASSERT_TRUE(wait_status(id, "completed"));
+  EXPECT_EQ(field(id, "attempts"), "2");
+  EXPECT_EQ(field(id, "result->>'by'"), "the next worker");
+
+  // The stuck handler returns at last: its outcome is dropped (the attempt
+  // it ran is over), and the worker's state goes with its thread.
+  door->let_through();
+  EXPECT_TRUE(wait_until([&] { return door.use_count() == 2; }, 10s))
+      << "the abandoned handler was not released after it returned";  // the test's and release_'s
+  EXPECT_TRUE(door->left);
+  EXPECT_TRUE(wait_until([&] { return rabbit_queue_total_messages("taskq." + queue_) == 0; }, 10s))
+      << "left in RabbitMQ";
+  EXPECT_EQ(field(id, "status::text"), "completed");
+  EXPECT_EQ(field(id, "result->>'by'"), "the next worker") << "recorded once";
+  EXPECT_EQ(second_runs.load(), 1);
+}
+
+// A callback POST that hangs holds up run() at most for the callback timeout.
+TEST_F(WorkerLibrary, AHangingCallbackPostHoldsUpTheShutdownOnlyForItsTimeout) {
+  conn().exec("SELECT taskq.create_queue($1)", {queue_.c_str()});
+  HttpReceiver receiver;
+  std::atomic<bool> posted{false};  // (the receiver records a request once it has answered)
+  receiver.respond([&](const ReceivedRequest&, std::size_t) {
+    posted = true;
+    Response r;
+    r.delay = 120s;
+    return r;
+  });
+  taskq::WorkerOptions options;
+  options.callbacks.timeout = 2s;
+  auto& w = worker(options);
+  w.handle_queue(queue_,
+                 [](const taskq::Job&, const taskq::CancellationToken&) { return taskq::Outcome::completed(); });
+  run();
+  const std::string id = enqueue("{}", ", callback_url => '" + receiver.url("/hang") + "'");
+  ASSERT_TRUE(wait_status(id, "completed"));
+  ASSERT_TRUE(wait_until([&] { return posted.load(); }, 20s)) << "no callback POST";
+  const auto stopped = std::chrono::steady_clock::now();
+  worker_->stop();
+  EXPECT_TRUE(wait_until([&] { return returned_.load(); }, 2s + 5s, 20ms))
+      << "run() waited for a hanging callback POST beyond its timeout";
+  EXPECT_LT(std::chrono::steady_clock::now() - stopped, 2s + 5s);
 }
 
 // RabbitMQ closes a channel whose delivery stays unacked longer than its

@@ -68,6 +68,11 @@ std::string shell_quote(const std::string& s) {
 
 std::string worker_binary() { return TASKQ_WORKER_BINARY; }
 
+std::string test_program(const std::string& name) {
+  const std::string worker = worker_binary();
+  return worker.substr(0, worker.rfind('/') + 1) + name;
+}
+
 std::vector<std::string> connection_flags() {
   return {"--database", env("TASKQ_TEST_DATABASE_URL"), "--broker", env("TASKQ_TEST_BROKER_URL")};
 }

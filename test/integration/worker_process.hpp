@@ -17,6 +17,8 @@ namespace taskq::test {
 
 // The taskq-worker built next to the tests (CMake's TASKQ_WORKER_BINARY).
 std::string worker_binary();
+// A program of test/programs/, built next to taskq-worker.
+std::string test_program(const std::string& name);
 // --database and --broker pointing at the servers of scripts/test-env.
 std::vector<std::string> connection_flags();
 

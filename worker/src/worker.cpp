@@ -35,6 +35,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -73,9 +74,18 @@ auto guarded(const char* thread, Fn fn) {
   };
 }
 
+// After the shutdown's last wait, runners whose handler returned leave at
+// once; this is only their time to get there.
+constexpr std::chrono::milliseconds kRunnersExitWait{200};
+
 }  // namespace
 
-struct Worker::Impl {
+// Shared with the runner threads: a runner whose handler ignores its token
+// past the shutdown's grace period is left running after run() returns
+// (detached), and everything it touches when the handler does return (the
+// WorkState with its InFlight, the Metrics, the Handler) lives here, so the
+// Worker may be destroyed meanwhile; the last runner to go frees it.
+struct Worker::Impl : std::enable_shared_from_this<Impl> {
   WorkerOptions options;
   std::map<std::string, Handler> by_queue;
   std::map<std::string, Handler> by_task;
@@ -111,13 +121,14 @@ struct Worker::Impl {
     log::info("taskq-worker {} consuming {} queue(s) with concurrency {}", options.name, topology.queues.size(),
               options.concurrency);
 
-    Runners runners(state, metrics);
     Starter starter(options, by_queue, by_task, state, wake, stop, metrics);
     Finisher finisher(options, state, wake, stop, metrics);
     Heartbeater heartbeater(options, state, wake, metrics);
     std::vector<std::thread> runner_threads;
+    state.runners_running = options.concurrency;
     for (int i = 0; i < options.concurrency; ++i)
-      runner_threads.emplace_back(guarded("runner", [&runners] { runners.run(); }));
+      runner_threads.emplace_back(
+          guarded("runner", [self = shared_from_this()] { Runners(self->state, self->metrics).run(); }));
     std::thread starter_thread(guarded("starter", [&starter] { starter.run(); }));
     std::thread finisher_thread(guarded("finisher", [&finisher] { finisher.run(); }));
     std::thread heartbeater_thread(guarded("heartbeater", [&heartbeater] { heartbeater.run(); }));
@@ -138,7 +149,7 @@ struct Worker::Impl {
     state.runner_cv.notify_all();
     state.finisher_cv.notify_all();
     state.changed_cv.notify_all();
-    for (auto& t : runner_threads) t.join();
+    stop_runners(runner_threads);
     starter_thread.join();
     finisher_thread.join();
     heartbeater_thread.join();
@@ -149,9 +160,36 @@ struct Worker::Impl {
     consumer.close();
     log::info("stopped");
   }
+
+  // Joins the runner threads, or, if a handler is still running (shutdown
+  // gave up on it), leaves them all running detached; each holds a
+  // reference to this Impl. The jobs they hold are left to their leases.
+  void stop_runners(std::vector<std::thread>& threads) {
+    {
+      std::unique_lock<std::mutex> lock(state.mu);
+      if (!state.changed_cv.wait_for(lock, kRunnersExitWait, [&] { return state.runners_running == 0; })) {
+        // Started but not picked up (every runner is stuck): these never
+        // ran, and must not once a stuck runner comes back.
+        const std::set<InFlight*> never_ran(state.runnable.begin(), state.runnable.end());
+        state.runnable.clear();
+        for (auto& [key, job] : state.in_flight) {
+          if (job->handler_done) continue;
+          job->abandoned = true;
+          if (never_ran.count(job.get()) != 0) continue;
+          ++state.abandoned_handlers;  // a runner holds it
+          log::error(job->job,
+                     "handler still running after the shutdown's grace period; leaving it behind, its lease will "
+                     "retry the job");
+        }
+        for (auto& t : threads) t.detach();
+        return;
+      }
+    }
+    for (auto& t : threads) t.join();
+  }
 };
 
-Worker::Worker(WorkerOptions options) : impl_(std::make_unique<Impl>()) { impl_->options = std::move(options); }
+Worker::Worker(WorkerOptions options) : impl_(std::make_shared<Impl>()) { impl_->options = std::move(options); }
 Worker::~Worker() = default;
 
 void Worker::handle_queue(const std::string& queue, Handler handler) { impl_->by_queue[queue] = std::move(handler); }
@@ -160,6 +198,11 @@ void Worker::handle_task(const std::string& task, Handler handler) { impl_->by_t
 void Worker::run() { impl_->run(); }
 
 std::string Worker::metrics_text() const { return impl_->metrics.render(); }
+
+int Worker::handlers_still_running() const {
+  std::lock_guard<std::mutex> lock(impl_->state.mu);
+  return impl_->state.abandoned_handlers;
+}
 
 void Worker::stop() {
   impl_->stop.request(impl_->options.shutdown_timeout);

@@ -142,7 +142,16 @@ class Worker {
   // Connects (StartupError if PostgreSQL or RabbitMQ cannot be reached),
   // consumes until stop(), then lets in-flight jobs finish within the
   // shutdown timeout (cancelling the rest, which are retried), and returns.
-  // Later connection losses are retried with backoff, never thrown.
+  // Later connection losses are retried with backoff, never thrown. Call it
+  // once.
+  //
+  // It returns at most shutdown_timeout + 10 s (+ callbacks.timeout for a
+  // callback POST in flight) after stop(), even if a handler never returns:
+  // such a handler is left running on its thread, its job to its lease
+  // (retried once the lease expires), and whatever it returns is dropped.
+  // Its thread keeps the worker's internal state alive, so the Worker may
+  // be destroyed meanwhile; what the handler itself uses must stay valid
+  // until it returns. See handlers_still_running().
   void run();
   // Thread-safe; returns at once.
   void stop();
@@ -151,9 +160,16 @@ class Worker {
   // for programs that export them their own way. Thread-safe.
   std::string metrics_text() const;
 
+  // Handlers that run() gave up on (they ignored their token past the
+  // shutdown's grace period) and that have not returned yet. A program
+  // ending while this is not 0 should leave with _exit or std::quick_exit
+  // rather than return from main, so that no static object is destroyed
+  // under a running handler. Thread-safe.
+  int handlers_still_running() const;
+
  private:
   struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<Impl> impl_;  // shared with runner threads that outlive run()
 };
 
 }  // namespace taskq

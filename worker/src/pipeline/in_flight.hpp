@@ -48,9 +48,13 @@ struct InFlight {
   Clock::time_point started_at;
   std::chrono::milliseconds heartbeat_every{0};
   Clock::time_point next_heartbeat;
-  bool acked = false;                              // acknowledged early (a long job); the final ack is skipped
-  bool handler_done = false;                       // its outcome waits for the finisher
-  bool stopped_by_shutdown = false;                // a retry outcome gives the attempt back (taskq._give_back)
+  bool acked = false;                // acknowledged early (a long job); the final ack is skipped
+  bool handler_done = false;         // its outcome waits for the finisher
+  bool stopped_by_shutdown = false;  // a retry outcome gives the attempt back (taskq._give_back)
+  // Shutdown gave up on its handler (it ignored its token past the grace
+  // period): the job is left to its lease, and the outcome the handler may
+  // still return is dropped.
+  bool abandoned = false;
   std::optional<Clock::time_point> running_since;  // while its handler runs
 
   // Jobs are keyed by id and attempt: a retry of a job may start here before
@@ -80,6 +84,10 @@ struct WorkState {
   // started ahead until quick jobs have actually finished here.
   double recent_handler_seconds = 1;
   int handlers_busy = 0;  // started jobs whose handler has not returned
+  // Runner threads that have not returned (shutdown waits for them, up to
+  // a point), and those of them whose handler shutdown gave up on.
+  int runners_running = 0;
+  int abandoned_handlers = 0;
   // A start round trip is under way: its jobs may start after shutdown
   // began, and must still run (their attempt is taken) before the runners go.
   bool starting = false;

@@ -3,6 +3,8 @@
 
 #include <mutex>
 
+#include "operations/log.hpp"
+
 namespace taskq {
 
 void Runners::run() {
@@ -11,7 +13,11 @@ void Runners::run() {
     {
       std::unique_lock<std::mutex> lock(state_.mu);
       state_.runner_cv.wait(lock, [&] { return state_.stop_runners || !state_.runnable.empty(); });
-      if (state_.runnable.empty()) return;
+      if (state_.runnable.empty()) {
+        --state_.runners_running;
+        state_.changed_cv.notify_all();
+        return;
+      }
       job = state_.runnable.front();
       state_.runnable.pop_front();
     }
@@ -30,6 +36,13 @@ void Runners::run() {
     state_.recent_handler_seconds = 0.9 * state_.recent_handler_seconds + 0.1 * seconds;
     job->handler_done = true;
     job->running_since.reset();
+    if (job->abandoned) {
+      // run() has returned; the lease retries the job, perhaps already has.
+      --state_.abandoned_handlers;
+      log::warn(job->job, "handler returned {:.1f}s after it started, after the worker gave up on it: outcome dropped",
+                seconds);
+      continue;
+    }
     state_.finished.push_back({job, std::move(outcome), seconds});
     state_.finisher_cv.notify_one();
     state_.starter_cv.notify_one();

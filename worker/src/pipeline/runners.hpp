@@ -1,6 +1,8 @@
 // The runner stage: `concurrency` threads, each taking started jobs from
 // WorkState::runnable, running their handler, and handing the outcome to
-// the finisher. A handler's exception becomes a retryable failure.
+// the finisher. A handler's exception becomes a retryable failure. A
+// runner whose handler shutdown gave up on may return after run() did: it
+// then drops the outcome (see worker.cpp for what keeps its state alive).
 #pragma once
 
 #include "operations/metrics.hpp"
