@@ -257,6 +257,13 @@ $$;
 -- exclusive lock.
 
 ALTER TABLE taskq.jobs ADD COLUMN start_request_id uuid, ADD COLUMN failed_attempt integer;
+-- taskq.job's body (BEGIN ATOMIC SELECT *) lists the columns it was created
+-- with: made again, it returns the new ones too (as a fresh install does).
+CREATE OR REPLACE FUNCTION taskq.job(job_id uuid) RETURNS SETOF taskq.jobs
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  SELECT * FROM taskq.jobs WHERE id = job_id;
+END;
 
 CREATE OR REPLACE FUNCTION taskq._fail_attempt(j taskq.jobs, error text, retry_in interval, permanent boolean)
 RETURNS taskq.job_status

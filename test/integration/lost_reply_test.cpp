@@ -31,14 +31,21 @@ class LostReply : public WorkerFixture {
     metrics_port_ = free_tcp_port();
   }
 
-  // A worker serving `queue` whose every database connection goes through
-  // the proxy, with its metrics on metrics_port_.
-  std::vector<std::string> proxied_worker_args(const std::string& queue, const std::string& handler) {
+  // Starts a worker serving a new queue with a handler that records its
+  // runs; every database connection of the worker goes through the proxy,
+  // its metrics are on metrics_port_. Returns the queue once it consumes.
+  std::string serve_new_queue(const std::string& prefix) {
+    // A lease far longer than the test waits: only a repeat that gets its
+    // job back can finish it in time, not a lease rescue.
+    const std::string queue = create_queue(prefix, "lease => '5 minutes'");
+    const std::string handler = scratch().script("ok.sh", std::string(kRecordRun) + "\necho '\"ok\"'");
     std::vector<std::string> args =
         worker_args({{queue, "exec:" + handler}}, {"--metrics-addr", "127.0.0.1:" + std::to_string(metrics_port_)});
     for (std::size_t i = 0; i + 1 < args.size(); ++i)
       if (args[i] == "--database") args[i + 1] = proxied_conninfo_;
-    return args;
+    worker_.emplace(args);
+    EXPECT_TRUE(wait_consumer(queue, 60s)) << "the worker did not start consuming";
+    return queue;
   }
 
   // Waits until the worker's /metrics has `sample` (a whole line's start);
@@ -59,6 +66,7 @@ class LostReply : public WorkerFixture {
   std::optional<ReplyDroppingProxy> proxy_;
   std::string proxied_conninfo_;
   int metrics_port_ = 0;
+  std::optional<WorkerProcess> worker_;  // declared after proxy_: stopped before it
 };
 
 // What the worker's statements contain (db/job_store.cpp), and nothing
@@ -68,12 +76,8 @@ constexpr const char* kStartCall = "taskq._start_batch($1";
 constexpr const char* kCompleteCall = "taskq._complete_batch($1";
 
 TEST_F(LostReply, AStartWhoseReplyIsLostStillRunsItsJobOnceOnTheSameAttempt) {
-  // A lease far longer than the test waits: only a repeat that gets its job
-  // back can finish it in time, not a lease rescue.
-  const std::string queue = create_queue("lostart", "lease => '5 minutes'");
-  const std::string handler = scratch().script("ok.sh", std::string(kRecordRun) + "\necho '\"ok\"'");
-  WorkerProcess worker(proxied_worker_args(queue, handler));
-  ASSERT_TRUE(wait_consumer(queue, 60s)) << "the worker did not start consuming";
+  const std::string queue = serve_new_queue("lostart");
+  WorkerProcess& worker = *worker_;
 
   proxy_->drop_reply_to(kStartCall);
   const std::string id = enqueue(queue);
@@ -92,10 +96,8 @@ TEST_F(LostReply, AStartWhoseReplyIsLostStillRunsItsJobOnceOnTheSameAttempt) {
 }
 
 TEST_F(LostReply, ACompleteWhoseReplyIsLostIsRecordedOnceAsCompleted) {
-  const std::string queue = create_queue("lostcomplete", "lease => '5 minutes'");
-  const std::string handler = scratch().script("ok.sh", std::string(kRecordRun) + "\necho '\"ok\"'");
-  WorkerProcess worker(proxied_worker_args(queue, handler));
-  ASSERT_TRUE(wait_consumer(queue, 60s)) << "the worker did not start consuming";
+  const std::string queue = serve_new_queue("lostcomplete");
+  WorkerProcess& worker = *worker_;
 
   proxy_->drop_reply_to(kCompleteCall);
   // Nobody listens there: the callback row is what counts, not its delivery.
