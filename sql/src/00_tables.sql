@@ -57,7 +57,13 @@ CREATE TABLE taskq.jobs (
   -- Internal columns (docs/internals.md).
   cancel_requested boolean NOT NULL DEFAULT false,
   published_at     timestamptz,
-  attempt_budget   integer NOT NULL
+  attempt_budget   integer NOT NULL,
+  -- What lets a worker call be repeated after its answer was lost
+  -- (40_transitions): the request id of the start that began the running
+  -- attempt, and the attempt whose failure fail or _give_back recorded
+  -- (NULL again after retry and cancel).
+  start_request_id uuid,
+  failed_attempt   integer
 ) WITH (fillfactor = 90);  -- room for HOT updates (published_at, heartbeats)
 COMMENT ON TABLE taskq.jobs IS 'every job and its state; the source of truth';
 

@@ -6,6 +6,16 @@
 -- heartbeat/complete/fail accept only the running attempt. Everything else
 -- is stale and changes nothing, so a duplicate or late delivery can never
 -- finish a job twice. Attempt numbers are never reused (see retry).
+--
+-- Repeats: a worker whose connection broke before the answer arrived cannot
+-- know whether its call committed, so it calls again. The repeat of a call
+-- that did commit gets that call's answer again and writes nothing more (no
+-- second callback or outbox row): start with the same request_id (and
+-- worker) gets the running row again, complete of an attempt that completed
+-- gets true, fail and _give_back of an attempt whose failure they recorded
+-- get the job's status. Anything else is as stale as before: another
+-- attempt, another start (a duplicate delivery, even under the same worker
+-- name), a lease rescued meanwhile, a job cancelled or retried since.
 
 -- Writes the "tell this URL" row for a job that just ended, in the same
 -- transaction as the transition, and wakes listening callback dispatchers at
@@ -37,8 +47,10 @@ RETURN (SELECT d / 2 + d / 2 * random()
         FROM (SELECT least(backoff_max, backoff_base * power(2, least(greatest(attempts, 1) - 1, 30))) AS d) s);
 
 -- Ends the running attempt of a locked job as failed: retry later, failed
--- for good, or cancelled when a cancel was requested. Used by fail() and
--- rescue_expired().
+-- for good, or cancelled when a cancel was requested. Used by fail(),
+-- _give_back() and rescue_expired(); j.failed_attempt is stored as the
+-- caller set it (the worker's calls set it, so that their repeats are
+-- recognized; a rescue does not).
 CREATE FUNCTION taskq._fail_attempt(j taskq.jobs, error text, retry_in interval, permanent boolean)
 RETURNS taskq.job_status
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -65,14 +77,14 @@ BEGIN
     END IF;
     due := now() + retry_in;
     UPDATE taskq.jobs SET status = 'pending', run_at = due, lease_expires_at = NULL, last_error = j.last_error,
-                          max_attempts = j.max_attempts, updated_at = j.updated_at
+                          max_attempts = j.max_attempts, updated_at = j.updated_at, failed_attempt = j.failed_attempt
     WHERE id = j.id;
     INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at) VALUES (j.id, j.queue_name, j.attempts + 1, due);
     PERFORM taskq._wake_publisher_at_commit();
   ELSE
     j.finished_at := now();
     UPDATE taskq.jobs SET status = j.status, lease_expires_at = NULL, last_error = j.last_error,
-                          finished_at = j.finished_at, updated_at = j.updated_at
+                          finished_at = j.finished_at, updated_at = j.updated_at, failed_attempt = j.failed_attempt
     WHERE id = j.id;
     PERFORM taskq._write_callback(j);
   END IF;
@@ -80,7 +92,11 @@ BEGIN
 END;
 $$;
 
-CREATE FUNCTION taskq.start(job_id uuid, attempt int, worker text) RETURNS SETOF taskq.jobs
+-- request_id names this start, so that a repeat of it can be told from a
+-- duplicate delivery: only a caller that passes one may repeat the call. A
+-- worker name alone would not do: two consumers may share one.
+CREATE FUNCTION taskq.start(job_id uuid, attempt int, worker text, request_id uuid DEFAULT NULL)
+RETURNS SETOF taskq.jobs
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   PERFORM taskq._require(job_id, 'job_id');
@@ -90,18 +106,23 @@ BEGIN
   END IF;
   RETURN QUERY
   UPDATE taskq.jobs j
-  SET status = 'running', attempts = start.attempt, worker = start.worker, started_at = now(),
-      lease_expires_at = now() + q.lease, updated_at = now()
+  SET status = 'running', attempts = start.attempt, worker = start.worker,
+      started_at = CASE WHEN j.status = 'running' THEN j.started_at ELSE now() END,
+      -- A repeat renews the lease as a heartbeat would (not after a cancel request).
+      lease_expires_at = CASE WHEN j.cancel_requested THEN j.lease_expires_at ELSE now() + q.lease END,
+      updated_at = now(), start_request_id = start.request_id
   FROM taskq.queues q
   WHERE j.id = start.job_id AND q.queue_name = j.queue_name
     -- In a CASE, so that the row is found by primary key whatever the
     -- statistics say, never by walking the pending jobs (see _start_batch).
-    AND CASE WHEN j.status = 'pending' AND j.attempts + 1 = start.attempt AND j.run_at <= now() THEN true END
+    AND CASE WHEN j.status = 'pending' AND j.attempts + 1 = start.attempt AND j.run_at <= now() THEN true
+             WHEN j.status = 'running' AND j.attempts = start.attempt AND j.start_request_id = start.request_id
+                  AND j.worker = start.worker THEN true END
   RETURNING j.*;
 END;
 $$;
-COMMENT ON FUNCTION taskq.start(uuid, int, text) IS
-  'starts the given attempt of a job under a lease; one row: run it; zero rows: the delivery is stale (ack and drop it)';
+COMMENT ON FUNCTION taskq.start(uuid, int, text, uuid) IS
+  'starts the given attempt of a job under a lease; one row: run it; zero rows: the delivery is stale (ack and drop it); a repeat with the same request_id gets the row again';
 
 CREATE FUNCTION taskq.heartbeat(job_id uuid, attempt int) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -136,14 +157,27 @@ BEGIN
   WHERE j.id = complete.job_id AND j.status = 'running' AND j.attempts = complete.attempt
   RETURNING j.* INTO done;
   IF NOT FOUND THEN
-    RETURN false;
+    -- Only a complete of this attempt makes it completed, and only a new
+    -- start changes attempts: so this is a repeat of the call that did.
+    RETURN EXISTS (SELECT 1 FROM taskq.jobs j
+                   WHERE j.id = complete.job_id AND j.status = 'completed' AND j.attempts = complete.attempt);
   END IF;
   PERFORM taskq._write_callback(done);
   RETURN true;
 END;
 $$;
 COMMENT ON FUNCTION taskq.complete(uuid, int, jsonb) IS
-  'completes the running attempt of a job with an optional JSON result; false when the call was stale';
+  'completes the running attempt of a job with an optional JSON result; false when the call was stale; true again, writing nothing, when this attempt completed it already';
+
+-- The answer to a repeat of fail or _give_back: the job's status if that
+-- attempt's failure was recorded by one of them and nothing happened since
+-- (a new start changes attempts; retry and cancel clear failed_attempt);
+-- NULL (stale) otherwise, also when a lease rescue ended the attempt.
+CREATE FUNCTION taskq._recorded_failure(job_id uuid, attempt int) RETURNS taskq.job_status
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT j.status FROM taskq.jobs j
+        WHERE j.id = _recorded_failure.job_id AND j.attempts = _recorded_failure.attempt
+          AND j.failed_attempt = _recorded_failure.attempt AND j.status IN ('pending', 'failed', 'cancelled'));
 
 CREATE FUNCTION taskq.fail(job_id uuid, attempt int, error text, retry_in interval DEFAULT NULL,
                            permanent boolean DEFAULT false) RETURNS taskq.job_status
@@ -159,13 +193,14 @@ BEGIN
   END IF;
   SELECT * INTO j FROM taskq.jobs WHERE id = fail.job_id AND status = 'running' AND attempts = fail.attempt FOR UPDATE;
   IF NOT FOUND THEN
-    RETURN NULL;
+    RETURN taskq._recorded_failure(job_id, attempt);
   END IF;
+  j.failed_attempt := j.attempts;
   RETURN taskq._fail_attempt(j, error, retry_in, permanent);
 END;
 $$;
 COMMENT ON FUNCTION taskq.fail(uuid, int, text, interval, boolean) IS
-  'fails the running attempt: retried with exponential backoff and jitter (or after retry_in) until max_attempts, then failed; permanent fails it for good; returns the new status, NULL when the call was stale';
+  'fails the running attempt: retried with exponential backoff and jitter (or after retry_in) until max_attempts, then failed; permanent fails it for good; returns the new status, NULL when the call was stale; the status again, writing nothing, when this attempt''s failure is recorded already';
 
 -- A worker that stops a running attempt for its own reasons (shutdown past
 -- its timeout) gives it back: the job runs again at once and the stopped
@@ -182,16 +217,17 @@ BEGIN
   SELECT * INTO j FROM taskq.jobs WHERE id = _give_back.job_id AND status = 'running' AND attempts = _give_back.attempt
   FOR UPDATE;
   IF NOT FOUND THEN
-    RETURN NULL;
+    RETURN taskq._recorded_failure(job_id, attempt);
   END IF;
   IF NOT j.cancel_requested THEN
     j.max_attempts := j.max_attempts + 1;
   END IF;
+  j.failed_attempt := j.attempts;
   RETURN taskq._fail_attempt(j, error, interval '0', false);
 END;
 $$;
 COMMENT ON FUNCTION taskq._give_back(uuid, int, text) IS
-  'internal (taskq-worker): gives back a running attempt the worker stopped (shutdown); runs again at once, the attempt not counted; NULL when stale';
+  'internal (taskq-worker): gives back a running attempt the worker stopped (shutdown); runs again at once, the attempt not counted; NULL when stale; the status again when repeated';
 
 CREATE FUNCTION taskq.retry(job_id uuid, delay interval DEFAULT NULL) RETURNS taskq.jobs
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -216,7 +252,7 @@ BEGIN
   BEGIN
     UPDATE taskq.jobs SET status = 'pending', run_at = due, max_attempts = attempts + attempt_budget,
                           lease_expires_at = NULL, worker = NULL, result = NULL, finished_at = NULL,
-                          cancel_requested = false, updated_at = now()
+                          cancel_requested = false, failed_attempt = NULL, updated_at = now()
     WHERE id = j.id
     RETURNING * INTO j;
   EXCEPTION WHEN unique_violation THEN
@@ -243,7 +279,7 @@ BEGIN
   END IF;
   IF j.status = 'pending' THEN
     -- Its outbox row, if any, is dropped by the publisher's next claim.
-    UPDATE taskq.jobs SET status = 'cancelled', finished_at = now(), updated_at = now()
+    UPDATE taskq.jobs SET status = 'cancelled', finished_at = now(), failed_attempt = NULL, updated_at = now()
     WHERE id = j.id RETURNING * INTO j;
     PERFORM taskq._write_callback(j);
   ELSIF j.status = 'running' THEN

@@ -6,8 +6,9 @@
 -- that clients need no array-literal quoting.
 --
 -- Each function changes only the rows whose attempt is current and returns
--- exactly those; every other item is stale for the caller, as with the
--- single-job functions. Items are applied in job id order so that two
+-- exactly those, and answers a repeat of a call that committed as that call
+-- did (see "Repeats" in 40_transitions); every other item is stale for the
+-- caller, as with the single-job functions. Items are applied in job id order so that two
 -- batches touching the same jobs lock them in the same order.
 --
 -- enable_seqscan = off: a worker's connection lives long, and plpgsql keeps
@@ -29,7 +30,7 @@ BEGIN
 END;
 $$;
 
-CREATE FUNCTION taskq._start_batch(items jsonb, worker text)
+CREATE FUNCTION taskq._start_batch(items jsonb, worker text, request_id uuid DEFAULT NULL)
 RETURNS TABLE (job_id uuid, attempt int, max_attempts int, lease_ms bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 DECLARE
@@ -55,11 +56,15 @@ BEGIN
     ORDER BY i.id, i.attempt
   LOOP
     UPDATE taskq.jobs j
-    SET status = 'running', attempts = w.attempt, worker = _start_batch.worker, started_at = now(),
-        lease_expires_at = now() + q.lease, updated_at = now()
+    SET status = 'running', attempts = w.attempt, worker = _start_batch.worker,
+        started_at = CASE WHEN j.status = 'running' THEN j.started_at ELSE now() END,
+        lease_expires_at = CASE WHEN j.cancel_requested THEN j.lease_expires_at ELSE now() + q.lease END,
+        updated_at = now(), start_request_id = _start_batch.request_id
     FROM taskq.queues q
     WHERE j.id = w.id AND q.queue_name = j.queue_name
-      AND CASE WHEN j.status = 'pending' AND j.attempts + 1 = w.attempt AND j.run_at <= now() THEN true END
+      AND CASE WHEN j.status = 'pending' AND j.attempts + 1 = w.attempt AND j.run_at <= now() THEN true
+               WHEN j.status = 'running' AND j.attempts = w.attempt AND j.start_request_id = _start_batch.request_id
+                    AND j.worker = _start_batch.worker THEN true END
     RETURNING j.id, j.attempts, j.max_attempts, (extract(epoch FROM q.lease) * 1000)::bigint
     INTO job_id, attempt, max_attempts, lease_ms;
     IF FOUND THEN
@@ -68,7 +73,7 @@ BEGIN
   END LOOP;
 END;
 $$;
-COMMENT ON FUNCTION taskq._start_batch(jsonb, text) IS
+COMMENT ON FUNCTION taskq._start_batch(jsonb, text, uuid) IS
   'internal (taskq-worker): taskq.start for many {"id", "attempt"} items; returns the jobs that started, with their lease in ms';
 
 CREATE FUNCTION taskq._heartbeat_batch(items jsonb) RETURNS SETOF uuid
@@ -95,6 +100,7 @@ CREATE FUNCTION taskq._complete_batch(items jsonb) RETURNS SETOF uuid
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 DECLARE
   done taskq.jobs;
+  completed uuid[] := '{}';
 BEGIN
   PERFORM taskq._check_batch(items);
   -- The same limit as taskq.complete; the whole batch is refused, and the
@@ -120,8 +126,19 @@ BEGIN
     IF done.callback_url IS NOT NULL THEN
       PERFORM taskq._write_callback(done);
     END IF;
+    completed := completed || done.id;
     RETURN NEXT done.id;
   END LOOP;
+  -- Items that did not complete now may be repeats of a batch that
+  -- completed them (as in taskq.complete): they count again, nothing is
+  -- written. Looked up only when some item did not act, which is rare.
+  IF cardinality(completed) < jsonb_array_length(items) THEN
+    RETURN QUERY
+    SELECT j.id
+    FROM (SELECT DISTINCT i.id, i.attempt FROM jsonb_to_recordset(items) AS i(id uuid, attempt int)) w
+    JOIN taskq.jobs j ON j.id = w.id
+    WHERE j.status = 'completed' AND j.attempts = w.attempt AND j.id <> ALL (completed);
+  END IF;
 END;
 $$;
 COMMENT ON FUNCTION taskq._complete_batch(jsonb) IS

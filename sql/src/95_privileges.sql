@@ -39,13 +39,13 @@ GRANT EXECUTE ON FUNCTION taskq.publisher_status() TO taskq_producer, taskq_work
 GRANT SELECT ON taskq.publisher TO taskq_producer, taskq_worker;
 
 GRANT EXECUTE ON FUNCTION
-  taskq.start(uuid, int, text),
+  taskq.start(uuid, int, text, uuid),
   taskq.heartbeat(uuid, int),
   taskq.complete(uuid, int, jsonb),
   taskq.fail(uuid, int, text, interval, boolean),
   taskq._give_back(uuid, int, text),
   taskq.job(uuid),
-  taskq._start_batch(jsonb, text),
+  taskq._start_batch(jsonb, text, uuid),
   taskq._heartbeat_batch(jsonb),
   taskq._complete_batch(jsonb),
   taskq._callbacks_claim(text, int, interval),

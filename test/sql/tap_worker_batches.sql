@@ -53,8 +53,9 @@ SELECT results_eq($$SELECT status::text, result FROM taskq.jobs WHERE id = $$ ||
 SELECT ok(result IS NULL AND finished_at IS NOT NULL, 'a JSON null result is stored as NULL') FROM taskq.jobs WHERE id = :'b';
 SELECT results_eq($$SELECT event, body->>'status', body->>'id' FROM taskq.callbacks WHERE job_id = $$ || quote_literal(:'b'),
                   format($$VALUES ('job.completed', 'completed', %L)$$, :'b'), 'callback written in the same transaction');
-SELECT is_empty(format($$SELECT * FROM taskq._complete_batch('[{"id": "%s", "attempt": 1, "result": 1}]')$$, :'a'),
-                'completing again is stale');
+SELECT results_eq(format($$SELECT id::text FROM taskq._complete_batch('[{"id": "%s", "attempt": 1, "result": 1}]') AS id$$, :'a'),
+                  format($$VALUES (%L)$$, :'a'), 'completing again is answered as before');
+SELECT is(result, '{"ok": true}'::jsonb, 'and changes nothing') FROM taskq.jobs WHERE id = :'a';
 
 -- bad input: clear errors, nothing changed
 SELECT throws_ok($$SELECT * FROM taskq._start_batch('{"id": 1}', 'w1')$$, '22023', NULL, 'items must be an array');
@@ -86,9 +87,9 @@ SELECT cmp_ok((SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FRO
 COMMIT;
 
 -- privileges: the worker role may call them, the producer role may not
-SELECT ok(has_function_privilege('taskq_worker', 'taskq._start_batch(jsonb, text)', 'EXECUTE'), 'worker role may start batches');
+SELECT ok(has_function_privilege('taskq_worker', 'taskq._start_batch(jsonb, text, uuid)', 'EXECUTE'), 'worker role may start batches');
 SELECT ok(has_function_privilege('taskq_worker', 'taskq._complete_batch(jsonb)', 'EXECUTE'), 'worker role may complete batches');
 SELECT ok(has_function_privilege('taskq_worker', 'taskq._heartbeat_batch(jsonb)', 'EXECUTE'), 'worker role may heartbeat batches');
-SELECT ok(NOT has_function_privilege('taskq_producer', 'taskq._start_batch(jsonb, text)', 'EXECUTE'), 'producer role may not');
+SELECT ok(NOT has_function_privilege('taskq_producer', 'taskq._start_batch(jsonb, text, uuid)', 'EXECUTE'), 'producer role may not');
 
 SELECT * FROM finish();

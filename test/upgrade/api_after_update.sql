@@ -19,7 +19,8 @@ BEGIN
   ASSERT taskq.heartbeat(job, 1), 'heartbeat of the running job';
   ASSERT taskq.complete(job, 1, '{"after": "update"}'), 'complete of the running job';
   ASSERT (SELECT status FROM taskq.jobs WHERE id = job) = 'completed', 'the running job is completed';
-  ASSERT NOT taskq.complete(job, 1), 'a second complete is stale';
+  ASSERT taskq.complete(job, 1), 'a repeat of the complete gets true again';
+  ASSERT NOT taskq.complete(job, 2), 'a complete of another attempt is stale';
 
   -- The failed job: retried with a fresh budget, started as attempt 3 and
   -- completed through the worker's batch functions.

@@ -39,14 +39,16 @@ PgResult JobStore::exec(const std::string& sql, const std::vector<const char*>& 
   }
 }
 
-std::vector<std::optional<StartedJob>> JobStore::start(const std::vector<AttemptRef>& items) {
+std::vector<std::optional<StartedJob>> JobStore::start(const std::vector<AttemptRef>& items,
+                                                       const std::string& request_id) {
   std::vector<std::optional<StartedJob>> out(items.size());
   if (items.empty()) return out;
   nlohmann::json batch = nlohmann::json::array();
   for (const auto& i : items) batch.push_back(item(i));
   const std::string body = batch.dump();
-  const PgResult r = exec("SELECT job_id, attempt, max_attempts, lease_ms FROM taskq._start_batch($1::jsonb, $2)",
-                          {body.c_str(), worker_name_.c_str()});
+  const PgResult r =
+      exec("SELECT job_id, attempt, max_attempts, lease_ms FROM taskq._start_batch($1::jsonb, $2, $3::uuid)",
+           {body.c_str(), worker_name_.c_str(), request_id.c_str()});
   std::unordered_map<std::string, StartedJob> started;
   for (int row = 0; row < PQntuples(r.get()); ++row) {
     StartedJob job;

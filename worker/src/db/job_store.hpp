@@ -9,9 +9,10 @@
 // One JobStore owns one database connection and is used by one thread.
 // Calls throw DbError; the connection is re-opened on the next call after a
 // failure. Deciding whether to retry is the caller's business (see
-// classify_db_failure): every call here is safe to repeat, because the SQL
-// side fences by attempt number — a repeat of a call that did commit comes
-// back stale instead of acting twice.
+// classify_db_failure): every call here is safe to repeat with the same
+// arguments, because the SQL side answers a repeat of a call that did commit
+// as it answered that call, writing nothing more (docs/sql-api.md), and
+// fences everything else by attempt number.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -45,7 +46,11 @@ class JobStore {
   JobStore(std::string conninfo, std::string worker_name);
 
   // Per item: the started job, or nullopt when the item was stale.
-  std::vector<std::optional<StartedJob>> start(const std::vector<AttemptRef>& items);
+  // request_id (a UUID) names this start: a repeat with the same id, after
+  // a lost answer, gets the jobs it started again; another start of the same
+  // deliveries (a duplicate) does not. Each start of new deliveries needs a
+  // new one.
+  std::vector<std::optional<StartedJob>> start(const std::vector<AttemptRef>& items, const std::string& request_id);
   // Per item: whether the lease was extended (false: stop the job).
   std::vector<bool> heartbeat(const std::vector<AttemptRef>& items);
   // Per item: whether it completed (false: stale).

@@ -21,8 +21,8 @@ std::string one_line(std::string message) {
 
 }  // namespace
 
-DbFailure classify_db_failure(const std::string& sqlstate, bool connection_ok, bool during_commit) {
-  if (!connection_ok) return during_commit ? DbFailure::kOutcomeUnknown : DbFailure::kTransient;
+DbFailure classify_db_failure(const std::string& sqlstate, bool connection_ok, bool may_have_committed) {
+  if (!connection_ok) return may_have_committed ? DbFailure::kOutcomeUnknown : DbFailure::kTransient;
   // 40001 serialization_failure, 40P01 deadlock_detected: the transaction
   // was rolled back and may simply be run again.
   if (sqlstate == "40001" || sqlstate == "40P01") return DbFailure::kTransient;
@@ -30,7 +30,7 @@ DbFailure classify_db_failure(const std::string& sqlstate, bool connection_ok, b
   // cannot connect now, 53300 too many connections, 55P03 lock not available.
   if (sqlstate.rfind("08", 0) == 0 || sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03" ||
       sqlstate == "53300" || sqlstate == "55P03")
-    return during_commit ? DbFailure::kOutcomeUnknown : DbFailure::kTransient;
+    return may_have_committed ? DbFailure::kOutcomeUnknown : DbFailure::kTransient;
   return DbFailure::kPermanent;
 }
 
@@ -47,6 +47,11 @@ PgConnection::PgConnection(const std::string& conninfo, int connect_timeout_s) {
 }
 
 PgResult PgConnection::exec(const std::string& sql, const std::vector<const char*>& params) {
+  // Read before sending: once the connection broke, libpq no longer knows.
+  // Outside a transaction block the statement commits by itself, so a
+  // connection lost before its answer leaves the outcome unknown (the
+  // server may have committed and lost only the reply).
+  const bool autocommit = PQtransactionStatus(conn_.get()) == PQTRANS_IDLE;
   PgResult result(PQexecParams(conn_.get(), sql.c_str(), static_cast<int>(params.size()), nullptr, params.data(),
                                nullptr, nullptr, 0));
   const ExecStatusType status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
@@ -54,8 +59,8 @@ PgResult PgConnection::exec(const std::string& sql, const std::vector<const char
 
   const char* state = result ? PQresultErrorField(result.get(), PG_DIAG_SQLSTATE) : nullptr;
   const std::string message = one_line(result ? PQresultErrorMessage(result.get()) : PQerrorMessage(conn_.get()));
-  const bool commit = sql.rfind("COMMIT", 0) == 0;
-  throw DbError(classify_db_failure(state ? state : "", ok(), commit), state ? state : "", message);
+  const bool may_have_committed = autocommit || sql.rfind("COMMIT", 0) == 0;
+  throw DbError(classify_db_failure(state ? state : "", ok(), may_have_committed), state ? state : "", message);
 }
 
 std::string PgConnection::value(const std::string& sql, const std::vector<const char*>& params) {

@@ -13,9 +13,17 @@ namespace taskq {
 
 // What a caller should do about a failed database call.
 enum class DbFailure {
-  kTransient,       // retry the transaction: serialization failure, deadlock, connection lost before commit
-  kOutcomeUnknown,  // the connection broke during COMMIT: re-read state, never blindly redo
-  kPermanent,       // a bug or bad input: retrying changes nothing
+  // Rolled back for sure: serialization failure, deadlock, or the connection
+  // lost inside a transaction block before its COMMIT. Run it again.
+  kTransient,
+  // The connection broke while the statement may have committed: a COMMIT,
+  // or a statement outside a transaction block (which commits on its own),
+  // such as every call of the worker. Run it again only if a repeat of a
+  // call that did commit is harmless: the worker's calls are (taskq's SQL
+  // answers a repeat as it answered the call, docs/sql-api.md), so
+  // pipeline/db_retry.hpp retries them; anything else must re-read state.
+  kOutcomeUnknown,
+  kPermanent,  // a bug or bad input: retrying changes nothing
 };
 
 class DbError : public std::runtime_error {
@@ -30,9 +38,10 @@ class DbError : public std::runtime_error {
   std::string sqlstate_;
 };
 
-// Classifies by SQLSTATE ("" when the server sent none, e.g. lost connection)
-// and by whether the connection is still usable.
-DbFailure classify_db_failure(const std::string& sqlstate, bool connection_ok, bool during_commit);
+// Classifies by SQLSTATE ("" when the server sent none, e.g. lost connection),
+// by whether the connection is still usable, and by whether the statement
+// could have committed (COMMIT, or any statement outside a transaction block).
+DbFailure classify_db_failure(const std::string& sqlstate, bool connection_ok, bool may_have_committed);
 
 struct PgResultDeleter {
   void operator()(PGresult* r) const { PQclear(r); }
@@ -50,7 +59,8 @@ class PgConnection {
   bool ok() const { return conn_ && PQstatus(conn_.get()) == CONNECTION_OK; }
 
   // Runs a statement with text parameters (NULL-able via nullptr).
-  // Throws DbError (classified) unless it succeeded.
+  // Throws DbError (classified) unless it succeeded; a lost connection is
+  // kOutcomeUnknown unless the statement ran inside a transaction block.
   PgResult exec(const std::string& sql, const std::vector<const char*>& params = {});
   // First column of the first row, or "" when there is no row / it is NULL.
   std::string value(const std::string& sql, const std::vector<const char*>& params = {});

@@ -1,6 +1,15 @@
 // The worker's retry policy for database calls: transient failures are
 // retried with backoff until they work (or the caller gives up), permanent
 // ones are thrown to the caller, which decides what the refusal means.
+//
+// A lost connection during a call is "outcome unknown" (DbFailure): every
+// call of the worker is a single autocommit statement, which may have
+// committed with only its answer lost. Those are retried too, because each
+// call passed here is safe to repeat: the SQL answers a repeat of a start,
+// complete, fail or give-back that committed as it answered the call (the
+// job again, true, the same status) and writes nothing more; a heartbeat
+// only renews a lease. So a start whose answer was lost still runs its job,
+// on the same attempt, instead of coming back stale (docs/worker.md).
 #pragma once
 
 #include <chrono>
@@ -13,9 +22,10 @@
 
 namespace taskq {
 
-// Runs fn until it succeeds. Transient failures (lost connection,
-// serialization failure, deadlock, server shutting down) are retried with
-// backoff; permanent ones are thrown. Returns false when `give_up` says so.
+// Runs fn until it succeeds. Transient and outcome-unknown failures (lost
+// connection, serialization failure, deadlock, server shutting down) are
+// retried with backoff; permanent ones are thrown. fn must be safe to repeat
+// (see above). Returns false when `give_up` says so.
 template <typename Fn, typename GiveUp>
 bool retrying(Metrics& metrics, const char* what, Fn&& fn, GiveUp&& give_up) {
   using namespace std::chrono_literals;

@@ -92,9 +92,14 @@ int Starter::start_batch(JobStore& store, std::vector<Delivery>& batch) {
   for (const auto& [d, job] : valid) items.push_back({job.id, job.attempt});
   std::vector<std::optional<StartedJob>> started;
   const auto stopping = [&] { return stop_.requested(); };
+  // One request id for this batch, its retries and the one-by-one starts
+  // below: a retry after a lost answer gets the jobs the lost call started
+  // (instead of finding them running and dropping them as stale), while a
+  // duplicate delivery in a later batch stays stale.
+  const std::string request_id = to_string(request_ids_.next());
   try {
     const bool ok = retrying(
-        metrics_, "starting jobs", [&] { started = store.start(items); }, stopping);
+        metrics_, "starting jobs", [&] { started = store.start(items, request_id); }, stopping);
     if (!ok) return 0;  // shutting down: not acked, the broker requeues them
   } catch (const DbError& e) {
     // Something in the batch is refused outright (a bug, or a message the
@@ -102,9 +107,16 @@ int Starter::start_batch(JobStore& store, std::vector<Delivery>& batch) {
     log::warn("database: starting a batch of {} failed: {}; starting them one by one", items.size(), e.what());
     started.assign(items.size(), std::nullopt);
     for (std::size_t n = 0; n < items.size(); ++n) {
+      // A second copy of a delivery in this batch stays stale: under the
+      // same request id the database would answer it as a repeat.
+      const bool copy =
+          std::any_of(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(n), [&](const AttemptRef& earlier) {
+            return earlier.job_id == items[n].job_id && earlier.attempt == items[n].attempt;
+          });
+      if (copy) continue;
       try {
         if (!retrying(
-                metrics_, "starting a job", [&] { started[n] = store.start({items[n]})[0]; }, stopping))
+                metrics_, "starting a job", [&] { started[n] = store.start({items[n]}, request_id)[0]; }, stopping))
           valid[n].first = nullptr;  // shutting down: left unacked, the broker requeues it
       } catch (const DbError& single) {
         log::error(valid[n].second, "dropping a message the database refuses: {}", single.what());

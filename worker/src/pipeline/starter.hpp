@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/uuid_v7.hpp"
 #include "db/job_store.hpp"
 #include "operations/metrics.hpp"
 #include "pipeline/in_flight.hpp"
@@ -47,6 +48,7 @@ class Starter {
   const WakeFd& wake_;
   const StopRequest& stop_;
   Metrics& metrics_;
+  UuidV7Generator request_ids_;  // one per batch: its retries repeat it, a duplicate delivery does not
 };
 
 }  // namespace taskq
