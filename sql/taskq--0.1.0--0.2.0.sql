@@ -337,44 +337,6 @@ END;
 $$;
 
 -- =========================================================================
--- 45_worker_batches: _complete_batch's hint takes the limit from
--- taskq._max_document_bytes().
-
-CREATE OR REPLACE FUNCTION taskq._complete_batch(items jsonb) RETURNS SETOF uuid
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
-DECLARE
-  done taskq.jobs;
-BEGIN
-  PERFORM taskq._check_batch(items);
-  -- The same limit as taskq.complete; the whole batch is refused, and the
-  -- worker then records its items one by one to find the culprit.
-  IF EXISTS (SELECT 1 FROM jsonb_to_recordset(items) AS i(result jsonb)
-             WHERE pg_column_size(i.result) > taskq._max_document_bytes()) THEN
-    RAISE EXCEPTION 'a result in the batch is too large'
-      USING ERRCODE = 'invalid_parameter_value',
-            HINT = format('the limit is %s bytes per result', taskq._max_document_bytes());
-  END IF;
-  FOR done IN
-    WITH wanted AS (
-      SELECT DISTINCT ON (i.id) i.id, i.attempt, i.result
-      FROM jsonb_to_recordset(items) AS i(id uuid, attempt int, result jsonb)
-      ORDER BY i.id, i.attempt
-    )
-    UPDATE taskq.jobs j SET status = 'completed', result = w.result, finished_at = now(),
-                            lease_expires_at = NULL, updated_at = now()
-    FROM wanted w
-    WHERE j.id = w.id AND j.status = 'running' AND j.attempts = w.attempt
-    RETURNING j.*
-  LOOP
-    IF done.callback_url IS NOT NULL THEN
-      PERFORM taskq._write_callback(done);
-    END IF;
-    RETURN NEXT done.id;
-  END LOOP;
-END;
-$$;
-
--- =========================================================================
 -- 80_schedules (new file): taskq.schedule(), taskq.unschedule(),
 -- taskq._fire_due_schedules().
 
@@ -546,7 +508,8 @@ GRANT SELECT ON taskq.schedules TO taskq_producer;
 -- failed_attempt (the attempt whose failure fail or _give_back recorded);
 -- start and _start_batch take a request_id (a new argument: dropped and
 -- created again, with their grants); complete, fail, _give_back and
--- _complete_batch answer repeats; retry and cancel clear failed_attempt.
+-- _complete_batch answer repeats (this _complete_batch also carries the
+-- hint of the document-limit change); retry and cancel clear failed_attempt.
 -- Nullable columns without a default: no table rewrite, only a short
 -- exclusive lock.
 
