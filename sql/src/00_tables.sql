@@ -4,9 +4,9 @@
 -- CREATE EXTENSION (relocatable = false), every object is schema-qualified,
 -- and every function pins search_path to pg_catalog, pg_temp.
 
-CREATE TYPE taskq.job_status AS ENUM ('pending', 'running', 'completed', 'failed', 'cancelled');
+CREATE TYPE taskq.job_status AS ENUM ('waiting', 'pending', 'running', 'completed', 'failed', 'cancelled');
 COMMENT ON TYPE taskq.job_status IS
-  'life cycle of a job: pending -> running -> completed | failed | cancelled; a retry puts it back to pending';
+  'life cycle of a job: [waiting ->] pending -> running -> completed | failed | cancelled; a retry puts it back to pending; waiting: dependencies not all completed';
 
 CREATE TABLE taskq.queues (
   queue_name     text PRIMARY KEY,

@@ -12,7 +12,9 @@ CREATE FUNCTION taskq.enqueue(
   max_attempts int DEFAULT NULL,
   callback_url text DEFAULT NULL,
   unique_key text DEFAULT NULL,
-  headers jsonb DEFAULT NULL
+  headers jsonb DEFAULT NULL,
+  depends_on uuid[] DEFAULT NULL,
+  concurrency_key text DEFAULT NULL
 ) RETURNS uuid
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
@@ -41,6 +43,9 @@ BEGIN
   IF task IS NOT NULL OR run_at IS NOT NULL OR delay IS NOT NULL OR priority IS DISTINCT FROM 0
      OR max_attempts IS NOT NULL OR callback_url IS NOT NULL OR unique_key IS NOT NULL OR headers IS NOT NULL THEN
     PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
+  END IF;
+  IF depends_on IS NOT NULL OR concurrency_key IS NOT NULL THEN
+    PERFORM taskq._reject_unfinished_options(depends_on, concurrency_key);
   END IF;
 
   due := greatest(coalesce(run_at, now() + coalesce(delay, interval '0')), now()) + q_delivery_delay;
@@ -80,7 +85,7 @@ BEGIN
   RETURN new_id;
 END;
 $$;
-COMMENT ON FUNCTION taskq.enqueue(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb) IS
+COMMENT ON FUNCTION taskq.enqueue(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb, uuid[], text) IS
   'adds a job to a queue in the caller''s transaction and returns its id; it is published to RabbitMQ once that transaction commits';
 
 CREATE FUNCTION taskq.enqueue_many(
@@ -93,7 +98,9 @@ CREATE FUNCTION taskq.enqueue_many(
   max_attempts int DEFAULT NULL,
   callback_url text DEFAULT NULL,
   unique_key text DEFAULT NULL,
-  headers jsonb DEFAULT NULL
+  headers jsonb DEFAULT NULL,
+  depends_on uuid[] DEFAULT NULL,
+  concurrency_key text DEFAULT NULL
 ) RETURNS SETOF uuid
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -121,6 +128,9 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
+  IF depends_on IS NOT NULL OR concurrency_key IS NOT NULL THEN
+    PERFORM taskq._reject_unfinished_options(depends_on, concurrency_key);
+  END IF;
   IF EXISTS (SELECT 1 FROM jsonb_array_elements(payloads) e(value) WHERE pg_column_size(e.value) > taskq._max_document_bytes()) THEN
     RAISE EXCEPTION 'a payload in payloads is too large'
       USING ERRCODE = 'invalid_parameter_value',
@@ -132,7 +142,7 @@ BEGIN
     -- get its id (the same rule as enqueue). Rare, so no set-wise path.
     FOR element IN SELECT e.value FROM jsonb_array_elements(payloads) e(value) LOOP
       RETURN NEXT taskq.enqueue(queue_name, element, task, run_at, delay, priority, max_attempts,
-                                callback_url, unique_key, headers);
+                                callback_url, unique_key, headers, depends_on, concurrency_key);
     END LOOP;
     RETURN;
   END IF;
@@ -160,5 +170,5 @@ BEGIN
   END IF;
 END;
 $$;
-COMMENT ON FUNCTION taskq.enqueue_many(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb) IS
+COMMENT ON FUNCTION taskq.enqueue_many(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb, uuid[], text) IS
   'adds one job per element of the JSON array payloads, set-wise; returns the ids in array order';

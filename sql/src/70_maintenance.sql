@@ -53,6 +53,11 @@ COMMENT ON FUNCTION taskq.purge_finished() IS
 CREATE VIEW taskq.queue_stats AS
 SELECT q.queue_name,
        q.paused,
+       -- 'waiting' is the only status that sorts before 'pending'. Written
+       -- as a comparison because the 0.2.0 upgrade adds the enum value in
+       -- the transaction that makes this view, and PostgreSQL refuses to
+       -- name a value added in the same transaction.
+       count(j.id) FILTER (WHERE j.status < 'pending')   AS waiting,
        count(j.id) FILTER (WHERE j.status = 'pending')   AS pending,
        count(j.id) FILTER (WHERE j.status = 'running')   AS running,
        count(j.id) FILTER (WHERE j.status = 'completed') AS completed,
@@ -65,4 +70,4 @@ FROM taskq.queues q
 LEFT JOIN taskq.jobs j ON j.queue_name = q.queue_name
 GROUP BY q.queue_name, q.paused;
 COMMENT ON VIEW taskq.queue_stats IS
-  'per queue: jobs per status, jobs scheduled for later, age of the oldest due pending job, outbox rows not yet confirmed by RabbitMQ';
+  'per queue: jobs per status (waiting: dependencies not all completed), jobs scheduled for later, age of the oldest due pending job, outbox rows not yet confirmed by RabbitMQ';

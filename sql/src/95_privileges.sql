@@ -27,8 +27,8 @@ GRANT USAGE ON SCHEMA taskq TO taskq_producer, taskq_worker;
 GRANT USAGE ON TYPE taskq.job_status TO taskq_producer, taskq_worker;
 
 GRANT EXECUTE ON FUNCTION
-  taskq.enqueue(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb),
-  taskq.enqueue_many(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb),
+  taskq.enqueue(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb, uuid[], text),
+  taskq.enqueue_many(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb, uuid[], text),
   taskq.retry(uuid, interval),
   taskq.cancel(uuid),
   taskq.job(uuid)

@@ -73,6 +73,7 @@ J schemas() {
   J stats = object_of({
       {"queue_name", typed("string")},
       {"paused", typed("boolean")},
+      {"waiting", typed("integer")},
       {"pending", typed("integer")},
       {"running", typed("integer")},
       {"completed", typed("integer")},
