@@ -1,6 +1,8 @@
 // GUC settings of taskq (names and meaning: docs/settings.md).
 #pragma once
 
+#include <stddef.h>
+
 extern "C" {
 extern char* taskq_database;              // database the background worker serves
 extern char* taskq_broker_url;            // amqp://user:pass@host:port/vhost

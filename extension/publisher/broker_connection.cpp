@@ -102,7 +102,8 @@ void ensure_connected(PublisherState& st) {
   snprintf(name, sizeof(name), "taskq publisher (%s)", st.serving_database);
   char broker[256];
   redacted_broker(broker, sizeof(broker));
-  update_shared([&](TaskqPublisherSlot& shared) { strlcpy(shared.status.broker, broker, sizeof(shared.status.broker)); });
+  update_shared(
+      [&](TaskqPublisherSlot& shared) { strlcpy(shared.status.broker, broker, sizeof(shared.status.broker)); });
   char node[256] = "";
   st.publisher = taskq_pub_connect(taskq_broker_url, taskq_broker_password_file, taskq_exchange, name, &st.broker_node,
                                    node, sizeof(node), err, sizeof(err));

@@ -45,8 +45,6 @@ PublisherState state;
 // (set in the postmaster, inherited by the workers it forks).
 int registered_publishers = 0;
 
-void register_one_publisher(int slot);
-
 bool extension_installed(void) {
   SetCurrentStatementStartTimestamp();
   StartTransactionCommand();
@@ -153,17 +151,7 @@ void sleep_until_woken(const PublisherState& st, long sleep_ms) {
   (void)WaitLatchOrSocket(MyLatch, events, socket, sleep_ms, PG_WAIT_EXTENSION);
 }
 
-}  // namespace
-}  // namespace taskq::publisher
-
-void taskq_register_publisher(void) {
-  using taskq::publisher::register_one_publisher;
-  using taskq::publisher::registered_publishers;
-  registered_publishers = Min(taskq_database_count(), kTaskqMaxPublishers);
-  for (int i = 0; i < registered_publishers; i++) register_one_publisher(i);
-}
-
-void taskq::publisher::register_one_publisher(int slot) {
+void register_one_publisher(int slot) {
   BackgroundWorker worker;
   memset(&worker, 0, sizeof(worker));
   worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -175,6 +163,16 @@ void taskq::publisher::register_one_publisher(int slot) {
   strlcpy(worker.bgw_type, "taskq publisher", sizeof(worker.bgw_type));
   worker.bgw_main_arg = Int32GetDatum(slot);
   RegisterBackgroundWorker(&worker);
+}
+
+}  // namespace
+}  // namespace taskq::publisher
+
+void taskq_register_publisher(void) {
+  using taskq::publisher::register_one_publisher;
+  using taskq::publisher::registered_publishers;
+  registered_publishers = Min(taskq_database_count(), kTaskqMaxPublishers);
+  for (int i = 0; i < registered_publishers; i++) register_one_publisher(i);
 }
 
 extern "C" void taskq_publisher_main(Datum arg) {

@@ -31,9 +31,7 @@ namespace {
 
 // The test's own sessions are named, so that terminating the workers'
 // sessions (application_name taskq-worker) spares them.
-PgConnection chaos_db() {
-  return PgConnection(env("TASKQ_TEST_DATABASE_URL") + " application_name=taskq-chaos");
-}
+PgConnection chaos_db() { return PgConnection(env("TASKQ_TEST_DATABASE_URL") + " application_name=taskq-chaos"); }
 
 // Runs fn on a connection that survives the database going away: it is
 // made again whenever a call fails, until `timeout`.
@@ -76,8 +74,8 @@ long rss_kb(pid_t pid) {
 struct CallbackLog {
   std::mutex mu;
   std::map<std::string, std::set<std::string>> deliveries;  // job id + event -> delivery ids
-  std::set<std::string> acknowledged;                        // job id + event answered 2xx
-  std::atomic<int> mode{0};                                  // 0 healthy, 1 down (503), 2 hanging
+  std::set<std::string> acknowledged;                       // job id + event answered 2xx
+  std::atomic<int> mode{0};                                 // 0 healthy, 1 down (503), 2 hanging
   std::atomic<long> requests{0};
 };
 
@@ -95,9 +93,10 @@ class Chaos : public ::testing::Test {
       for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
                {"taskq.reconcile_after", "3s"}, {"taskq.maintenance_interval", "1s"}})
         set_setting(c, name, value);
-      c.exec("SELECT taskq.create_queue($1, max_attempts => 3, lease => '4 seconds', backoff_base => '100 ms', "
-             "backoff_max => '1 second')",
-             {queue_.c_str()});
+      c.exec(
+          "SELECT taskq.create_queue($1, max_attempts => 3, lease => '4 seconds', backoff_base => '100 ms', "
+          "backoff_max => '1 second')",
+          {queue_.c_str()});
       // Every status change of this queue's jobs, to count completions.
       c.exec("CREATE TABLE IF NOT EXISTS public.chaos_transitions (job_id uuid, status text, at timestamptz)");
       c.exec(
@@ -178,9 +177,10 @@ class Chaos : public ::testing::Test {
               for (int i = 0; i < batch; i++, n++) {
                 const char* task = n % 97 == 0 ? "poison" : n % 151 == 0 ? "slow" : "work";
                 const std::string url = receiver_.url("/cb");
-                ids.push_back(c.value("SELECT taskq.enqueue($1, jsonb_build_object('n', $2::int), task => $3, "
-                                      "callback_url => $4)",
-                                      {queue_.c_str(), std::to_string(n).c_str(), task, url.c_str()}));
+                ids.push_back(
+                    c.value("SELECT taskq.enqueue($1, jsonb_build_object('n', $2::int), task => $3, "
+                            "callback_url => $4)",
+                            {queue_.c_str(), std::to_string(n).c_str(), task, url.c_str()}));
               }
               c.exec(rollback ? "ROLLBACK" : "COMMIT");
               std::lock_guard<std::mutex> lock(mu_);
@@ -231,7 +231,8 @@ class Chaos : public ::testing::Test {
     } else if (kind == "terminate publisher") {
       db_.value("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = 'taskq publisher'");
     } else if (kind == "terminate worker sessions") {
-      db_.value("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'taskq-worker'");
+      db_.value(
+          "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'taskq-worker'");
     } else if (kind == "delete queue") {
       rabbitmqctl("delete_queue taskq." + queue_ + " >/dev/null 2>&1");
     } else if (kind == "purge queue") {
@@ -253,11 +254,20 @@ class Chaos : public ::testing::Test {
   }
 
   void inject_faults() {
-    static const std::vector<std::string> kinds = {
-        "worker kill -9",      "worker SIGTERM",         "close broker connections", "broker restart",
-        "broker kill -9",      "frozen broker",          "postgres crash",           "terminate publisher",
-        "terminate worker sessions", "delete queue",     "purge queue",              "reject publishes",
-        "callback receiver down",    "callback receiver hangs"};
+    static const std::vector<std::string> kinds = {"worker kill -9",
+                                                   "worker SIGTERM",
+                                                   "close broker connections",
+                                                   "broker restart",
+                                                   "broker kill -9",
+                                                   "frozen broker",
+                                                   "postgres crash",
+                                                   "terminate publisher",
+                                                   "terminate worker sessions",
+                                                   "delete queue",
+                                                   "purge queue",
+                                                   "reject publishes",
+                                                   "callback receiver down",
+                                                   "callback receiver hangs"};
     std::mt19937 rng(7);
     while (!stop_faults_) {
       std::this_thread::sleep_for(std::chrono::seconds(3 + rng() % 6));
@@ -289,8 +299,8 @@ class Chaos : public ::testing::Test {
 };
 
 TEST_F(Chaos, NoJobIsLostOrFinishedTwiceWhateverFails) {
-  ASSERT_TRUE(wait_until([&] { return db_.value("SELECT count(*) FROM taskq.publisher WHERE connected") == "1"; },
-                         60s));
+  ASSERT_TRUE(
+      wait_until([&] { return db_.value("SELECT count(*) FROM taskq.publisher WHERE connected") == "1"; }, 60s));
   const auto started = Clock::now();
   std::thread producer([&] { produce(); });
   // Warm-up without faults, then the memory baseline of the worker that
@@ -316,9 +326,10 @@ TEST_F(Chaos, NoJobIsLostOrFinishedTwiceWhateverFails) {
                      {queue_}) +
            " unfinished, " + db_.value("SELECT count(*) FROM taskq.outbox WHERE queue_name = $1", {queue_}) +
            " in the outbox, " +
-           db_.value("SELECT count(*) FROM taskq.callbacks c JOIN taskq.jobs j ON j.id = c.job_id "
-                     "WHERE j.queue_name = $1 AND c.state <> 'delivered'",
-                     {queue_}) +
+           db_.value(
+               "SELECT count(*) FROM taskq.callbacks c JOIN taskq.jobs j ON j.id = c.job_id "
+               "WHERE j.queue_name = $1 AND c.state <> 'delivered'",
+               {queue_}) +
            " callbacks undelivered";
   };
   const std::string drained = "0 unfinished, 0 in the outbox, 0 callbacks undelivered";
@@ -338,8 +349,8 @@ TEST_F(Chaos, NoJobIsLostOrFinishedTwiceWhateverFails) {
     auto r = c.exec("SELECT id, status::text, task, coalesce(last_error, '') FROM taskq.jobs WHERE queue_name = $1",
                     {queue_.c_str()});
     for (int i = 0; i < PQntuples(r.get()); i++)
-      in_db[PQgetvalue(r.get(), i, 0)] = std::string(PQgetvalue(r.get(), i, 1)) + "|" + PQgetvalue(r.get(), i, 2) +
-                                          "|" + PQgetvalue(r.get(), i, 3);
+      in_db[PQgetvalue(r.get(), i, 0)] =
+          std::string(PQgetvalue(r.get(), i, 1)) + "|" + PQgetvalue(r.get(), i, 2) + "|" + PQgetvalue(r.get(), i, 3);
     return 0;
   });
   for (const auto& id : committed) EXPECT_EQ(in_db.count(id), 1u) << "committed job " << id << " is gone";
@@ -389,10 +400,10 @@ TEST_F(Chaos, NoJobIsLostOrFinishedTwiceWhateverFails) {
   const std::string publisher_pid_end =
       db_.value("SELECT pid FROM pg_stat_activity WHERE backend_type = 'taskq publisher'");
   const long publisher_rss_end = publisher_pid_end.empty() ? -1 : rss_kb(std::stoi(publisher_pid_end));
-  const std::string longest_stuck =
-      db_.value("SELECT round(extract(epoch FROM max(finished_at - created_at))::numeric, 1) FROM taskq.jobs "
-                "WHERE queue_name = $1 AND task <> 'slow'",
-                {queue_});
+  const std::string longest_stuck = db_.value(
+      "SELECT round(extract(epoch FROM max(finished_at - created_at))::numeric, 1) FROM taskq.jobs "
+      "WHERE queue_name = $1 AND task <> 'slow'",
+      {queue_});
   long fault_count = 0;
   std::cout << "chaos: " << fault_seconds << " s, " << in_db.size() << " jobs (" << poisoned << " poison), "
             << executions << " executions, " << reruns << " re-runs, longest job from enqueue to end " << longest_stuck

@@ -137,7 +137,7 @@ TEST_F(ClusterFailover, KillingTheQuorumLeaderLosesNoJobAndFlowResumes) {
   constexpr int kJobs = 5000;
   std::atomic<int> enqueued{0};
   std::thread producer([&] {
-    PgConnection p = db();
+    taskq::PgConnection p = db();
     while (enqueued < kJobs) {
       p.exec("SELECT taskq.enqueue_many($1, (SELECT jsonb_agg(i) FROM generate_series(1, 50) i))", {queue.c_str()});
       enqueued += 50;
@@ -174,9 +174,9 @@ TEST_F(ClusterFailover, KillingTheQuorumLeaderLosesNoJobAndFlowResumes) {
   // none is left anywhere.
   const auto ran = runs();
   EXPECT_EQ(ran.size(), static_cast<std::size_t>(kJobs));
-  EXPECT_EQ(conn().value("SELECT count(*) FROM taskq.jobs WHERE queue_name = $1 AND status <> 'completed'",
-                               {queue.c_str()}),
-            "0");
+  EXPECT_EQ(
+      conn().value("SELECT count(*) FROM taskq.jobs WHERE queue_name = $1 AND status <> 'completed'", {queue.c_str()}),
+      "0");
   EXPECT_EQ(conn().value("SELECT count(*) FROM taskq.outbox WHERE queue_name = $1", {queue.c_str()}), "0");
   int reruns = 0;
   for (const auto& [id, attempts] : ran) reruns += static_cast<int>(attempts.size()) - 1;

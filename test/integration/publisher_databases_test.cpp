@@ -126,8 +126,9 @@ TEST_F(PublisherDatabases, OnePublisherPerDatabaseEachWithItsOwnStatusAndJobs) {
 TEST(PublisherDatabaseSetting, MalformedListsAreRefused) {
   TASKQ_REQUIRE_TEST_ENV();
   PgConnection c = db();
-  for (const std::string bad : {"taskq,,other", "taskq,", " , ", std::string(70, 'd'),
-                                "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q"}) {
+  const std::vector<std::string> bads = {"taskq,,other", "taskq,", " , ", std::string(70, 'd'),
+                                         "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q"};
+  for (const std::string& bad : bads) {
     try {
       c.exec("ALTER SYSTEM SET taskq.database = '" + bad + "'");
       ADD_FAILURE() << "accepted taskq.database = '" << bad << "'";

@@ -47,7 +47,8 @@ TEST(BrokerNodes, BadElementIsNamedWithoutItsPassword) {
 namespace {
 
 // A fake connect: nodes whose host is in `down` refuse.
-std::function<std::string(const BrokerUrl&)> connect_unless(std::set<std::string> down, std::vector<std::string>* tried) {
+std::function<std::string(const BrokerUrl&)> connect_unless(std::set<std::string> down,
+                                                            std::vector<std::string>* tried) {
   return [down, tried](const BrokerUrl& node) {
     tried->push_back(node.host);
     if (down.count(node.host) != 0) throw AmqpError(AmqpError::Scope::kLibrary, -9, "refused");
