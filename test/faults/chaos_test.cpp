@@ -44,7 +44,9 @@ class Db {
       try {
         if (!conn_) conn_.emplace(chaos_db());
         return fn(*conn_);
-      } catch (const DbError&) {
+      } catch (const DbError& e) {
+        // Only a lost or refused connection is worth another try.
+        if (e.kind() == taskq::DbFailure::kPermanent && conn_ && conn_->ok()) throw;
         conn_.reset();
         if (Clock::now() > deadline) throw;
         std::this_thread::sleep_for(200ms);
@@ -88,6 +90,7 @@ class Chaos : public ::testing::Test {
     scratch_.emplace();
     queue_ = unique_name("chaos");
     db_.with([&](PgConnection& c) {
+      c.exec("CREATE EXTENSION IF NOT EXISTS taskq");
       // Lost messages (purged or deleted queues) are republished after 3 s
       // instead of 5 minutes, and leases rescued within a second.
       for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
@@ -156,19 +159,21 @@ class Chaos : public ::testing::Test {
   }
 
   void start_worker(int w) {
-    workers_[w] = std::make_unique<WorkerProcess>(std::vector<std::string>{
-        "--database", env("TASKQ_TEST_DATABASE_URL"), "--broker", env("TASKQ_TEST_BROKER_URL"), "--handler",
-        queue_ + "=exec:" + handler_, "--concurrency", "8", "--name", "chaos-" + std::to_string(w),
-        "--callback-timeout", "2", "--callback-max-attempts", "1000", "--shutdown-timeout", "5"});
+    workers_[w] = std::make_unique<WorkerProcess>(
+        std::vector<std::string>{"--database", env("TASKQ_TEST_DATABASE_URL"), "--broker", env("TASKQ_TEST_BROKER_URL"),
+                                 "--handler", queue_ + "=exec:" + handler_, "--concurrency", "8", "--name",
+                                 "chaos-" + std::to_string(w), "--callback-timeout", "2", "--callback-max-attempts",
+                                 "1000", "--callback-retry-max", "2", "--shutdown-timeout", "5"});
   }
 
   // --- the producer: jobs, some of them in transactions that roll back ---
   void produce() {
+    Db db;  // a connection of its own: a PGconn serves one thread
     std::mt19937 rng(42);
     long n = 0;
     while (!stop_producing_) {
       try {
-        db_.with(
+        db.with(
             [&](PgConnection& c) {
               c.exec("BEGIN");
               const bool rollback = rng() % 20 == 0;
@@ -199,10 +204,17 @@ class Chaos : public ::testing::Test {
 
   // --- the faults ---------------------------------------------------------
   void fault(const std::string& kind, std::mt19937& rng) {
+    Db db;  // this thread's own connection
     {
       std::lock_guard<std::mutex> lock(mu_);
       faults_[kind]++;
     }
+    // Two faults at once hit different parts: faults on one part take turns.
+    std::mutex& part = kind.rfind("worker", 0) == 0                                                    ? workers_mu_
+                       : kind.rfind("callback", 0) == 0                                                ? callbacks_mu_
+                       : kind.find("postgres") != std::string::npos || kind.rfind("terminate", 0) == 0 ? postgres_mu_
+                                                                                                       : broker_mu_;
+    std::lock_guard<std::mutex> one_at_a_time(part);
     const int w = 1 + static_cast<int>(rng() % 2);  // worker 0 is never killed: its RSS is the memory check
     if (kind == "worker kill -9") {
       workers_[w]->kill();
@@ -229,10 +241,9 @@ class Chaos : public ::testing::Test {
       std::this_thread::sleep_for(2s);
       env_action("pg-start");
     } else if (kind == "terminate publisher") {
-      db_.value("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = 'taskq publisher'");
+      db.value("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = 'taskq publisher'");
     } else if (kind == "terminate worker sessions") {
-      db_.value(
-          "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'taskq-worker'");
+      db.value("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'taskq-worker'");
     } else if (kind == "delete queue") {
       rabbitmqctl("delete_queue taskq." + queue_ + " >/dev/null 2>&1");
     } else if (kind == "purge queue") {
@@ -294,6 +305,7 @@ class Chaos : public ::testing::Test {
   std::unique_ptr<WorkerProcess> workers_[3];
   std::atomic<bool> stop_producing_{false}, stop_faults_{false};
   std::mutex mu_;
+  std::mutex workers_mu_, callbacks_mu_, postgres_mu_, broker_mu_;
   std::set<std::string> committed_, rolled_back_;
   std::map<std::string, int> faults_;
 };
