@@ -6,7 +6,7 @@
 // Safety rules kept throughout:
 // - Every value from the server goes into the page as text (textContent,
 //   text nodes, attribute values), never as markup: a payload holding
-//   <script> is shown, not run. There is no innerHTML in this file.
+//   <script> is shown, not run. No string is ever parsed as HTML here.
 // - Links are built only from "#/..." plus encodeURIComponent(value).
 // - Requests that change something carry the session's CSRF token
 //   (X-CSRF-Token); the session cookie itself is HttpOnly.
@@ -530,7 +530,7 @@
             h('td', {class: 'num'}, j.attempts + ' / ' + j.max_attempts),
             h('td', {}, when(j.created_at)),
             h('td', {}, j.finished_at ? when(j.finished_at)
-                                      : j.status === 'pending' ? h('span', {class: 'muted'}, 'runs ', when(j.run_at))
+                                      : j.status === 'pending' ? h('span', {class: 'muted'}, Date.parse(j.run_at) > Date.now() ? 'runs ' : 'due since ', when(j.run_at))
                                                                : j.started_at ? h('span', {class: 'muted'}, 'started ', when(j.started_at)) : '–'),
             h('td', {}, j.last_error ? h('span', {class: 'error-text', title: j.last_error}, j.last_error) : '')));
       const filtered = this.status || this.task ? 'No ' + (this.status || '') + ' jobs' + (this.task ? ' of task ' + this.task : '') + ' here.'

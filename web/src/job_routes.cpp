@@ -138,7 +138,7 @@ Reply callbacks(Services* s, const RouteRequest& req) {
   // left out, the job itself says it.
   static const std::string sql =
       "SELECT EXISTS (SELECT FROM taskq.jobs j WHERE j.id = $1::uuid)::text, "
-      "(SELECT pg_catalog.coalesce(pg_catalog.json_agg(c ORDER BY c.id), '[]')::text FROM ("
+      "(SELECT COALESCE(pg_catalog.json_agg(c ORDER BY c.id), '[]')::text FROM ("
       "SELECT c.id, c.delivery_id, c.event, c.url, c.state, c.attempts, c.next_attempt_at, c.last_status, "
       "c.last_error, c.created_at, c.delivered_at FROM taskq.callbacks c WHERE c.job_id = $1::uuid) c)";
   const std::string& id = req.path.at("id");
