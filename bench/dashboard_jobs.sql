@@ -6,7 +6,7 @@
 -- newest 3,000 pending, 20 running, the rest 94% completed, 4% failed, 2%
 -- cancelled. Plus 20 schedules.
 SET client_min_messages = warning;
-SELECT taskq.create_queue(q) FROM unnest(ARRAY['emails', 'thumbnails', 'reports', 'webhooks', 'rare']) q;
+SELECT count(taskq.create_queue(q)) FROM unnest(ARRAY['emails', 'thumbnails', 'reports', 'webhooks', 'rare']) q \g /dev/null
 WITH spec AS (
   SELECT i,
          -- 900,000 jobs over 7 days to an hour ago, 100,000 in the last hour.

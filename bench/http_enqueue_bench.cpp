@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
       R"({"payload": {"seq":1,"kind":"bench","tenant":"acme","pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}})";
   using Clock = std::chrono::steady_clock;
   const Clock::time_point start = Clock::now();
-  const Clock::time_point end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  const Clock::time_point end =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   std::atomic<long> errors{0};
   std::vector<std::vector<double>> latencies(clients);
   std::vector<std::thread> threads;

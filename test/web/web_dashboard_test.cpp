@@ -68,8 +68,8 @@ TEST_F(WebDashboard, SignInGivesASessionWhoseChangesNeedItsCsrfToken) {
                                        {{"Cookie", op.cookie}, {"X-CSRF-Token", std::string(43, 'A')}});
   EXPECT_EQ(wrong.error_code(), "csrf");
   EXPECT_EQ(db.value("SELECT status FROM taskq.jobs WHERE id = $1", {job.c_str()}), "pending");
-  const HttpAnswer ok = web.request("POST", "/v1/jobs/" + job + "/cancel", "", "",
-                                    {{"Cookie", op.cookie}, {"X-CSRF-Token", op.csrf}});
+  const HttpAnswer ok =
+      web.request("POST", "/v1/jobs/" + job + "/cancel", "", "", {{"Cookie", op.cookie}, {"X-CSRF-Token", op.csrf}});
   EXPECT_EQ(ok.status, 200) << ok.body;
   EXPECT_EQ(db.value("SELECT status FROM taskq.jobs WHERE id = $1", {job.c_str()}), "cancelled");
 

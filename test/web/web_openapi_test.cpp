@@ -47,10 +47,10 @@ TEST_F(WebOpenApi, EveryRouteIsDocumentedAndEveryDocumentedRouteAnswers) {
   for (const auto& [path, item] : doc["paths"].items()) {
     for (const auto& [method, op] : item.items()) {
       std::string concrete = path;
-      for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
-               {"{id}", "01900000-0000-7000-8000-000000000000"},
-               {"{queue}", "no_such_queue_for_openapi"},
-               {"{name}", "no_such_schedule_for_openapi"}}) {
+      for (const auto& [from, to] :
+           std::vector<std::pair<std::string, std::string>>{{"{id}", "01900000-0000-7000-8000-000000000000"},
+                                                            {"{queue}", "no_such_queue_for_openapi"},
+                                                            {"{name}", "no_such_schedule_for_openapi"}}) {
         const auto at = concrete.find(from);
         if (at != std::string::npos) concrete.replace(at, from.size(), to);
       }

@@ -88,9 +88,9 @@ TEST_F(WebSchedules, BadInputIsRefusedAndWritesNothing) {
   EXPECT_EQ(put(name, json{{"cron", 5}, {"queue_name", queue}}.dump()).error_code(), "wrong_type");
   EXPECT_EQ(put(name, json{{"cron", "@daily"}, {"queue_name", queue}, {"priority", 10}}.dump()).status, 422);
   // Injected names are just names that are not allowed.
-  EXPECT_EQ(put("x'%3B%20DROP%20TABLE%20taskq.jobs%3B--", json{{"cron", "@daily"}, {"queue_name", queue}}.dump())
-                .status,
-            422);
+  EXPECT_EQ(
+      put("x'%3B%20DROP%20TABLE%20taskq.jobs%3B--", json{{"cron", "@daily"}, {"queue_name", queue}}.dump()).status,
+      422);
   EXPECT_EQ(web.request("DELETE", "/v1/schedules/bad%20name").status, 422);
   EXPECT_EQ(db.value("SELECT count(*) FROM taskq.schedules WHERE queue_name = $1", {queue.c_str()}), "0");
 }

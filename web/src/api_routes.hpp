@@ -13,8 +13,8 @@ namespace taskq::web {
 
 std::vector<Route> api_routes(Services* services);
 
-std::vector<Route> job_routes(Services* services);     // job_routes.cpp
-std::vector<Route> queue_routes(Services* services);   // queue_routes.cpp
+std::vector<Route> job_routes(Services* services);       // job_routes.cpp
+std::vector<Route> queue_routes(Services* services);     // queue_routes.cpp
 std::vector<Route> schedule_routes(Services* services);  // schedule_routes.cpp
 std::vector<Route> activity_routes(Services* services);  // activity_routes.cpp
 std::vector<Route> session_routes(Services* services);   // session_routes.cpp

@@ -115,14 +115,14 @@ Reply list_jobs(Services* s, const RouteRequest& req) {
     for (const std::string& value : s->job_statuses) {
       if (!source.empty()) source += " UNION ALL ";
       source += "(" + select + where + " AND j.status =" + placeholder(value, "taskq.job_status") +
-              " ORDER BY j.id DESC LIMIT" + limit_param + ")";
+                " ORDER BY j.id DESC LIMIT" + limit_param + ")";
     }
   } else {
     if (status) where += " AND j.status =" + placeholder(status, "taskq.job_status");
     source = select + where + " ORDER BY j.id DESC LIMIT" + limit_param;
   }
-  const std::string sql = "SELECT pg_catalog.to_json(j)::text, j.id::text FROM (" + source +
-                          ") j ORDER BY j.id DESC LIMIT" + limit_param;
+  const std::string sql =
+      "SELECT pg_catalog.to_json(j)::text, j.id::text FROM (" + source + ") j ORDER BY j.id DESC LIMIT" + limit_param;
   auto db = s->pool->acquire();
   PgResult r = db->run_planned_each_time(sql, params);
   const int rows = PQntuples(r.get());

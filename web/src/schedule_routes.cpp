@@ -23,8 +23,7 @@ std::string schedule_json_from(const std::string& source) {
 const std::vector<Field>& put_fields() {
   static const std::vector<Field> fields = {
       {"cron", FieldType::kString, "text",
-       "five fields (minute hour day-of-month month day-of-week), @daily and the like, or @every <interval>", "",
-       true},
+       "five fields (minute hour day-of-month month day-of-week), @daily and the like, or @every <interval>", "", true},
       {"queue_name", FieldType::kString, "text", "the queue each tick's job goes to", "", true},
       {"payload", FieldType::kJson, "jsonb", "each job's input (default {})"},
       {"task", FieldType::kString, "text", "each job's task"},

@@ -29,8 +29,8 @@ std::string session_body(const Services* s, const Session& session) {
 // Secure only when a TLS-terminating proxy says the page came over https
 // (taskq-web itself speaks plain HTTP).
 std::string cookie(const RouteRequest& req, const std::string& value, long max_age) {
-  std::string c = std::string(kSessionCookie) + "=" + value + "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" +
-                  std::to_string(max_age);
+  std::string c = std::string(kSessionCookie) + "=" + value +
+                  "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" + std::to_string(max_age);
   if (req.http.get_header_value("X-Forwarded-Proto") == "https") c += "; Secure";
   return c;
 }

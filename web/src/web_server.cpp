@@ -136,9 +136,7 @@ void WebServer::stop() {
 
 namespace {
 
-bool changes_something(const std::string& method) {
-  return method != "GET" && method != "HEAD" && method != "OPTIONS";
-}
+bool changes_something(const std::string& method) { return method != "GET" && method != "HEAD" && method != "OPTIONS"; }
 
 // The host name of a Host header value ("127.0.0.1:8080", "[::1]:8080").
 std::string host_name(const std::string& value) {
@@ -155,7 +153,8 @@ bool from_a_browser(const httplib::Request& req) {
 }  // namespace
 
 void WebServer::check_request_origin(const httplib::Request& req) {
-  if (options_.tokens == nullptr && req.has_header("Host") && !is_loopback_host(host_name(req.get_header_value("Host")))) {
+  if (options_.tokens == nullptr && req.has_header("Host") &&
+      !is_loopback_host(host_name(req.get_header_value("Host")))) {
     metrics_.auth_failed("host");
     throw ApiError(403, "forbidden_host",
                    "without a token file taskq-web answers only requests addressed to a loopback host name");
