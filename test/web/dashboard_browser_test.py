@@ -301,7 +301,8 @@ class WithoutTokenFile(DashboardTest):
         rate = (after - before) / seconds
         print(f"\nRESULT peer=taskq scenario=dashboard_overview_statements jobs={after - before} "
               f"seconds={seconds:.1f} rate={rate:.2f} p50_ms=- p99_ms=-")
-        self.assertGreater(rate, 0.3, "the overview does not refresh itself")
+        # (slower than every 2 s only when answers are slow: see refreshNow)
+        self.assertGreater(rate, 0.1, "the overview does not refresh itself")
         self.assertLess(rate, 1.5, "the overview asks the database too often")
         # Hidden (another tab in front): no queries at all.
         self.browser.execute_script(
