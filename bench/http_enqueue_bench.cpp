@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
     threads.emplace_back([&, c] {
       httplib::Client client(host, port);
       client.set_keep_alive(true);
+      client.set_tcp_nodelay(true);  // as curl and most HTTP clients do
       client.set_read_timeout(30, 0);
       while (Clock::now() < end) {
         const Clock::time_point t0 = Clock::now();
