@@ -1065,3 +1065,53 @@ COMMENT ON VIEW taskq.queue_stats IS
   'per queue: jobs per status (waiting: dependencies not all completed), jobs scheduled for later, age of the oldest due pending job, outbox rows not yet confirmed by RabbitMQ';
 REVOKE ALL ON taskq.queue_stats FROM PUBLIC;
 GRANT SELECT ON taskq.queue_stats TO taskq_producer;
+=======
+-- == taskq-web dashboard: job lists and statistics from indexes ==
+-- 00_tables: jobs_finished also carries status (per-minute counts of
+-- finished jobs index-only); jobs_list for a queue's jobs of one status,
+-- newest first, and for the counts of queue_stats. Building them reads the
+-- whole table under a lock that holds up writes to it (seconds per million
+-- jobs; docs/upgrading.md).
+DROP INDEX taskq.jobs_finished;
+CREATE INDEX jobs_finished ON taskq.jobs (queue_name, finished_at) INCLUDE (status)
+  WHERE status IN ('completed', 'failed', 'cancelled');
+CREATE INDEX jobs_list ON taskq.jobs (queue_name, status, id) WHERE status <> 'pending';
+
+-- 70_maintenance: queue_stats counted from those indexes, queue by queue
+-- (same columns, same order).
+CREATE OR REPLACE VIEW taskq.queue_stats AS
+SELECT q.queue_name,
+       q.paused,
+       f.waiting,
+       p.pending,
+       f.running,
+       f.completed,
+       f.failed,
+       f.cancelled,
+       p.scheduled,
+       p.oldest_pending_age,
+       (SELECT count(*) FROM taskq.outbox o WHERE o.queue_name = q.queue_name) AS outbox_backlog
+FROM taskq.queues q
+CROSS JOIN LATERAL (
+  SELECT count(*) AS pending,
+         count(*) FILTER (WHERE j.run_at > now()) AS scheduled,
+         now() - min(j.run_at) FILTER (WHERE j.run_at <= now()) AS oldest_pending_age
+  FROM taskq.jobs j
+  WHERE j.queue_name = q.queue_name AND j.status = 'pending'
+) p
+CROSS JOIN LATERAL (
+  -- 'waiting' is the only status that sorts before 'pending'. Written as
+  -- a comparison because the 0.2.0 upgrade adds the enum value in the
+  -- transaction that makes this view, and PostgreSQL refuses to name a
+  -- value added in the same transaction.
+  SELECT count(*) FILTER (WHERE j.status < 'pending')   AS waiting,
+         count(*) FILTER (WHERE j.status = 'running')   AS running,
+         count(*) FILTER (WHERE j.status = 'completed') AS completed,
+         count(*) FILTER (WHERE j.status = 'failed')    AS failed,
+         count(*) FILTER (WHERE j.status = 'cancelled') AS cancelled
+  FROM taskq.jobs j
+  WHERE j.queue_name = q.queue_name AND j.status <> 'pending'
+) f;
+
+-- 95_privileges: a job's callbacks and their delivery state.
+GRANT SELECT ON taskq.callbacks TO taskq_producer;
