@@ -9,6 +9,7 @@
 // (jobs, faults per kind, re-runs, longest stuck job, RSS) goes to stdout.
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <iostream>
@@ -87,6 +88,9 @@ class Chaos : public ::testing::Test {
     TASKQ_REQUIRE_TEST_ENV();
     const char* minutes = std::getenv("SOAK_MINUTES");
     duration_ = minutes != nullptr && *minutes != '\0' ? std::chrono::seconds(std::stol(minutes) * 60) : 120s;
+    const char* seed = std::getenv("CHAOS_SEED");
+    seed_ = seed != nullptr && *seed != '\0' ? static_cast<unsigned>(std::stoul(seed)) : std::random_device{}();
+    std::cout << "chaos: CHAOS_SEED=" << seed_ << " SOAK_MINUTES=" << duration_.count() / 60.0 << "\n";
     scratch_.emplace();
     queue_ = unique_name("chaos");
     db_.with([&](PgConnection& c) {
@@ -279,24 +283,35 @@ class Chaos : public ::testing::Test {
                                                    "reject publishes",
                                                    "callback receiver down",
                                                    "callback receiver hangs"};
-    std::mt19937 rng(7);
+    // Every kind once per round, in a random order, so that even the short
+    // form meets each of them; CHAOS_SEED repeats a run's order.
+    std::mt19937 rng(seed_);
+    std::vector<std::string> round;
     while (!stop_faults_) {
-      std::this_thread::sleep_for(std::chrono::seconds(3 + rng() % 6));
+      if (round.empty()) {
+        round = kinds;
+        std::shuffle(round.begin(), round.end(), rng);
+      }
+      std::this_thread::sleep_for(std::chrono::seconds(2 + rng() % 4));
       if (stop_faults_) break;
+      const std::string a = round.back();
+      round.pop_back();
       // Mostly one fault, sometimes two at once.
-      if (rng() % 5 == 0) {
-        const std::string a = kinds[rng() % kinds.size()], b = kinds[rng() % kinds.size()];
+      if (rng() % 4 == 0 && !round.empty()) {
+        const std::string b = round.back();
+        round.pop_back();
         std::mt19937 rng_b(rng());
         std::thread other([&] { fault(b, rng_b); });
         fault(a, rng);
         other.join();
       } else {
-        fault(kinds[rng() % kinds.size()], rng);
+        fault(a, rng);
       }
     }
   }
 
   Db db_;
+  unsigned seed_ = 0;
   std::chrono::seconds duration_{120};
   std::optional<ScratchDir> scratch_;
   std::string queue_, handler_;
@@ -428,7 +443,10 @@ TEST_F(Chaos, NoJobIsLostOrFinishedTwiceWhateverFails) {
             << " kB; publisher RSS " << publisher_rss_start << " kB (pid " << publisher_rss_pid << ") -> "
             << publisher_rss_end << " kB (pid " << publisher_pid_end << "); " << callbacks_.requests
             << " callback requests\n";
-  EXPECT_GT(fault_count, 0);
+  // A fault waits for what it broke to come back, so a slow machine meets
+  // fewer of them; the short form still needs a handful of kinds.
+  EXPECT_GE(fault_count, 5) << "too few faults to prove anything";
+  EXPECT_GE(faults_.size(), 4u) << "too few kinds of fault to prove anything";
   EXPECT_GT(in_db.size(), 100u) << "too few jobs to prove anything";
   // Flat memory: the worker that was never killed grew by less than 16 MB
   // over the whole run (a leak per job or per reconnect would not).
