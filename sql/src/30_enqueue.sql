@@ -42,6 +42,11 @@ BEGIN
      OR max_attempts IS NOT NULL OR callback_url IS NOT NULL OR unique_key IS NOT NULL OR headers IS NOT NULL THEN
     PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
   END IF;
+  -- The trace context: looked at only when there is one (a trace header or
+  -- the session setting), so a job without pays one setting look-up.
+  IF headers ?| ARRAY['traceparent', 'tracestate'] OR current_setting('taskq.traceparent', true) <> '' THEN
+    headers := taskq._trace_headers(headers);
+  END IF;
 
   due := greatest(coalesce(run_at, now() + coalesce(delay, interval '0')), now()) + q_delivery_delay;
   max_attempts := coalesce(max_attempts, q_max_attempts);
@@ -121,6 +126,10 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
+  -- The trace context, as in enqueue: one for all the jobs of the call.
+  IF headers ?| ARRAY['traceparent', 'tracestate'] OR current_setting('taskq.traceparent', true) <> '' THEN
+    headers := taskq._trace_headers(headers);
+  END IF;
   IF EXISTS (SELECT 1 FROM jsonb_array_elements(payloads) e(value) WHERE pg_column_size(e.value) > taskq._max_document_bytes()) THEN
     RAISE EXCEPTION 'a payload in payloads is too large'
       USING ERRCODE = 'invalid_parameter_value',

@@ -27,6 +27,7 @@ std::unique_ptr<BrokerConsumer> Consumer::connect_broker() {
   auto consumer = std::make_unique<BrokerConsumer>(BrokerUrl::parse(options_.broker), connect, topology_.exchange,
                                                    topology_.queues, wanted_prefetch(), ++generation_);
   metrics_.set_connected("broker", true);
+  watch_.up();
   // Deliveries of the dead connection that were not started yet: the
   // broker has requeued them and delivers them again.
   std::lock_guard<std::mutex> lock(state_.mu);
@@ -114,6 +115,7 @@ void Consumer::run() {
       const auto delay = reconnect.next();
       retry_at = Clock::now() + delay;
       log::warn("broker: {}; reconnecting in {} ms", e.what(), delay.count());
+      watch_.down(e.what(), delay);
     }
   }
 }
@@ -130,6 +132,7 @@ bool Consumer::acknowledge_while_stopping(std::chrono::milliseconds wait) {
     broker_->drain([](Delivery&&) {});
   } catch (const std::exception& e) {
     log::warn("broker: {} while stopping; outcomes are recorded, unacked messages come back stale", e.what());
+    watch_.down(e.what(), std::nullopt);
     broker_->close_quickly();
     broker_.reset();
   }
