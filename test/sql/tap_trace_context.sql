@@ -91,19 +91,24 @@ SET taskq.traceparent = 'garbage';
 SELECT lives_ok($$SELECT taskq.enqueue('tq', '{}')$$, 'a session-wide invalid setting never fails an enqueue');
 RESET taskq.traceparent;
 
--- enqueue_many: the same context for every job of the call
+-- enqueue_many: the same context for every job of the call (the ids are
+-- kept first: a statement does not see the rows its own call inserted)
 BEGIN;
 SET LOCAL taskq.traceparent = :'tp';
-SELECT is((SELECT count(*)::int FROM taskq.enqueue_many('tq', '[1, 2, 3]') id
-           JOIN taskq.jobs j ON j.id = id.id WHERE j.headers->>'traceparent' = :'tp'), 3,
-          'enqueue_many: every job carries the setting');
-SELECT is((SELECT count(*)::int FROM taskq.enqueue_many('tq', '[1, 2]', unique_key => 'k1') id
-           JOIN taskq.jobs j ON j.id = id.id WHERE j.headers->>'traceparent' = :'tp'), 2,
-          'enqueue_many with a unique_key too');
-SELECT is((SELECT count(*)::int FROM taskq.enqueue_many('tq', '[1]', headers => jsonb_build_object('traceparent', :'tp2')) id
-           JOIN taskq.jobs j ON j.id = id.id WHERE j.headers->>'traceparent' = :'tp2'), 1,
-          'enqueue_many: headers win there as well');
+CREATE TEMP TABLE many AS SELECT 'setting' AS how, id FROM taskq.enqueue_many('tq', '[1, 2, 3]') id;
+INSERT INTO many SELECT 'unique_key', id FROM taskq.enqueue_many('tq', '[1, 2]', unique_key => 'k1') id;
+INSERT INTO many SELECT 'header', id
+  FROM taskq.enqueue_many('tq', '[1]', headers => jsonb_build_object('traceparent', :'tp2')) id;
 COMMIT;
+SELECT is((SELECT count(*)::int FROM many m JOIN taskq.jobs j ON j.id = m.id
+           WHERE m.how = 'setting' AND j.headers->>'traceparent' = :'tp'), 3,
+          'enqueue_many: every job carries the setting');
+SELECT is((SELECT count(*)::int FROM many m JOIN taskq.jobs j ON j.id = m.id
+           WHERE m.how = 'unique_key' AND j.headers->>'traceparent' = :'tp'), 2,
+          'enqueue_many with a unique_key too');
+SELECT is((SELECT count(*)::int FROM many m JOIN taskq.jobs j ON j.id = m.id
+           WHERE m.how = 'header' AND j.headers->>'traceparent' = :'tp2'), 1,
+          'enqueue_many: headers win there as well');
 
 -- the message: the context is in its headers and in the body's headers
 SELECT is((SELECT c.headers->>'traceparent' FROM taskq._outbox_claim(1000) c WHERE c.job_id = :'from_setting'), :'tp',
