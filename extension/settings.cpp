@@ -62,10 +62,11 @@ void taskq_define_settings(void) {
   // here; taskq._trace_headers() checks it and drops an invalid one with a
   // warning, so that a tracing mistake never aborts the caller's
   // transaction.
-  DefineCustomStringVariable("taskq.traceparent",
-                             "W3C traceparent that taskq.enqueue gives the jobs it makes (unless their headers have one).",
-                             "Set it in the producing transaction: SET LOCAL taskq.traceparent = '00-...'.",
-                             &trace_parent_setting, "", PGC_USERSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable(
+      "taskq.traceparent",
+      "W3C traceparent that taskq.enqueue gives the jobs it makes (unless their headers have one).",
+      "Set it in the producing transaction: SET LOCAL taskq.traceparent = '00-...'.", &trace_parent_setting, "",
+      PGC_USERSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
   DefineCustomStringVariable("taskq.tracestate", "W3C tracestate that goes with taskq.traceparent.", nullptr,
                              &trace_state_setting, "", PGC_USERSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("taskq");

@@ -33,9 +33,8 @@ class WorkerConnectionEvents : public ::testing::Test {
     options.broker = env("TASKQ_TEST_BROKER_URL");
     options.shutdown_timeout = 5s;
     worker_ = std::make_unique<taskq::Worker>(options);
-    worker_->handle_queue(queue_, [](const taskq::Job&, const taskq::CancellationToken&) {
-      return taskq::Outcome::completed();
-    });
+    worker_->handle_queue(
+        queue_, [](const taskq::Job&, const taskq::CancellationToken&) { return taskq::Outcome::completed(); });
     worker_->on_connection_event([this](const ConnectionEvent& e) {
       std::lock_guard<std::mutex> lock(mu_);
       events_.push_back(e);
@@ -80,8 +79,8 @@ class WorkerConnectionEvents : public ::testing::Test {
     taskq::PgConnection c = db();
     const std::string id = c.value("SELECT taskq.enqueue($1)", {queue_.c_str()});
     return wait_until(
-        [&] { return c.value("SELECT status::text FROM taskq.jobs WHERE id = $1", {id.c_str()}) == "completed"; },
-        90s, 100ms);
+        [&] { return c.value("SELECT status::text FROM taskq.jobs WHERE id = $1", {id.c_str()}) == "completed"; }, 90s,
+        100ms);
   }
 
   std::optional<taskq::PgConnection> conn_;
@@ -163,9 +162,8 @@ TEST_F(WorkerConnectionEvents, AThrowingListenerIsLoggedAndTheWorkerGoesOn) {
   options.broker = env("TASKQ_TEST_BROKER_URL");
   options.shutdown_timeout = 5s;
   taskq::Worker other(options);
-  other.handle_queue(queue, [](const taskq::Job&, const taskq::CancellationToken&) {
-    return taskq::Outcome::completed();
-  });
+  other.handle_queue(queue,
+                     [](const taskq::Job&, const taskq::CancellationToken&) { return taskq::Outcome::completed(); });
   std::atomic<int> calls{0};
   other.on_connection_event([&](const ConnectionEvent&) {
     ++calls;
@@ -174,9 +172,7 @@ TEST_F(WorkerConnectionEvents, AThrowingListenerIsLoggedAndTheWorkerGoesOn) {
   std::thread t([&] { other.run(); });
   const std::string id = conn_->value("SELECT taskq.enqueue($1)", {queue.c_str()});
   const bool done = wait_until(
-      [&] {
-        return conn_->value("SELECT status::text FROM taskq.jobs WHERE id = $1", {id.c_str()}) == "completed";
-      },
+      [&] { return conn_->value("SELECT status::text FROM taskq.jobs WHERE id = $1", {id.c_str()}) == "completed"; },
       30s, 50ms);
   other.stop();
   t.join();

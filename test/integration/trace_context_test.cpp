@@ -48,14 +48,15 @@ class TraceContext : public WorkerFixture {
 TEST_F(TraceContext, ReachesAnExecHandlerAndTheCallbackAlsoAfterARetry) {
   const std::string queue = create_queue("trace_exec", "backoff_base => '100 ms'");
   // Attempt 1 fails, attempt 2 completes; each records what it was given.
-  const std::string handler = scratch().script(
-      "h.sh", "echo \"$TASKQ_ATTEMPT ${TRACEPARENT-unset} ${TRACESTATE-unset}\" >> \"$DIR/seen\"\n"
-              "[ \"$TASKQ_ATTEMPT\" -ge 2 ] || exit 1\necho '{}'\n");
+  const std::string handler =
+      scratch().script("h.sh",
+                       "echo \"$TASKQ_ATTEMPT ${TRACEPARENT-unset} ${TRACESTATE-unset}\" >> \"$DIR/seen\"\n"
+                       "[ \"$TASKQ_ATTEMPT\" -ge 2 ] || exit 1\necho '{}'\n");
   // The worker's own environment has another context: a job must not
   // inherit it.
-  WorkerProcess worker(worker_args({{queue, "exec:" + handler}}, {"--concurrency", "2"}),
-                       {{"TRACEPARENT", "00-11111111111111111111111111111111-2222222222222222-01"},
-                        {"TRACESTATE", "worker=own"}});
+  WorkerProcess worker(
+      worker_args({{queue, "exec:" + handler}}, {"--concurrency", "2"}),
+      {{"TRACEPARENT", "00-11111111111111111111111111111111-2222222222222222-01"}, {"TRACESTATE", "worker=own"}});
   const std::string id = enqueue_traced(queue, ", callback_url => '" + callbacks_.url("/exec") + "'");
   const std::string untraced = enqueue(queue);
   ASSERT_TRUE(wait_job_status(id, "completed", 60s)) << worker.log();
@@ -135,17 +136,17 @@ TEST_F(TraceContext, AMessageWithAnInvalidTraceparentRunsWithoutOne) {
   // Only a producer other than taskq.enqueue can publish one (enqueue drops
   // invalid values): straight to the queue, as the publisher would.
   const std::string queue = create_queue("trace_bad");
-  const std::string handler =
-      scratch().script("h.sh", "echo \"${TRACEPARENT-unset}\" >> \"$DIR/seen\"\necho '{}'\n");
+  const std::string handler = scratch().script("h.sh", "echo \"${TRACEPARENT-unset}\" >> \"$DIR/seen\"\necho '{}'\n");
   WorkerProcess worker(worker_args({{queue, "exec:" + handler}}));
   ASSERT_TRUE(wait_consumer(queue, 30s)) << worker.log();
   // A real job row, then a message for it whose headers hold a broken value
   // (a line break would have reached the environment and HTTP headers).
   const std::string id = enqueue(queue, "{}", ", delay => '1 hour'");
   conn().exec("UPDATE taskq.jobs SET run_at = now() WHERE id = $1", {id.c_str()});
-  publish_as_taskq(queue, R"({"id":")" + id + R"(","queue":")" + queue +
-                              R"(","task":null,"payload":{},"attempt":1,"max_attempts":5,"enqueued_at":"2026-01-01T00:00:00Z",)"
-                              R"("headers":{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\nX: y"}})");
+  publish_as_taskq(
+      queue, R"({"id":")" + id + R"(","queue":")" + queue +
+                 R"(","task":null,"payload":{},"attempt":1,"max_attempts":5,"enqueued_at":"2026-01-01T00:00:00Z",)"
+                 R"("headers":{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\nX: y"}})");
   ASSERT_TRUE(wait_job_status(id, "completed", 30s)) << worker.log();
   EXPECT_EQ(scratch().lines("seen"), std::vector<std::string>{"unset"});
 }

@@ -130,8 +130,8 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
     std::vector<std::thread> runner_threads;
     state.runners_running = options.concurrency;
     for (int i = 0; i < options.concurrency; ++i)
-      runner_threads.emplace_back(
-          guarded("runner", [self = shared_from_this()] { Runners(self->state, self->metrics, self->middleware).run(); }));
+      runner_threads.emplace_back(guarded(
+          "runner", [self = shared_from_this()] { Runners(self->state, self->metrics, self->middleware).run(); }));
     std::thread starter_thread(guarded("starter", [&starter] { starter.run(); }));
     std::thread finisher_thread(guarded("finisher", [&finisher] { finisher.run(); }));
     std::thread heartbeater_thread(guarded("heartbeater", [&heartbeater] { heartbeater.run(); }));

@@ -47,9 +47,9 @@ TEST(Traceparent, ALaterVersionMayAppendFieldsButVersion00MayNot) {
   EXPECT_TRUE(valid("01" + kValid.substr(2)));
   EXPECT_TRUE(valid("cc" + kValid.substr(2) + "-what-the-future-holds"));
   EXPECT_EQ(problem(kValid + "-extra"), "version 00 is exactly 55 characters");
-  EXPECT_NE(problem("01" + kValid.substr(2) + "x"), "");             // no '-' after the flags
-  EXPECT_NE(problem("01" + kValid.substr(2) + "-a b"), "");          // a space
-  EXPECT_NE(problem("01" + kValid.substr(2) + "-a\r\nX-Evil: 1"), "");  // header injection
+  EXPECT_NE(problem("01" + kValid.substr(2) + "x"), "");                          // no '-' after the flags
+  EXPECT_NE(problem("01" + kValid.substr(2) + "-a b"), "");                       // a space
+  EXPECT_NE(problem("01" + kValid.substr(2) + "-a\r\nX-Evil: 1"), "");            // header injection
   EXPECT_NE(problem("01" + kValid.substr(2) + "-" + std::string(300, 'a')), "");  // too long
 }
 
@@ -61,8 +61,8 @@ TEST(Traceparent, RefusesAllZeroIds) {
 
 TEST(Traceparent, RefusesWrongLengths) {
   EXPECT_NE(problem(""), "");
-  EXPECT_NE(problem(kValid.substr(0, 54)), "");                                  // a flag digit short
-  EXPECT_NE(problem("00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01"), "");  // trace-id of 31
+  EXPECT_NE(problem(kValid.substr(0, 54)), "");                                       // a flag digit short
+  EXPECT_NE(problem("00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01"), "");   // trace-id of 31
   EXPECT_NE(problem("00-4bf92f3577b34da6a3ce929d0e0e47366-0f067aa0ba902b7-01"), "");  // 33 and 15
   EXPECT_NE(problem("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b-701"), "");  // parent-id of 15
   EXPECT_NE(problem("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1"), "");   // one flag digit
@@ -91,7 +91,7 @@ TEST(Tracestate, AcceptsListsOfKeyValueMembers) {
   EXPECT_EQ(tracestate_problem("congo=t61rcWkgMzE"), nullptr);
   EXPECT_EQ(tracestate_problem("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"), nullptr);
   EXPECT_EQ(tracestate_problem("rojo=1 , \tcongo=2"), nullptr);  // optional white space around commas
-  EXPECT_EQ(tracestate_problem("a=1,,b=2, ,"), nullptr);          // empty members are allowed
+  EXPECT_EQ(tracestate_problem("a=1,,b=2, ,"), nullptr);         // empty members are allowed
   EXPECT_EQ(tracestate_problem("tenant1@vendor=x,0t@v_*-/=y z"), nullptr);
   EXPECT_EQ(tracestate_problem("k=" + std::string(256, 'v')), nullptr);
 }

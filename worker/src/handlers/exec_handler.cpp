@@ -203,12 +203,11 @@ Outcome map_process_result(const ProcessResult& r) {
 
 Handler make_exec_handler(std::string command, std::chrono::milliseconds timeout) {
   return [command = std::move(command), timeout](const Job& job, const CancellationToken& token) {
-    std::vector<std::pair<std::string, std::string>> env = {
-        {"TASKQ_JOB_ID", job.id},
-        {"TASKQ_QUEUE", job.queue},
-        {"TASKQ_TASK", job.task},
-        {"TASKQ_ATTEMPT", std::to_string(job.attempt)},
-        {"TASKQ_MAX_ATTEMPTS", std::to_string(job.max_attempts)}};
+    std::vector<std::pair<std::string, std::string>> env = {{"TASKQ_JOB_ID", job.id},
+                                                            {"TASKQ_QUEUE", job.queue},
+                                                            {"TASKQ_TASK", job.task},
+                                                            {"TASKQ_ATTEMPT", std::to_string(job.attempt)},
+                                                            {"TASKQ_MAX_ATTEMPTS", std::to_string(job.max_attempts)}};
     // The producer's trace context, as OpenTelemetry's environment carrier
     // names it; a job without one does not inherit the worker's.
     std::vector<std::string> unset;

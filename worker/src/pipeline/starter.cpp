@@ -116,7 +116,8 @@ int Starter::start_batch(JobStore& store, std::vector<Delivery>& batch) {
       if (copy) continue;
       try {
         if (!retrying(
-                metrics_, watch_, "starting a job", [&] { started[n] = store.start({items[n]}, request_id)[0]; }, stopping))
+                metrics_, watch_, "starting a job", [&] { started[n] = store.start({items[n]}, request_id)[0]; },
+                stopping))
           valid[n].first = nullptr;  // shutting down: left unacked, the broker requeues it
       } catch (const DbError& single) {
         log::error(valid[n].second, "dropping a message the database refuses: {}", single.what());

@@ -50,7 +50,7 @@ class Starter {
   const WakeFd& wake_;
   const StopRequest& stop_;
   Metrics& metrics_;
-  ConnectionWatch watch_;  // its database connection
+  ConnectionWatch watch_;        // its database connection
   UuidV7Generator request_ids_;  // one per batch: its retries repeat it, a duplicate delivery does not
 };
 
