@@ -117,6 +117,8 @@ TEST_F(WorkerConnectionEvents, ADatabaseRestartIsLostReconnectingAndConnectedAga
   ASSERT_TRUE(wait_for(Service::kBroker, Kind::kConnected, 0, "consumer", 30s)) << listing();
   ASSERT_TRUE(a_job_runs());
   ASSERT_TRUE(wait_for(Service::kDatabase, Kind::kConnected, 0, "callbacks", 30s)) << listing();
+  // The heartbeater's connection opens with its first idle ping (5 s).
+  ASSERT_TRUE(wait_for(Service::kDatabase, Kind::kConnected, 0, "heartbeater", 30s)) << listing();
   EXPECT_GE(find(Service::kDatabase, Kind::kConnected, 0, "starter"), 0) << listing();
   EXPECT_GE(find(Service::kDatabase, Kind::kConnected, 0, "finisher"), 0) << listing();
   const std::size_t before = events().size();
@@ -136,9 +138,9 @@ TEST_F(WorkerConnectionEvents, ADatabaseRestartIsLostReconnectingAndConnectedAga
   EXPECT_GT(all[retry].next_delay.count(), 0);
   // The job connections find out when they are next used: the heartbeater
   // within its idle ping, the others with the next job.
-  EXPECT_TRUE(wait_for(Service::kDatabase, Kind::kLost, before, "heartbeater")) << listing();
+  EXPECT_TRUE(wait_for(Service::kDatabase, Kind::kLost, before, "heartbeater", 30s)) << listing();
   EXPECT_TRUE(a_job_runs());
-  EXPECT_TRUE(wait_for(Service::kDatabase, Kind::kConnected, before, "heartbeater")) << listing();
+  EXPECT_TRUE(wait_for(Service::kDatabase, Kind::kConnected, before, "heartbeater", 30s)) << listing();
   for (const std::string connection : {"starter", "finisher"}) {
     const long gone = find(Service::kDatabase, Kind::kLost, before, connection);
     EXPECT_GE(gone, 0) << connection << ":\n" << listing();
