@@ -830,6 +830,292 @@ BEGIN
 END;
 $$;
 
+-- =========================================================================
+-- Dependencies and flow control, the shared part (00_tables, 10_validation,
+-- 30_enqueue, 70_maintenance, 95_privileges): the status 'waiting'; enqueue
+-- and enqueue_many take depends_on and concurrency_key (new arguments:
+-- dropped and created again, with their grants); queue_stats counts
+-- waiting jobs (a new column before pending: dropped and created again).
+-- ADD VALUE cannot run in a transaction block before PostgreSQL 12 and the
+-- new value cannot be named until this transaction commits: nothing below
+-- names it.
+
+ALTER TYPE taskq.job_status ADD VALUE 'waiting' BEFORE 'pending';
+COMMENT ON TYPE taskq.job_status IS
+  'life cycle of a job: [waiting ->] pending -> running -> completed | failed | cancelled; a retry puts it back to pending; waiting: dependencies not all completed';
+
+-- Placeholder while dependencies (depends_on) and flow control
+-- (concurrency_key) are being built: the arguments exist so that both can
+-- land without changing enqueue's signature twice; until then, using them is
+-- refused rather than ignored.
+CREATE FUNCTION taskq._reject_unfinished_options(depends_on uuid[], concurrency_key text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RAISE EXCEPTION '% is not supported by this build of taskq yet',
+    CASE WHEN depends_on IS NOT NULL THEN 'depends_on' ELSE 'concurrency_key' END
+    USING ERRCODE = 'feature_not_supported';
+END;
+$$;
+
+DROP FUNCTION taskq.enqueue(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb);
+DROP FUNCTION taskq.enqueue_many(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb);
+
+CREATE FUNCTION taskq.enqueue(
+  queue_name text,
+  payload jsonb DEFAULT '{}',
+  task text DEFAULT NULL,
+  run_at timestamptz DEFAULT NULL,
+  delay interval DEFAULT NULL,
+  priority int DEFAULT 0,
+  max_attempts int DEFAULT NULL,
+  callback_url text DEFAULT NULL,
+  unique_key text DEFAULT NULL,
+  headers jsonb DEFAULT NULL,
+  depends_on uuid[] DEFAULT NULL,
+  concurrency_key text DEFAULT NULL
+) RETURNS uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  q_max_attempts int;
+  q_delivery_delay interval;
+  q_paused boolean;
+  due timestamptz;
+  new_id uuid;
+BEGIN
+  SELECT q.max_attempts, q.delivery_delay, q.paused INTO q_max_attempts, q_delivery_delay, q_paused
+  FROM taskq.queues q WHERE q.queue_name = enqueue.queue_name;
+  IF NOT FOUND THEN
+    PERFORM taskq._check_queue_name(queue_name);  -- a malformed name gets the more precise error
+    PERFORM taskq._raise_unknown_queue(queue_name);
+  END IF;
+  IF payload IS NULL THEN
+    RAISE EXCEPTION 'payload must not be null' USING ERRCODE = 'null_value_not_allowed', HINT = 'use ''{}'' for no payload';
+  END IF;
+  -- The checks are called only when there is something to check: each call
+  -- of a function with a pinned search_path saves and restores settings,
+  -- which costs more than the whole insert on this path.
+  IF pg_column_size(payload) > taskq._max_document_bytes() THEN
+    PERFORM taskq._check_document(payload, 'payload');
+  END IF;
+  IF task IS NOT NULL OR run_at IS NOT NULL OR delay IS NOT NULL OR priority IS DISTINCT FROM 0
+     OR max_attempts IS NOT NULL OR callback_url IS NOT NULL OR unique_key IS NOT NULL OR headers IS NOT NULL THEN
+    PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
+  END IF;
+  IF depends_on IS NOT NULL OR concurrency_key IS NOT NULL THEN
+    PERFORM taskq._reject_unfinished_options(depends_on, concurrency_key);
+  END IF;
+
+  due := greatest(coalesce(run_at, now() + coalesce(delay, interval '0')), now()) + q_delivery_delay;
+  max_attempts := coalesce(max_attempts, q_max_attempts);
+
+  IF unique_key IS NULL THEN
+    new_id := taskq._uuid_v7();
+    INSERT INTO taskq.jobs (id, queue_name, task, payload, priority, max_attempts, attempt_budget, run_at,
+                            callback_url, headers)
+    VALUES (new_id, queue_name, task, payload, priority, max_attempts, max_attempts, due, callback_url, headers);
+  ELSE
+    -- Dedup that holds under concurrency: the partial unique index decides;
+    -- a concurrent enqueue of the same key waits for ours and then sees it.
+    LOOP
+      INSERT INTO taskq.jobs AS j (id, queue_name, task, payload, priority, max_attempts, attempt_budget, run_at,
+                                   callback_url, unique_key, headers)
+      VALUES (taskq._uuid_v7(), queue_name, task, payload, priority, max_attempts, max_attempts, due,
+              callback_url, unique_key, headers)
+      ON CONFLICT (queue_name, unique_key) WHERE unique_key IS NOT NULL AND status IN ('pending', 'running')
+      DO NOTHING
+      RETURNING j.id INTO new_id;
+      EXIT WHEN new_id IS NOT NULL;
+      SELECT j.id INTO new_id FROM taskq.jobs j
+      WHERE j.queue_name = enqueue.queue_name AND j.unique_key = enqueue.unique_key
+        AND j.status IN ('pending', 'running');
+      IF FOUND THEN
+        RETURN new_id;  -- the existing job; nothing new is created
+      END IF;
+      -- It finished between our insert and our look-up: try again.
+    END LOOP;
+  END IF;
+
+  INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at) VALUES (new_id, queue_name, 1, due);
+  IF NOT q_paused THEN
+    PERFORM taskq._wake_publisher_at_commit();  -- a paused queue's jobs wait for resume_queue's wake-up
+  END IF;
+  RETURN new_id;
+END;
+$$;
+COMMENT ON FUNCTION taskq.enqueue(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb, uuid[], text) IS
+  'adds a job to a queue in the caller''s transaction and returns its id; it is published to RabbitMQ once that transaction commits';
+
+CREATE FUNCTION taskq.enqueue_many(
+  queue_name text,
+  payloads jsonb,
+  task text DEFAULT NULL,
+  run_at timestamptz DEFAULT NULL,
+  delay interval DEFAULT NULL,
+  priority int DEFAULT 0,
+  max_attempts int DEFAULT NULL,
+  callback_url text DEFAULT NULL,
+  unique_key text DEFAULT NULL,
+  headers jsonb DEFAULT NULL,
+  depends_on uuid[] DEFAULT NULL,
+  concurrency_key text DEFAULT NULL
+) RETURNS SETOF uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  q_max_attempts int;
+  q_delivery_delay interval;
+  q_paused boolean;
+  due timestamptz;
+  element jsonb;
+BEGIN
+  SELECT q.max_attempts, q.delivery_delay, q.paused INTO q_max_attempts, q_delivery_delay, q_paused
+  FROM taskq.queues q WHERE q.queue_name = enqueue_many.queue_name;
+  IF NOT FOUND THEN
+    PERFORM taskq._check_queue_name(queue_name);
+    PERFORM taskq._raise_unknown_queue(queue_name);
+  END IF;
+  IF payloads IS NULL THEN
+    RAISE EXCEPTION 'payloads must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF jsonb_typeof(payloads) <> 'array' THEN
+    RAISE EXCEPTION 'payloads must be a JSON array, not %', jsonb_typeof(payloads)
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'one job is created per array element';
+  END IF;
+  IF jsonb_array_length(payloads) > 100000 THEN
+    RAISE EXCEPTION 'payloads has % elements; at most 100000 per call', jsonb_array_length(payloads)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
+  IF depends_on IS NOT NULL OR concurrency_key IS NOT NULL THEN
+    PERFORM taskq._reject_unfinished_options(depends_on, concurrency_key);
+  END IF;
+  IF EXISTS (SELECT 1 FROM jsonb_array_elements(payloads) e(value) WHERE pg_column_size(e.value) > taskq._max_document_bytes()) THEN
+    RAISE EXCEPTION 'a payload in payloads is too large'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = format('the limit is %s bytes per payload', taskq._max_document_bytes());
+  END IF;
+
+  IF unique_key IS NOT NULL THEN
+    -- Every element shares the key: the first creates the job, the others
+    -- get its id (the same rule as enqueue). Rare, so no set-wise path.
+    FOR element IN SELECT e.value FROM jsonb_array_elements(payloads) e(value) LOOP
+      RETURN NEXT taskq.enqueue(queue_name, element, task, run_at, delay, priority, max_attempts,
+                                callback_url, unique_key, headers, depends_on, concurrency_key);
+    END LOOP;
+    RETURN;
+  END IF;
+
+  due := greatest(coalesce(run_at, now() + coalesce(delay, interval '0')), now()) + q_delivery_delay;
+  max_attempts := coalesce(max_attempts, q_max_attempts);
+
+  -- Set-wise: ids are generated in array order (the ordered subquery feeds
+  -- the id generator), so sorting by id returns them in array order.
+  RETURN QUERY
+  WITH new_jobs AS (
+    INSERT INTO taskq.jobs (id, queue_name, task, payload, priority, max_attempts, attempt_budget, run_at,
+                            callback_url, headers)
+    SELECT taskq._uuid_v7(), enqueue_many.queue_name, enqueue_many.task, ordered.value, enqueue_many.priority,
+           enqueue_many.max_attempts, enqueue_many.max_attempts, due, enqueue_many.callback_url, enqueue_many.headers
+    FROM (SELECT e.value FROM jsonb_array_elements(payloads) WITH ORDINALITY e(value, ord) ORDER BY e.ord) ordered
+    RETURNING id
+  ), new_outbox AS (
+    INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at)
+    SELECT new_jobs.id, enqueue_many.queue_name, 1, due FROM new_jobs
+  )
+  SELECT new_jobs.id FROM new_jobs ORDER BY new_jobs.id;
+  IF NOT q_paused THEN
+    PERFORM taskq._wake_publisher_at_commit();
+  END IF;
+END;
+$$;
+COMMENT ON FUNCTION taskq.enqueue_many(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb, uuid[], text) IS
+  'adds one job per element of the JSON array payloads, set-wise; returns the ids in array order';
+
+REVOKE ALL ON FUNCTION
+  taskq._reject_unfinished_options(uuid[], text),
+  taskq.enqueue(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb, uuid[], text),
+  taskq.enqueue_many(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb, uuid[], text)
+  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+  taskq.enqueue(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb, uuid[], text),
+  taskq.enqueue_many(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb, uuid[], text)
+  TO taskq_producer;
+
+DROP VIEW taskq.queue_stats;
+CREATE VIEW taskq.queue_stats AS
+SELECT q.queue_name,
+       q.paused,
+       -- 'waiting' is the only status that sorts before 'pending'. Written
+       -- as a comparison because the 0.2.0 upgrade adds the enum value in
+       -- the transaction that makes this view, and PostgreSQL refuses to
+       -- name a value added in the same transaction.
+       count(j.id) FILTER (WHERE j.status < 'pending')   AS waiting,
+       count(j.id) FILTER (WHERE j.status = 'pending')   AS pending,
+       count(j.id) FILTER (WHERE j.status = 'running')   AS running,
+       count(j.id) FILTER (WHERE j.status = 'completed') AS completed,
+       count(j.id) FILTER (WHERE j.status = 'failed')    AS failed,
+       count(j.id) FILTER (WHERE j.status = 'cancelled') AS cancelled,
+       count(j.id) FILTER (WHERE j.status = 'pending' AND j.run_at > now()) AS scheduled,
+       now() - min(j.run_at) FILTER (WHERE j.status = 'pending' AND j.run_at <= now()) AS oldest_pending_age,
+       (SELECT count(*) FROM taskq.outbox o WHERE o.queue_name = q.queue_name) AS outbox_backlog
+FROM taskq.queues q
+LEFT JOIN taskq.jobs j ON j.queue_name = q.queue_name
+GROUP BY q.queue_name, q.paused;
+COMMENT ON VIEW taskq.queue_stats IS
+  'per queue: jobs per status (waiting: dependencies not all completed), jobs scheduled for later, age of the oldest due pending job, outbox rows not yet confirmed by RabbitMQ';
+REVOKE ALL ON taskq.queue_stats FROM PUBLIC;
+GRANT SELECT ON taskq.queue_stats TO taskq_producer;
+=======
+-- == taskq-web dashboard: job lists and statistics from indexes ==
+-- 00_tables: jobs_finished also carries status (per-minute counts of
+-- finished jobs index-only); jobs_list for a queue's jobs of one status,
+-- newest first, and for the counts of queue_stats. Building them reads the
+-- whole table under a lock that holds up writes to it (seconds per million
+-- jobs; docs/upgrading.md).
+DROP INDEX taskq.jobs_finished;
+CREATE INDEX jobs_finished ON taskq.jobs (queue_name, finished_at) INCLUDE (status)
+  WHERE status IN ('completed', 'failed', 'cancelled');
+CREATE INDEX jobs_list ON taskq.jobs (queue_name, status, id) WHERE status <> 'pending';
+
+-- 70_maintenance: queue_stats counted from those indexes, queue by queue
+-- (same columns, same order).
+CREATE OR REPLACE VIEW taskq.queue_stats AS
+SELECT q.queue_name,
+       q.paused,
+       f.waiting,
+       p.pending,
+       f.running,
+       f.completed,
+       f.failed,
+       f.cancelled,
+       p.scheduled,
+       p.oldest_pending_age,
+       (SELECT count(*) FROM taskq.outbox o WHERE o.queue_name = q.queue_name) AS outbox_backlog
+FROM taskq.queues q
+CROSS JOIN LATERAL (
+  SELECT count(*) AS pending,
+         count(*) FILTER (WHERE j.run_at > now()) AS scheduled,
+         now() - min(j.run_at) FILTER (WHERE j.run_at <= now()) AS oldest_pending_age
+  FROM taskq.jobs j
+  WHERE j.queue_name = q.queue_name AND j.status = 'pending'
+) p
+CROSS JOIN LATERAL (
+  -- 'waiting' is the only status that sorts before 'pending'. Written as
+  -- a comparison because the 0.2.0 upgrade adds the enum value in the
+  -- transaction that makes this view, and PostgreSQL refuses to name a
+  -- value added in the same transaction.
+  SELECT count(*) FILTER (WHERE j.status < 'pending')   AS waiting,
+         count(*) FILTER (WHERE j.status = 'running')   AS running,
+         count(*) FILTER (WHERE j.status = 'completed') AS completed,
+         count(*) FILTER (WHERE j.status = 'failed')    AS failed,
+         count(*) FILTER (WHERE j.status = 'cancelled') AS cancelled
+  FROM taskq.jobs j
+  WHERE j.queue_name = q.queue_name AND j.status <> 'pending'
+) f;
+
+-- 95_privileges: a job's callbacks and their delivery state.
+GRANT SELECT ON taskq.callbacks TO taskq_producer;
+
 -- == trace context ==
 -- Trace context (00_tables, 10_validation, 30_enqueue, 40_transitions): a
 -- job carries the W3C traceparent/tracestate of its producer in its headers,
@@ -837,9 +1123,10 @@ $$;
 -- and taskq.tracestate (defined by taskq.so), checked by the core's parser
 -- (taskq._traceparent_problem, _tracestate_problem; invalid values are
 -- dropped with a warning by taskq._trace_headers). enqueue and enqueue_many
--- call it only when a trace context is there. taskq.callbacks gains the
--- job's traceparent and tracestate (nullable, no rewrite), written by
--- _write_callback and sent as headers of the POST.
+-- call it only when a trace context is there (their bodies as in sql/src,
+-- same signature). taskq.callbacks gains the job's traceparent and
+-- tracestate (nullable, no rewrite), written by _write_callback and sent as
+-- headers of the POST.
 
 ALTER TABLE taskq.callbacks ADD COLUMN traceparent text, ADD COLUMN tracestate text;
 
@@ -927,7 +1214,9 @@ CREATE OR REPLACE FUNCTION taskq.enqueue(
   max_attempts int DEFAULT NULL,
   callback_url text DEFAULT NULL,
   unique_key text DEFAULT NULL,
-  headers jsonb DEFAULT NULL
+  headers jsonb DEFAULT NULL,
+  depends_on uuid[] DEFAULT NULL,
+  concurrency_key text DEFAULT NULL
 ) RETURNS uuid
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
@@ -956,6 +1245,9 @@ BEGIN
   IF task IS NOT NULL OR run_at IS NOT NULL OR delay IS NOT NULL OR priority IS DISTINCT FROM 0
      OR max_attempts IS NOT NULL OR callback_url IS NOT NULL OR unique_key IS NOT NULL OR headers IS NOT NULL THEN
     PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
+  END IF;
+  IF depends_on IS NOT NULL OR concurrency_key IS NOT NULL THEN
+    PERFORM taskq._reject_unfinished_options(depends_on, concurrency_key);
   END IF;
   -- The trace context: looked at only when there is one (a trace header or
   -- the session setting), so a job without pays one setting look-up.
@@ -1011,7 +1303,9 @@ CREATE OR REPLACE FUNCTION taskq.enqueue_many(
   max_attempts int DEFAULT NULL,
   callback_url text DEFAULT NULL,
   unique_key text DEFAULT NULL,
-  headers jsonb DEFAULT NULL
+  headers jsonb DEFAULT NULL,
+  depends_on uuid[] DEFAULT NULL,
+  concurrency_key text DEFAULT NULL
 ) RETURNS SETOF uuid
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1039,6 +1333,9 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
+  IF depends_on IS NOT NULL OR concurrency_key IS NOT NULL THEN
+    PERFORM taskq._reject_unfinished_options(depends_on, concurrency_key);
+  END IF;
   -- The trace context, as in enqueue: one for all the jobs of the call.
   IF headers ?| ARRAY['traceparent', 'tracestate'] OR current_setting('taskq.traceparent', true) <> '' THEN
     headers := taskq._trace_headers(headers);
@@ -1054,7 +1351,7 @@ BEGIN
     -- get its id (the same rule as enqueue). Rare, so no set-wise path.
     FOR element IN SELECT e.value FROM jsonb_array_elements(payloads) e(value) LOOP
       RETURN NEXT taskq.enqueue(queue_name, element, task, run_at, delay, priority, max_attempts,
-                                callback_url, unique_key, headers);
+                                callback_url, unique_key, headers, depends_on, concurrency_key);
     END LOOP;
     RETURN;
   END IF;

@@ -4,9 +4,9 @@
 -- CREATE EXTENSION (relocatable = false), every object is schema-qualified,
 -- and every function pins search_path to pg_catalog, pg_temp.
 
-CREATE TYPE taskq.job_status AS ENUM ('pending', 'running', 'completed', 'failed', 'cancelled');
+CREATE TYPE taskq.job_status AS ENUM ('waiting', 'pending', 'running', 'completed', 'failed', 'cancelled');
 COMMENT ON TYPE taskq.job_status IS
-  'life cycle of a job: pending -> running -> completed | failed | cancelled; a retry puts it back to pending';
+  'life cycle of a job: [waiting ->] pending -> running -> completed | failed | cancelled; a retry puts it back to pending; waiting: dependencies not all completed';
 
 CREATE TABLE taskq.queues (
   queue_name     text PRIMARY KEY,
@@ -73,9 +73,16 @@ CREATE UNIQUE INDEX jobs_unique_key ON taskq.jobs (queue_name, unique_key)
   WHERE unique_key IS NOT NULL AND status IN ('pending', 'running');
 -- rescue_expired scans only running jobs by lease end.
 CREATE INDEX jobs_running_lease ON taskq.jobs (lease_expires_at) WHERE status = 'running';
--- purge_finished and the reconciler.
-CREATE INDEX jobs_finished ON taskq.jobs (queue_name, finished_at) WHERE status IN ('completed', 'failed', 'cancelled');
+-- purge_finished, the reconciler, and per-minute counts of finished jobs
+-- (taskq-web's chart): status is included so those are index-only.
+CREATE INDEX jobs_finished ON taskq.jobs (queue_name, finished_at) INCLUDE (status)
+  WHERE status IN ('completed', 'failed', 'cancelled');
 CREATE INDEX jobs_pending ON taskq.jobs (queue_name, run_at) WHERE status = 'pending';
+-- A queue's jobs of one status, newest first (job lists), and the counts
+-- per status of taskq.queue_stats, index-only. Pending jobs are left out
+-- so that enqueue writes no entry here (jobs_pending has them); a job
+-- enters it when it starts.
+CREATE INDEX jobs_list ON taskq.jobs (queue_name, status, id) WHERE status <> 'pending';
 
 -- Explicit sequences rather than identity columns: pg_extension_config_dump
 -- keeps their values in pg_dump.

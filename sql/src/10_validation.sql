@@ -218,3 +218,15 @@ END;
 $$;
 COMMENT ON FUNCTION taskq._trace_headers(jsonb) IS
   'internal (enqueue): headers with the job''s trace context: traceparent/tracestate of headers, else of the taskq.traceparent/taskq.tracestate settings; invalid values dropped with a warning';
+-- Placeholder while dependencies (depends_on) and flow control
+-- (concurrency_key) are being built: the arguments exist so that both can
+-- land without changing enqueue's signature twice; until then, using them is
+-- refused rather than ignored.
+CREATE FUNCTION taskq._reject_unfinished_options(depends_on uuid[], concurrency_key text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RAISE EXCEPTION '% is not supported by this build of taskq yet',
+    CASE WHEN depends_on IS NOT NULL THEN 'depends_on' ELSE 'concurrency_key' END
+    USING ERRCODE = 'feature_not_supported';
+END;
+$$;

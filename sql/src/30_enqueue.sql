@@ -12,7 +12,9 @@ CREATE FUNCTION taskq.enqueue(
   max_attempts int DEFAULT NULL,
   callback_url text DEFAULT NULL,
   unique_key text DEFAULT NULL,
-  headers jsonb DEFAULT NULL
+  headers jsonb DEFAULT NULL,
+  depends_on uuid[] DEFAULT NULL,
+  concurrency_key text DEFAULT NULL
 ) RETURNS uuid
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
@@ -41,6 +43,9 @@ BEGIN
   IF task IS NOT NULL OR run_at IS NOT NULL OR delay IS NOT NULL OR priority IS DISTINCT FROM 0
      OR max_attempts IS NOT NULL OR callback_url IS NOT NULL OR unique_key IS NOT NULL OR headers IS NOT NULL THEN
     PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
+  END IF;
+  IF depends_on IS NOT NULL OR concurrency_key IS NOT NULL THEN
+    PERFORM taskq._reject_unfinished_options(depends_on, concurrency_key);
   END IF;
   -- The trace context: looked at only when there is one (a trace header or
   -- the session setting), so a job without pays one setting look-up.
@@ -85,7 +90,7 @@ BEGIN
   RETURN new_id;
 END;
 $$;
-COMMENT ON FUNCTION taskq.enqueue(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb) IS
+COMMENT ON FUNCTION taskq.enqueue(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb, uuid[], text) IS
   'adds a job to a queue in the caller''s transaction and returns its id; it is published to RabbitMQ once that transaction commits';
 
 CREATE FUNCTION taskq.enqueue_many(
@@ -98,7 +103,9 @@ CREATE FUNCTION taskq.enqueue_many(
   max_attempts int DEFAULT NULL,
   callback_url text DEFAULT NULL,
   unique_key text DEFAULT NULL,
-  headers jsonb DEFAULT NULL
+  headers jsonb DEFAULT NULL,
+  depends_on uuid[] DEFAULT NULL,
+  concurrency_key text DEFAULT NULL
 ) RETURNS SETOF uuid
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -126,6 +133,9 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
+  IF depends_on IS NOT NULL OR concurrency_key IS NOT NULL THEN
+    PERFORM taskq._reject_unfinished_options(depends_on, concurrency_key);
+  END IF;
   -- The trace context, as in enqueue: one for all the jobs of the call.
   IF headers ?| ARRAY['traceparent', 'tracestate'] OR current_setting('taskq.traceparent', true) <> '' THEN
     headers := taskq._trace_headers(headers);
@@ -141,7 +151,7 @@ BEGIN
     -- get its id (the same rule as enqueue). Rare, so no set-wise path.
     FOR element IN SELECT e.value FROM jsonb_array_elements(payloads) e(value) LOOP
       RETURN NEXT taskq.enqueue(queue_name, element, task, run_at, delay, priority, max_attempts,
-                                callback_url, unique_key, headers);
+                                callback_url, unique_key, headers, depends_on, concurrency_key);
     END LOOP;
     RETURN;
   END IF;
@@ -169,5 +179,5 @@ BEGIN
   END IF;
 END;
 $$;
-COMMENT ON FUNCTION taskq.enqueue_many(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb) IS
+COMMENT ON FUNCTION taskq.enqueue_many(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb, uuid[], text) IS
   'adds one job per element of the JSON array payloads, set-wise; returns the ids in array order';

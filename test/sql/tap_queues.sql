@@ -78,10 +78,11 @@ SELECT results_eq($$SELECT publish_attempts, last_error, due_at > now() FROM tas
                   $$VALUES (1, 'nack', true)$$, 'nacked row is kept and due later');
 
 -- queue_stats
-SELECT results_eq($$SELECT pending, running, completed, scheduled, outbox_backlog > 0 FROM taskq.queue_stats WHERE queue_name = 'q1'$$,
-                  $$SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = 'running'),
+SELECT results_eq($$SELECT waiting, pending, running, completed, scheduled, outbox_backlog > 0 FROM taskq.queue_stats WHERE queue_name = 'q1'$$,
+                  $$SELECT count(*) FILTER (WHERE status = 'waiting'), count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = 'running'),
                            count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'pending' AND run_at > now()), true
                     FROM taskq.jobs WHERE queue_name = 'q1'$$, 'queue_stats counts per status');
+SELECT is(enum_range(NULL::taskq.job_status)::text, '{waiting,pending,running,completed,failed,cancelled}', 'the statuses, in life-cycle order');
 SELECT ok(oldest_pending_age >= interval '0', 'oldest pending age') FROM taskq.queue_stats WHERE queue_name = 'q1';
 
 -- drop_queue: refused with unfinished jobs, force deletes them
