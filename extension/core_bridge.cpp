@@ -19,7 +19,17 @@
 #include "core/confirmed_publisher.hpp"
 #include "core/cron_schedule.hpp"
 #include "core/cron_ticks.hpp"
+#include "core/trace_context.hpp"
 #include "core/uuid_v7.hpp"
+
+// The core's checks are noexcept and allocate nothing: nothing to guard.
+extern "C" const char* taskq_bridge_traceparent_problem(const char* value, size_t len) noexcept {
+  return taskq::traceparent_problem(std::string_view(value, len));
+}
+
+extern "C" const char* taskq_bridge_tracestate_problem(const char* value, size_t len, int* member) noexcept {
+  return taskq::tracestate_problem(std::string_view(value, len), member);
+}
 
 struct taskq_publisher {
   taskq::ConfirmedPublisher publisher;

@@ -49,6 +49,15 @@ int taskq_bridge_cron_ticks(const char* expression, size_t expression_len, const
                             int64_t from, int64_t until, int64_t anchor, int64_t* ticks, size_t max_ticks,
                             size_t* count, uint64_t* skipped, char* err, size_t errlen) noexcept;
 
+/* --- trace context ------------------------------------------------------ */
+
+/* Why the value is not a valid W3C traceparent / tracestate (a static
+ * message, never freed), or NULL when it is valid; see
+ * core/trace_context.hpp. The value need not be NUL-terminated. *member
+ * receives the 1-based list member a tracestate problem is about. */
+const char* taskq_bridge_traceparent_problem(const char* value, size_t len) noexcept;
+const char* taskq_bridge_tracestate_problem(const char* value, size_t len, int* member) noexcept;
+
 /* --- publisher ---------------------------------------------------------- */
 
 typedef struct taskq_publisher taskq_publisher;

@@ -21,6 +21,9 @@ int taskq_reconcile_after_s = 300;
 }
 
 namespace {
+// Read by SQL (current_setting), never by the library itself.
+char* trace_parent_setting = nullptr;
+char* trace_state_setting = nullptr;
 
 // Finds entry `index` of a taskq.database list: its start and length
 // without the blanks around it; false past the end.
@@ -120,5 +123,17 @@ void taskq_define_settings(void) {
                           "RabbitMQ queue holds no ready message (the message was lost).",
                           nullptr, &taskq_reconcile_after_s, 300, 1, 7 * 24 * 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr,
                           nullptr, nullptr);
+  // Per session or transaction, set by applications (SET LOCAL): the trace
+  // context taskq.enqueue gives the jobs it makes. Any text is accepted
+  // here; taskq._trace_headers() checks it and drops an invalid one with a
+  // warning, so that a tracing mistake never aborts the caller's
+  // transaction.
+  DefineCustomStringVariable(
+      "taskq.traceparent",
+      "W3C traceparent that taskq.enqueue gives the jobs it makes (unless their headers have one).",
+      "Set it in the producing transaction: SET LOCAL taskq.traceparent = '00-...'.", &trace_parent_setting, "",
+      PGC_USERSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable("taskq.tracestate", "W3C tracestate that goes with taskq.traceparent.", nullptr,
+                             &trace_state_setting, "", PGC_USERSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("taskq");
 }

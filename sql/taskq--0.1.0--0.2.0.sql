@@ -1115,3 +1115,286 @@ CROSS JOIN LATERAL (
 
 -- 95_privileges: a job's callbacks and their delivery state.
 GRANT SELECT ON taskq.callbacks TO taskq_producer;
+
+-- == trace context ==
+-- Trace context (00_tables, 10_validation, 30_enqueue, 40_transitions): a
+-- job carries the W3C traceparent/tracestate of its producer in its headers,
+-- from the headers argument or from the session settings taskq.traceparent
+-- and taskq.tracestate (defined by taskq.so), checked by the core's parser
+-- (taskq._traceparent_problem, _tracestate_problem; invalid values are
+-- dropped with a warning by taskq._trace_headers). enqueue and enqueue_many
+-- call it only when a trace context is there (their bodies as in sql/src,
+-- same signature). taskq.callbacks gains the job's traceparent and
+-- tracestate (nullable, no rewrite), written by _write_callback and sent as
+-- headers of the POST.
+
+ALTER TABLE taskq.callbacks ADD COLUMN traceparent text, ADD COLUMN tracestate text;
+
+CREATE FUNCTION taskq._traceparent_problem(value text) RETURNS text
+  LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskq_traceparent_problem';
+COMMENT ON FUNCTION taskq._traceparent_problem(text) IS
+  'why value is not a valid W3C traceparent, or NULL when it is one';
+
+CREATE FUNCTION taskq._tracestate_problem(value text) RETURNS text
+  LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskq_tracestate_problem';
+COMMENT ON FUNCTION taskq._tracestate_problem(text) IS
+  'why value is not a valid W3C tracestate, or NULL when it is one';
+
+REVOKE ALL ON FUNCTION taskq._traceparent_problem(text), taskq._tracestate_problem(text) FROM PUBLIC;
+
+CREATE FUNCTION taskq._trace_headers(headers jsonb) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  given_parent text := nullif(headers->>'traceparent', '');
+  given_state text := nullif(headers->>'tracestate', '');
+  setting_parent text := nullif(current_setting('taskq.traceparent', true), '');
+  parent text;
+  state text;
+  problem text;
+  traced jsonb := coalesce(headers, '{}') - 'traceparent' - 'tracestate';
+BEGIN
+  IF given_parent IS NOT NULL THEN
+    problem := taskq._traceparent_problem(given_parent);
+    IF problem IS NULL THEN
+      parent := given_parent;
+      state := given_state;
+    ELSE
+      RAISE WARNING 'traceparent header "%" dropped: %', left(given_parent, 80), problem
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'a W3C traceparent looks like 00-<32 hex trace-id>-<16 hex parent-id>-<2 hex flags>, lowercase; the job is enqueued without it';
+    END IF;
+  ELSIF given_state IS NOT NULL THEN
+    RAISE WARNING 'tracestate header dropped: it needs a traceparent header beside it'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF parent IS NULL AND setting_parent IS NOT NULL THEN
+    problem := taskq._traceparent_problem(setting_parent);
+    IF problem IS NULL THEN
+      parent := setting_parent;
+      state := nullif(current_setting('taskq.tracestate', true), '');
+    ELSE
+      RAISE WARNING 'taskq.traceparent "%" ignored: %', left(setting_parent, 80), problem
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'a W3C traceparent looks like 00-<32 hex trace-id>-<16 hex parent-id>-<2 hex flags>, lowercase; the job is enqueued without it';
+    END IF;
+  END IF;
+  IF state IS NOT NULL THEN
+    problem := taskq._tracestate_problem(state);
+    IF problem IS NOT NULL THEN
+      RAISE WARNING 'tracestate dropped: %', problem
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'a W3C tracestate is up to 32 comma-separated key=value members; the traceparent is kept';
+      state := NULL;
+    END IF;
+  END IF;
+  IF parent IS NOT NULL THEN
+    traced := traced || jsonb_build_object('traceparent', parent);
+    IF state IS NOT NULL THEN
+      traced := traced || jsonb_build_object('tracestate', state);
+    END IF;
+  END IF;
+  IF headers IS NULL AND traced = '{}' THEN
+    RETURN NULL;  -- nothing given, nothing valid: as if no headers were passed
+  END IF;
+  RETURN traced;
+END;
+$$;
+COMMENT ON FUNCTION taskq._trace_headers(jsonb) IS
+  'internal (enqueue): headers with the job''s trace context: traceparent/tracestate of headers, else of the taskq.traceparent/taskq.tracestate settings; invalid values dropped with a warning';
+
+REVOKE ALL ON FUNCTION taskq._trace_headers(jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION taskq.enqueue(
+  queue_name text,
+  payload jsonb DEFAULT '{}',
+  task text DEFAULT NULL,
+  run_at timestamptz DEFAULT NULL,
+  delay interval DEFAULT NULL,
+  priority int DEFAULT 0,
+  max_attempts int DEFAULT NULL,
+  callback_url text DEFAULT NULL,
+  unique_key text DEFAULT NULL,
+  headers jsonb DEFAULT NULL,
+  depends_on uuid[] DEFAULT NULL,
+  concurrency_key text DEFAULT NULL
+) RETURNS uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  q_max_attempts int;
+  q_delivery_delay interval;
+  q_paused boolean;
+  due timestamptz;
+  new_id uuid;
+BEGIN
+  SELECT q.max_attempts, q.delivery_delay, q.paused INTO q_max_attempts, q_delivery_delay, q_paused
+  FROM taskq.queues q WHERE q.queue_name = enqueue.queue_name;
+  IF NOT FOUND THEN
+    PERFORM taskq._check_queue_name(queue_name);  -- a malformed name gets the more precise error
+    PERFORM taskq._raise_unknown_queue(queue_name);
+  END IF;
+  IF payload IS NULL THEN
+    RAISE EXCEPTION 'payload must not be null' USING ERRCODE = 'null_value_not_allowed', HINT = 'use ''{}'' for no payload';
+  END IF;
+  -- The checks are called only when there is something to check: each call
+  -- of a function with a pinned search_path saves and restores settings,
+  -- which costs more than the whole insert on this path.
+  IF pg_column_size(payload) > taskq._max_document_bytes() THEN
+    PERFORM taskq._check_document(payload, 'payload');
+  END IF;
+  IF task IS NOT NULL OR run_at IS NOT NULL OR delay IS NOT NULL OR priority IS DISTINCT FROM 0
+     OR max_attempts IS NOT NULL OR callback_url IS NOT NULL OR unique_key IS NOT NULL OR headers IS NOT NULL THEN
+    PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
+  END IF;
+  IF depends_on IS NOT NULL OR concurrency_key IS NOT NULL THEN
+    PERFORM taskq._reject_unfinished_options(depends_on, concurrency_key);
+  END IF;
+  -- The trace context: looked at only when there is one (a trace header or
+  -- the session setting), so a job without pays one setting look-up.
+  IF headers ?| ARRAY['traceparent', 'tracestate'] OR current_setting('taskq.traceparent', true) <> '' THEN
+    headers := taskq._trace_headers(headers);
+  END IF;
+
+  due := greatest(coalesce(run_at, now() + coalesce(delay, interval '0')), now()) + q_delivery_delay;
+  max_attempts := coalesce(max_attempts, q_max_attempts);
+
+  IF unique_key IS NULL THEN
+    new_id := taskq._uuid_v7();
+    INSERT INTO taskq.jobs (id, queue_name, task, payload, priority, max_attempts, attempt_budget, run_at,
+                            callback_url, headers)
+    VALUES (new_id, queue_name, task, payload, priority, max_attempts, max_attempts, due, callback_url, headers);
+  ELSE
+    -- Dedup that holds under concurrency: the partial unique index decides;
+    -- a concurrent enqueue of the same key waits for ours and then sees it.
+    LOOP
+      INSERT INTO taskq.jobs AS j (id, queue_name, task, payload, priority, max_attempts, attempt_budget, run_at,
+                                   callback_url, unique_key, headers)
+      VALUES (taskq._uuid_v7(), queue_name, task, payload, priority, max_attempts, max_attempts, due,
+              callback_url, unique_key, headers)
+      ON CONFLICT (queue_name, unique_key) WHERE unique_key IS NOT NULL AND status IN ('pending', 'running')
+      DO NOTHING
+      RETURNING j.id INTO new_id;
+      EXIT WHEN new_id IS NOT NULL;
+      SELECT j.id INTO new_id FROM taskq.jobs j
+      WHERE j.queue_name = enqueue.queue_name AND j.unique_key = enqueue.unique_key
+        AND j.status IN ('pending', 'running');
+      IF FOUND THEN
+        RETURN new_id;  -- the existing job; nothing new is created
+      END IF;
+      -- It finished between our insert and our look-up: try again.
+    END LOOP;
+  END IF;
+
+  INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at) VALUES (new_id, queue_name, 1, due);
+  IF NOT q_paused THEN
+    PERFORM taskq._wake_publisher_at_commit();  -- a paused queue's jobs wait for resume_queue's wake-up
+  END IF;
+  RETURN new_id;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION taskq.enqueue_many(
+  queue_name text,
+  payloads jsonb,
+  task text DEFAULT NULL,
+  run_at timestamptz DEFAULT NULL,
+  delay interval DEFAULT NULL,
+  priority int DEFAULT 0,
+  max_attempts int DEFAULT NULL,
+  callback_url text DEFAULT NULL,
+  unique_key text DEFAULT NULL,
+  headers jsonb DEFAULT NULL,
+  depends_on uuid[] DEFAULT NULL,
+  concurrency_key text DEFAULT NULL
+) RETURNS SETOF uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  q_max_attempts int;
+  q_delivery_delay interval;
+  q_paused boolean;
+  due timestamptz;
+  element jsonb;
+BEGIN
+  SELECT q.max_attempts, q.delivery_delay, q.paused INTO q_max_attempts, q_delivery_delay, q_paused
+  FROM taskq.queues q WHERE q.queue_name = enqueue_many.queue_name;
+  IF NOT FOUND THEN
+    PERFORM taskq._check_queue_name(queue_name);
+    PERFORM taskq._raise_unknown_queue(queue_name);
+  END IF;
+  IF payloads IS NULL THEN
+    RAISE EXCEPTION 'payloads must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF jsonb_typeof(payloads) <> 'array' THEN
+    RAISE EXCEPTION 'payloads must be a JSON array, not %', jsonb_typeof(payloads)
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'one job is created per array element';
+  END IF;
+  IF jsonb_array_length(payloads) > 100000 THEN
+    RAISE EXCEPTION 'payloads has % elements; at most 100000 per call', jsonb_array_length(payloads)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
+  IF depends_on IS NOT NULL OR concurrency_key IS NOT NULL THEN
+    PERFORM taskq._reject_unfinished_options(depends_on, concurrency_key);
+  END IF;
+  -- The trace context, as in enqueue: one for all the jobs of the call.
+  IF headers ?| ARRAY['traceparent', 'tracestate'] OR current_setting('taskq.traceparent', true) <> '' THEN
+    headers := taskq._trace_headers(headers);
+  END IF;
+  IF EXISTS (SELECT 1 FROM jsonb_array_elements(payloads) e(value) WHERE pg_column_size(e.value) > taskq._max_document_bytes()) THEN
+    RAISE EXCEPTION 'a payload in payloads is too large'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = format('the limit is %s bytes per payload', taskq._max_document_bytes());
+  END IF;
+
+  IF unique_key IS NOT NULL THEN
+    -- Every element shares the key: the first creates the job, the others
+    -- get its id (the same rule as enqueue). Rare, so no set-wise path.
+    FOR element IN SELECT e.value FROM jsonb_array_elements(payloads) e(value) LOOP
+      RETURN NEXT taskq.enqueue(queue_name, element, task, run_at, delay, priority, max_attempts,
+                                callback_url, unique_key, headers, depends_on, concurrency_key);
+    END LOOP;
+    RETURN;
+  END IF;
+
+  due := greatest(coalesce(run_at, now() + coalesce(delay, interval '0')), now()) + q_delivery_delay;
+  max_attempts := coalesce(max_attempts, q_max_attempts);
+
+  -- Set-wise: ids are generated in array order (the ordered subquery feeds
+  -- the id generator), so sorting by id returns them in array order.
+  RETURN QUERY
+  WITH new_jobs AS (
+    INSERT INTO taskq.jobs (id, queue_name, task, payload, priority, max_attempts, attempt_budget, run_at,
+                            callback_url, headers)
+    SELECT taskq._uuid_v7(), enqueue_many.queue_name, enqueue_many.task, ordered.value, enqueue_many.priority,
+           enqueue_many.max_attempts, enqueue_many.max_attempts, due, enqueue_many.callback_url, enqueue_many.headers
+    FROM (SELECT e.value FROM jsonb_array_elements(payloads) WITH ORDINALITY e(value, ord) ORDER BY e.ord) ordered
+    RETURNING id
+  ), new_outbox AS (
+    INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at)
+    SELECT new_jobs.id, enqueue_many.queue_name, 1, due FROM new_jobs
+  )
+  SELECT new_jobs.id FROM new_jobs ORDER BY new_jobs.id;
+  IF NOT q_paused THEN
+    PERFORM taskq._wake_publisher_at_commit();
+  END IF;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION taskq._write_callback(j taskq.jobs) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF j.callback_url IS NULL THEN
+    RETURN;
+  END IF;
+  INSERT INTO taskq.callbacks (job_id, delivery_id, url, event, body, traceparent, tracestate)
+  VALUES (j.id, taskq._uuid_v7(), j.callback_url, 'job.' || j.status::text,
+          jsonb_build_object('id', j.id, 'queue', j.queue_name, 'task', j.task, 'status', j.status,
+                             'result', j.result, 'error', j.last_error, 'attempts', j.attempts,
+                             'created_at', j.created_at, 'started_at', j.started_at,
+                             'finished_at', j.finished_at),
+          j.headers->>'traceparent', j.headers->>'tracestate');
+  -- One notification per transaction however many callbacks it wrote:
+  -- PostgreSQL folds identical ones.
+  PERFORM pg_catalog.pg_notify('taskq_callbacks', '');
+END;
+$$;

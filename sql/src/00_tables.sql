@@ -123,7 +123,11 @@ CREATE TABLE taskq.callbacks (
   last_status      integer,
   last_error       text,
   created_at       timestamptz NOT NULL DEFAULT now(),
-  delivered_at     timestamptz
+  delivered_at     timestamptz,
+  -- The job's trace context (its traceparent and tracestate headers), sent
+  -- as the POST's headers of the same names.
+  traceparent      text,
+  tracestate       text
 );
 ALTER SEQUENCE taskq.callbacks_id_seq OWNED BY taskq.callbacks.id;
 CREATE INDEX callbacks_due ON taskq.callbacks (next_attempt_at, id) WHERE state = 'pending';
@@ -201,3 +205,15 @@ CREATE FUNCTION taskq._cron_ticks(cron text, timezone text, from_time timestampt
   LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskq_cron_ticks';
 COMMENT ON FUNCTION taskq._cron_ticks(text, text, timestamptz, timestamptz, timestamptz, int) IS
   'the latest max_ticks ticks t of cron in timezone with from_time <= t <= until_time, ascending';
+
+-- W3C Trace Context checks of the core (core/trace_context.hpp), shared with
+-- taskq-worker.
+CREATE FUNCTION taskq._traceparent_problem(value text) RETURNS text
+  LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskq_traceparent_problem';
+COMMENT ON FUNCTION taskq._traceparent_problem(text) IS
+  'why value is not a valid W3C traceparent, or NULL when it is one';
+
+CREATE FUNCTION taskq._tracestate_problem(value text) RETURNS text
+  LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'taskq_tracestate_problem';
+COMMENT ON FUNCTION taskq._tracestate_problem(text) IS
+  'why value is not a valid W3C tracestate, or NULL when it is one';

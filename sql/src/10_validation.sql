@@ -151,6 +151,73 @@ BEGIN
 END;
 $$;
 
+-- The trace context of a new job (W3C traceparent and tracestate; see
+-- docs/sql-api.md#trace-context): the traceparent of the headers argument,
+-- or else the session's taskq.traceparent setting, each with the tracestate
+-- of the same place. It ends up in the job's headers, and so in every
+-- message of the job (retries too) and in its callbacks. A value that is not
+-- valid Trace Context is dropped with a WARNING: a tracing mistake must
+-- never cost the caller its job. enqueue calls this only when a trace
+-- header or the setting is there, so other jobs pay one setting look-up.
+CREATE FUNCTION taskq._trace_headers(headers jsonb) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  given_parent text := nullif(headers->>'traceparent', '');
+  given_state text := nullif(headers->>'tracestate', '');
+  setting_parent text := nullif(current_setting('taskq.traceparent', true), '');
+  parent text;
+  state text;
+  problem text;
+  traced jsonb := coalesce(headers, '{}') - 'traceparent' - 'tracestate';
+BEGIN
+  IF given_parent IS NOT NULL THEN
+    problem := taskq._traceparent_problem(given_parent);
+    IF problem IS NULL THEN
+      parent := given_parent;
+      state := given_state;
+    ELSE
+      RAISE WARNING 'traceparent header "%" dropped: %', left(given_parent, 80), problem
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'a W3C traceparent looks like 00-<32 hex trace-id>-<16 hex parent-id>-<2 hex flags>, lowercase; the job is enqueued without it';
+    END IF;
+  ELSIF given_state IS NOT NULL THEN
+    RAISE WARNING 'tracestate header dropped: it needs a traceparent header beside it'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF parent IS NULL AND setting_parent IS NOT NULL THEN
+    problem := taskq._traceparent_problem(setting_parent);
+    IF problem IS NULL THEN
+      parent := setting_parent;
+      state := nullif(current_setting('taskq.tracestate', true), '');
+    ELSE
+      RAISE WARNING 'taskq.traceparent "%" ignored: %', left(setting_parent, 80), problem
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'a W3C traceparent looks like 00-<32 hex trace-id>-<16 hex parent-id>-<2 hex flags>, lowercase; the job is enqueued without it';
+    END IF;
+  END IF;
+  IF state IS NOT NULL THEN
+    problem := taskq._tracestate_problem(state);
+    IF problem IS NOT NULL THEN
+      RAISE WARNING 'tracestate dropped: %', problem
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'a W3C tracestate is up to 32 comma-separated key=value members; the traceparent is kept';
+      state := NULL;
+    END IF;
+  END IF;
+  IF parent IS NOT NULL THEN
+    traced := traced || jsonb_build_object('traceparent', parent);
+    IF state IS NOT NULL THEN
+      traced := traced || jsonb_build_object('tracestate', state);
+    END IF;
+  END IF;
+  IF headers IS NULL AND traced = '{}' THEN
+    RETURN NULL;  -- nothing given, nothing valid: as if no headers were passed
+  END IF;
+  RETURN traced;
+END;
+$$;
+COMMENT ON FUNCTION taskq._trace_headers(jsonb) IS
+  'internal (enqueue): headers with the job''s trace context: traceparent/tracestate of headers, else of the taskq.traceparent/taskq.tracestate settings; invalid values dropped with a warning';
 -- Placeholder while dependencies (depends_on) and flow control
 -- (concurrency_key) are being built: the arguments exist so that both can
 -- land without changing enqueue's signature twice; until then, using them is

@@ -47,6 +47,11 @@ BEGIN
   IF depends_on IS NOT NULL OR concurrency_key IS NOT NULL THEN
     PERFORM taskq._reject_unfinished_options(depends_on, concurrency_key);
   END IF;
+  -- The trace context: looked at only when there is one (a trace header or
+  -- the session setting), so a job without pays one setting look-up.
+  IF headers ?| ARRAY['traceparent', 'tracestate'] OR current_setting('taskq.traceparent', true) <> '' THEN
+    headers := taskq._trace_headers(headers);
+  END IF;
 
   due := greatest(coalesce(run_at, now() + coalesce(delay, interval '0')), now()) + q_delivery_delay;
   max_attempts := coalesce(max_attempts, q_max_attempts);
@@ -130,6 +135,10 @@ BEGIN
   PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
   IF depends_on IS NOT NULL OR concurrency_key IS NOT NULL THEN
     PERFORM taskq._reject_unfinished_options(depends_on, concurrency_key);
+  END IF;
+  -- The trace context, as in enqueue: one for all the jobs of the call.
+  IF headers ?| ARRAY['traceparent', 'tracestate'] OR current_setting('taskq.traceparent', true) <> '' THEN
+    headers := taskq._trace_headers(headers);
   END IF;
   IF EXISTS (SELECT 1 FROM jsonb_array_elements(payloads) e(value) WHERE pg_column_size(e.value) > taskq._max_document_bytes()) THEN
     RAISE EXCEPTION 'a payload in payloads is too large'

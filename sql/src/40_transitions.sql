@@ -26,12 +26,13 @@ BEGIN
   IF j.callback_url IS NULL THEN
     RETURN;
   END IF;
-  INSERT INTO taskq.callbacks (job_id, delivery_id, url, event, body)
+  INSERT INTO taskq.callbacks (job_id, delivery_id, url, event, body, traceparent, tracestate)
   VALUES (j.id, taskq._uuid_v7(), j.callback_url, 'job.' || j.status::text,
           jsonb_build_object('id', j.id, 'queue', j.queue_name, 'task', j.task, 'status', j.status,
                              'result', j.result, 'error', j.last_error, 'attempts', j.attempts,
                              'created_at', j.created_at, 'started_at', j.started_at,
-                             'finished_at', j.finished_at));
+                             'finished_at', j.finished_at),
+          j.headers->>'traceparent', j.headers->>'tracestate');
   -- One notification per transaction however many callbacks it wrote:
   -- PostgreSQL folds identical ones.
   PERFORM pg_catalog.pg_notify('taskq_callbacks', '');

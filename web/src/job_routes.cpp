@@ -1,7 +1,10 @@
 // Routes about jobs: enqueue, read one, list (newest first, keyset pages),
 // retry, cancel. Each is one SQL API call; a job is always rendered as the
 // contract columns of its taskq.jobs row, JSON field names = column names.
+#include <algorithm>
 #include <charconv>
+
+#include <nlohmann/json.hpp>
 
 #include "api_error.hpp"
 #include "api_routes.hpp"
@@ -58,9 +61,41 @@ int parse_limit(const std::string& text) {
   return value;
 }
 
+// The caller's W3C trace context (request headers traceparent and
+// tracestate) becomes the job's: added to its headers argument unless the
+// body's headers have a traceparent of their own (the more specific one, as
+// a job's header wins over the session setting in SQL). taskq.enqueue checks
+// the values and drops invalid ones with a warning, never failing the call;
+// several traceparent headers are joined, which it then refuses.
+void add_trace_context(const httplib::Request& http, std::vector<Argument>& args) {
+  if (!http.has_header("traceparent")) return;
+  const auto joined = [&](const char* name) {
+    std::string out;
+    for (std::size_t i = 0; i < http.get_header_value_count(name); ++i)
+      out += (i ? "," : "") + http.get_header_value(name, i);
+    return out;
+  };
+  auto given = std::find_if(args.begin(), args.end(), [](const Argument& a) { return a.name == "headers"; });
+  nlohmann::json headers = nlohmann::json::object();
+  if (given != args.end() && given->value) {
+    headers = nlohmann::json::parse(*given->value, nullptr, /*allow_exceptions=*/false);
+    // Not an object: taskq.enqueue refuses it as it is.
+    if (!headers.is_object() || headers.contains("traceparent")) return;
+  }
+  headers["traceparent"] = joined("traceparent");
+  if (http.has_header("tracestate")) headers["tracestate"] = joined("tracestate");
+  std::string text = headers.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (given == args.end()) {
+    args.push_back({"headers", "jsonb", std::move(text)});
+  } else {
+    given->value = std::move(text);
+  }
+}
+
 Reply enqueue(Services* s, const RouteRequest& req) {
   std::vector<Argument> args{{"queue_name", "text", req.path.at("queue")}};
   for (Argument& a : parse_body(req.http.body, enqueue_fields())) args.push_back(std::move(a));
+  add_trace_context(req.http, args);
   // taskq.enqueue returns the id; the row is read by a second statement in
   // the same transaction and round trip (a statement cannot see rows its
   // own function call inserted). The id travels in a transaction-local
@@ -174,7 +209,9 @@ std::vector<Route> job_routes(Services* s) {
        Role::kOperate,
        {"Enqueue a job",
         "Calls taskq.enqueue(). The job is published to RabbitMQ once the transaction commits, which it has when "
-        "this answers. With a unique_key that an unfinished job of the queue already has, that job is returned.",
+        "this answers. With a unique_key that an unfinished job of the queue already has, that job is returned. "
+        "The request's traceparent and tracestate headers (W3C Trace Context) become the job's, unless its "
+        "headers have a traceparent.",
         {},
         enqueue_fields(),
         201,

@@ -4,10 +4,13 @@
 //   build/inprocess_worker 'dbname=app' amqp://guest:guest@127.0.0.1:5672/
 //
 // It serves queue "images": jobs with task "resize" go to resize(), every
-// other job of the queue to the queue's handler. SIGTERM or Ctrl-C stops it
-// gracefully (in-flight jobs finish first).
+// other job of the queue to the queue's handler. A middleware logs every job
+// with its trace id and time, a listener reports the connections. SIGTERM or
+// Ctrl-C stops it gracefully (in-flight jobs finish first).
+#include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <string>
 #include <thread>
 
 #include "taskq/worker.hpp"
@@ -32,6 +35,31 @@ taskq::Outcome anything_else(const taskq::Job& job, const taskq::CancellationTok
   return taskq::Outcome::completed({{"task", job.task}});
 }
 
+const char* outcome_name(const taskq::Outcome& outcome) {
+  switch (outcome.kind) {
+    case taskq::Outcome::Kind::kCompleted:
+      return "completed";
+    case taskq::Outcome::Kind::kRetry:
+      return "retry";
+    case taskq::Outcome::Kind::kFailed:
+      return "failed";
+  }
+  return "?";
+}
+
+// A middleware: runs around every handler call. This one times the call and
+// logs it with the job's trace id, so that the line can be found from the
+// trace of the request that enqueued the job (and the other way round).
+taskq::Outcome log_each_job(const taskq::Job& job, const taskq::CancellationToken&, const taskq::Next& next) {
+  const auto began = std::chrono::steady_clock::now();
+  taskq::Outcome outcome = next();  // the rest of the chain: the handler
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - began);
+  const std::string trace(job.trace_id());
+  std::fprintf(stderr, "job %s attempt %d trace %s: %s in %lld ms\n", job.id.c_str(), job.attempt,
+               trace.empty() ? "-" : trace.c_str(), outcome_name(outcome), static_cast<long long>(ms.count()));
+  return outcome;  // a middleware could also change it, or throw (a retryable failure)
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -46,6 +74,11 @@ int main(int argc, char** argv) {
   taskq::Worker worker(options);
   worker.handle_queue("images", anything_else);
   worker.handle_task("resize", resize);
+  worker.use(log_each_job);
+  worker.on_connection_event([](const taskq::ConnectionEvent& e) {
+    std::fprintf(stderr, "%s connection %s: %s%s%s\n", taskq::to_string(e.service), e.connection.c_str(),
+                 taskq::to_string(e.kind), e.reason.empty() ? "" : ": ", e.reason.c_str());
+  });
 
   // Signals go to one thread that asks the worker to stop.
   sigset_t signals;

@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "callbacks/callback_dispatcher.hpp"
+#include "operations/connection_events.hpp"
 #include "operations/log.hpp"
 #include "operations/metrics.hpp"
 #include "operations/metrics_server.hpp"
@@ -89,7 +90,9 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
   WorkerOptions options;
   std::map<std::string, Handler> by_queue;
   std::map<std::string, Handler> by_task;
+  std::vector<Middleware> middleware;  // outermost first
   Metrics metrics;
+  ConnectionEvents connection_events;
 
   WorkState state;
   WakeFd wake;
@@ -110,7 +113,7 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
     std::unique_ptr<MetricsServer> metrics_server;
     if (!options.metrics_addr.empty()) metrics_server = std::make_unique<MetricsServer>(options.metrics_addr, metrics);
     const Topology topology = look_up_topology(options.database, by_queue, metrics);
-    Consumer consumer(options, topology, state, wake, stop, metrics);
+    Consumer consumer(options, topology, state, wake, stop, metrics, connection_events);
     try {
       consumer.connect();
     } catch (const std::invalid_argument& e) {
@@ -121,21 +124,21 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
     log::info("taskq-worker {} consuming {} queue(s) with concurrency {}", options.name, topology.queues.size(),
               options.concurrency);
 
-    Starter starter(options, by_queue, by_task, state, wake, stop, metrics);
-    Finisher finisher(options, state, wake, stop, metrics);
-    Heartbeater heartbeater(options, state, wake, metrics);
+    Starter starter(options, by_queue, by_task, state, wake, stop, metrics, connection_events);
+    Finisher finisher(options, state, wake, stop, metrics, connection_events);
+    Heartbeater heartbeater(options, state, wake, metrics, connection_events);
     std::vector<std::thread> runner_threads;
     state.runners_running = options.concurrency;
     for (int i = 0; i < options.concurrency; ++i)
-      runner_threads.emplace_back(
-          guarded("runner", [self = shared_from_this()] { Runners(self->state, self->metrics).run(); }));
+      runner_threads.emplace_back(guarded(
+          "runner", [self = shared_from_this()] { Runners(self->state, self->metrics, self->middleware).run(); }));
     std::thread starter_thread(guarded("starter", [&starter] { starter.run(); }));
     std::thread finisher_thread(guarded("finisher", [&finisher] { finisher.run(); }));
     std::thread heartbeater_thread(guarded("heartbeater", [&heartbeater] { heartbeater.run(); }));
     // Callbacks of finished jobs (taskq.callbacks), from this process too;
     // rows are leased, so any number of workers share them.
     std::atomic<bool> stop_callbacks{false};
-    CallbackDispatcher callbacks(options.database, options.name, options.callbacks, &metrics);
+    CallbackDispatcher callbacks(options.database, options.name, options.callbacks, &metrics, &connection_events);
     std::thread callback_thread(guarded("callbacks", [&] { callbacks.run(stop_callbacks); }));
 
     consumer.run();
@@ -194,6 +197,8 @@ Worker::~Worker() = default;
 
 void Worker::handle_queue(const std::string& queue, Handler handler) { impl_->by_queue[queue] = std::move(handler); }
 void Worker::handle_task(const std::string& task, Handler handler) { impl_->by_task[task] = std::move(handler); }
+void Worker::use(Middleware middleware) { impl_->middleware.push_back(std::move(middleware)); }
+void Worker::on_connection_event(ConnectionListener listener) { impl_->connection_events.add(std::move(listener)); }
 
 void Worker::run() { impl_->run(); }
 

@@ -56,3 +56,45 @@ TEST(JobMessage, RefusesAMessageForAnotherQueue) {
 }
 
 }  // namespace
+
+namespace {
+
+std::string body_with_headers(const std::string& headers) {
+  return R"({"id":"01a20626-0a56-722c-bb81-e72fb4aa505b","queue":"emails","payload":{},"attempt":1,"headers":)" +
+         headers + "}";
+}
+
+TEST(JobMessage, TakesAValidTraceContextFromTheHeaders) {
+  std::string error;
+  const auto job = taskq::parse_job_message(
+      body_with_headers(R"({"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",)"
+                        R"("tracestate":"congo=t61rcWkgMzE"})"),
+      "emails", &error);
+  ASSERT_TRUE(job) << error;
+  EXPECT_EQ(job->traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  EXPECT_EQ(job->tracestate, "congo=t61rcWkgMzE");
+  EXPECT_EQ(job->trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+}
+
+TEST(JobMessage, LeavesAnInvalidTraceContextOut) {
+  std::string error;
+  // A line break would reach a handler's request headers.
+  auto job = taskq::parse_job_message(
+      body_with_headers(R"({"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\nX: 1",)"
+                        R"("tracestate":"a=1"})"),
+      "emails", &error);
+  ASSERT_TRUE(job) << error;  // the job itself is fine
+  EXPECT_EQ(job->traceparent, "");
+  EXPECT_EQ(job->tracestate, "") << "no tracestate without its traceparent";
+  EXPECT_EQ(job->trace_id(), "");
+  EXPECT_EQ(job->headers.count("traceparent"), 1u) << "the headers stay as they came";
+
+  job = taskq::parse_job_message(body_with_headers(R"({"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-)"
+                                                   R"(00f067aa0ba902b7-01","tracestate":"Bad\nstate"})"),
+                                 "emails", &error);
+  ASSERT_TRUE(job) << error;
+  EXPECT_EQ(job->traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  EXPECT_EQ(job->tracestate, "") << "an invalid tracestate alone is dropped";
+}
+
+}  // namespace

@@ -118,6 +118,28 @@ TEST(LogRender, TextCarriesTheJobFieldsOnOneLine) {
             "2026-01-02T12:04:05.678Z error broker: down");
 }
 
+TEST(LogRender, AJobsTraceIdIsAFieldOfItsOwn) {
+  taskq::Job traced;
+  traced.id = kJobId;
+  traced.queue = "emails";
+  traced.attempt = 1;
+  traced.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const JobRef job(traced);
+  EXPECT_EQ(taskq::log::render(Format::kText, kNoon, Level::kInfo, &job, nullptr, "started"),
+            std::string("2026-01-02T12:04:05.678Z info job=") + kJobId +
+                " queue=emails attempt=1 trace=4bf92f3577b34da6a3ce929d0e0e4736 started");
+  const auto parsed =
+      nlohmann::json::parse(taskq::log::render(Format::kJson, kNoon, Level::kInfo, &job, nullptr, "started"));
+  EXPECT_EQ(parsed["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+
+  traced.traceparent.clear();
+  const JobRef untraced(traced);
+  EXPECT_EQ(taskq::log::render(Format::kText, kNoon, Level::kInfo, &untraced, nullptr, "started").find("trace"),
+            std::string::npos);
+  EXPECT_FALSE(nlohmann::json::parse(taskq::log::render(Format::kJson, kNoon, Level::kInfo, &untraced, nullptr, "x"))
+                   .contains("trace_id"));
+}
+
 TEST(LogRender, ParseFormat) {
   EXPECT_EQ(taskq::log::parse_format("text"), Format::kText);
   EXPECT_EQ(taskq::log::parse_format("json"), Format::kJson);

@@ -16,7 +16,8 @@
 // early_ack_after is acknowledged while it runs (PostgreSQL's lease owns it
 // from taskq.start on); stale and duplicate deliveries are dropped (attempt
 // fencing); a job's outcome is recorded at most once per attempt. Register
-// handlers before run(); the rest of the API is thread-safe.
+// handlers, middleware and listeners before run(); the rest of the API is
+// thread-safe.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -30,6 +31,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace taskq {
 
@@ -42,6 +44,16 @@ struct Job {
   int max_attempts = 0;
   std::map<std::string, std::string> headers;
   std::string body;  // the message body as received (what http handlers POST)
+  // The producer's W3C trace context: the job's `traceparent` and
+  // `tracestate` headers when they are valid Trace Context, else empty (they
+  // stay in `headers` as stored either way). Every attempt has the same.
+  std::string traceparent;
+  std::string tracestate;
+
+  // The trace-id of `traceparent` (32 hex digits); empty when there is none.
+  std::string_view trace_id() const {
+    return traceparent.size() >= 35 ? std::string_view(traceparent).substr(3, 32) : std::string_view();
+  }
 };
 
 // Set when the job must stop: its cancel was requested, its lease was lost,
@@ -83,6 +95,50 @@ struct Outcome {
 // A handler runs on one of the worker's threads; exceptions it throws become
 // retryable failures.
 using Handler = std::function<Outcome(const Job&, const CancellationToken&)>;
+
+// Runs the rest of a middleware chain: the next middleware, and after the
+// last one the job's handler. Call it at most once; an exception from the
+// handler (or a later middleware) comes out of it.
+using Next = std::function<Outcome()>;
+
+// Wraps every handler call (Worker::use): it may read the job, time the
+// call, skip it (return without calling next), change the outcome it
+// returns, or throw; an exception that leaves it is a retryable failure, as
+// for handlers. Runs on the handler's thread.
+//
+//   worker.use([](const taskq::Job& job, const taskq::CancellationToken&, const taskq::Next& next) {
+//     const auto began = std::chrono::steady_clock::now();
+//     taskq::Outcome outcome = next();
+//     record(job.queue, std::chrono::steady_clock::now() - began);
+//     return outcome;
+//   });
+using Middleware = std::function<Outcome(const Job&, const CancellationToken&, const Next&)>;
+
+// A change in one of the worker's connections (Worker::on_connection_event).
+struct ConnectionEvent {
+  enum class Service { kBroker, kDatabase };
+  enum class Kind {
+    kConnected,     // up: the first time, or again after kLost
+    kLost,          // it was up and failed (reason says why)
+    kReconnecting,  // the worker tries again after next_delay (reason: why the last try failed)
+  };
+  Service service = Service::kBroker;
+  Kind kind = Kind::kConnected;
+  // Which of the worker's connections: "consumer" (the broker), or for the
+  // database "starter", "finisher", "heartbeater", "callbacks".
+  std::string connection;
+  std::string reason;                       // kLost, kReconnecting
+  std::chrono::milliseconds next_delay{0};  // kReconnecting
+};
+
+// Called for every ConnectionEvent, one call at a time, on the thread of
+// the connection; it should return quickly (it holds that thread up).
+// Exceptions it throws are logged and dropped.
+using ConnectionListener = std::function<void(const ConnectionEvent&)>;
+
+// "broker" / "database"; "connected" / "lost" / "reconnecting".
+const char* to_string(ConnectionEvent::Service service);
+const char* to_string(ConnectionEvent::Kind kind);
 
 // Delivery of taskq.callbacks rows (docs/callbacks.md).
 struct CallbackOptions {
@@ -138,6 +194,13 @@ class Worker {
   // Jobs with this task run `handler` (the queue must have a queue handler
   // or be consumed through handle_queue too).
   void handle_task(const std::string& task, Handler handler);
+  // Wraps every handler call in `middleware`; the first one registered is
+  // the outermost (it runs first and sees the final outcome).
+  void use(Middleware middleware);
+  // Tells `listener` about every connection of the worker: connected, lost
+  // (with the reason), reconnecting (with the delay until the next try).
+  // The worker logs the same changes itself.
+  void on_connection_event(ConnectionListener listener);
 
   // Connects (StartupError if PostgreSQL or RabbitMQ cannot be reached),
   // consumes until stop(), then lets in-flight jobs finish within the

@@ -3,6 +3,8 @@
 
 #include <cctype>
 
+#include "core/trace_context.hpp"
+
 namespace taskq {
 namespace {
 
@@ -55,6 +57,15 @@ std::optional<Job> parse_job_message(const std::string& body, const std::string&
   if (auto h = doc.find("headers"); h != doc.end() && h->is_object()) {
     for (const auto& [name, value] : h->items())
       if (value.is_string()) job.headers[name] = value.get<std::string>();
+  }
+  // The trace context goes into environment variables and HTTP headers of
+  // handlers: only valid Trace Context does (any producer may publish).
+  if (const auto parent = job.headers.find("traceparent");
+      parent != job.headers.end() && traceparent_problem(parent->second) == nullptr) {
+    job.traceparent = parent->second;
+    if (const auto state = job.headers.find("tracestate");
+        state != job.headers.end() && tracestate_problem(state->second) == nullptr)
+      job.tracestate = state->second;
   }
   job.body = body;
   return job;

@@ -61,11 +61,13 @@ struct DeliveryOutcome {
 }  // namespace
 
 struct CallbackDispatcher::Impl {
-  Impl(std::string conninfo_, std::string worker_name, CallbackOptions options_, Metrics* metrics_)
+  Impl(std::string conninfo_, std::string worker_name, CallbackOptions options_, Metrics* metrics_,
+       ConnectionEvents* events)
       : conninfo(std::move(conninfo_)),
         holder(lease_holder_name(std::move(worker_name))),
         options(sanitised(std::move(options_))),
         metrics(metrics_),
+        watch(events, ConnectionEvent::Service::kDatabase, "callbacks"),
         lease(options.timeout + kLeaseMargin),
         rng(std::random_device{}()),
         db_backoff(BackoffPolicy{milliseconds(500), milliseconds(30'000), 0.5}) {}
@@ -74,6 +76,7 @@ struct CallbackDispatcher::Impl {
   const std::string holder;
   const CallbackOptions options;
   Metrics* const metrics;
+  ConnectionWatch watch;  // the run() thread only
   const milliseconds lease;
 
   std::atomic<std::uint64_t> delivered{0}, retried{0}, dead{0}, connections{0}, reconnects{0};
@@ -191,6 +194,7 @@ void CallbackDispatcher::Impl::connect() {
       log::info("callbacks: reconnected to PostgreSQL");
     }
     ever_connected = true;
+    watch.up();
     db_backoff.reset();
     wake = true;  // whatever was written meanwhile
   } catch (const std::exception& e) {
@@ -203,6 +207,7 @@ void CallbackDispatcher::Impl::lose_connection(const std::exception& e) {
   const milliseconds delay = db_backoff.next();
   next_connect = Clock::now() + delay;
   log::warn("callbacks: database: {} (retrying in {} ms)", e.what(), delay.count());
+  watch.down(e.what(), delay);
 }
 
 void CallbackDispatcher::Impl::record() {
@@ -318,9 +323,9 @@ DeliveryOutcome CallbackDispatcher::Impl::decide(SentCallback sent) {
 }
 
 CallbackDispatcher::CallbackDispatcher(std::string database_conninfo, std::string worker_name, CallbackOptions options,
-                                       Metrics* metrics)
-    : impl_(std::make_unique<Impl>(std::move(database_conninfo), std::move(worker_name), std::move(options), metrics)) {
-}
+                                       Metrics* metrics, ConnectionEvents* events)
+    : impl_(std::make_unique<Impl>(std::move(database_conninfo), std::move(worker_name), std::move(options), metrics,
+                                   events)) {}
 
 CallbackDispatcher::~CallbackDispatcher() = default;
 

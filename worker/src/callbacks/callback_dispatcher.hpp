@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 
+#include "operations/connection_events.hpp"
 #include "operations/metrics.hpp"
 #include "taskq/worker.hpp"
 
@@ -28,8 +29,10 @@ class CallbackDispatcher {
  public:
   // `worker_name` identifies the process in taskq.callbacks.leased_by (a
   // per-instance suffix is added so that two dispatchers never share a
-  // lease). `metrics` may be nullptr.
-  CallbackDispatcher(std::string database_conninfo, std::string worker_name, CallbackOptions options, Metrics* metrics);
+  // lease). `metrics` and `events` may be nullptr; the dispatcher's database
+  // connection reports as "callbacks".
+  CallbackDispatcher(std::string database_conninfo, std::string worker_name, CallbackOptions options, Metrics* metrics,
+                     ConnectionEvents* events = nullptr);
   ~CallbackDispatcher();
   CallbackDispatcher(const CallbackDispatcher&) = delete;
   CallbackDispatcher& operator=(const CallbackDispatcher&) = delete;

@@ -84,6 +84,8 @@ void CallbackSender::start(CallbackRow row) {
   t->headers.append("X-Taskq-Event: " + t->row.event);
   t->headers.append("X-Taskq-Job-Id: " + t->row.job_id);
   t->headers.append("X-Taskq-Delivery: " + t->row.delivery_id);
+  if (!t->row.traceparent.empty()) t->headers.append("traceparent: " + t->row.traceparent);
+  if (!t->row.tracestate.empty()) t->headers.append("tracestate: " + t->row.tracestate);
   if (!options_.secret.empty())
     t->headers.append("X-Taskq-Signature: " +
                       callback_signature(options_.secret, static_cast<std::int64_t>(std::time(nullptr)), t->row.body));

@@ -5,6 +5,8 @@
 
 #include <cstdlib>
 
+#include "core/trace_context.hpp"
+
 namespace taskq {
 namespace {
 
@@ -19,7 +21,7 @@ std::vector<CallbackRow> CallbackStore::claim(const std::string& holder, int max
   const std::string rows = std::to_string(max_rows);
   const std::string lease_text = millis_interval(lease);
   PgResult r = conn_.exec(
-      "SELECT id, job_id, delivery_id, url, event, body::text, attempts "
+      "SELECT id, job_id, delivery_id, url, event, body::text, attempts, traceparent, tracestate "
       "FROM taskq._callbacks_claim($1, $2::int, $3::interval) ORDER BY id",
       {holder.c_str(), rows.c_str(), lease_text.c_str()});
   std::vector<CallbackRow> out;
@@ -34,6 +36,13 @@ std::vector<CallbackRow> CallbackStore::claim(const std::string& holder, int max
     row.event = PQgetvalue(r.get(), i, 4);
     row.body = PQgetvalue(r.get(), i, 5);
     row.attempts = std::atoi(PQgetvalue(r.get(), i, 6));
+    // They become request headers: only valid Trace Context (a row may have
+    // been written by hand).
+    if (const char* parent = PQgetvalue(r.get(), i, 7); traceparent_problem(parent) == nullptr) {
+      row.traceparent = parent;
+      if (const char* state = PQgetvalue(r.get(), i, 8); *state != '\0' && tracestate_problem(state) == nullptr)
+        row.tracestate = state;
+    }
     out.push_back(std::move(row));
   }
   return out;

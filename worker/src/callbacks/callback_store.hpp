@@ -23,6 +23,10 @@ struct CallbackRow {
   std::string event;  // job.completed | job.failed | job.cancelled
   std::string body;   // the contract's body, as JSON text (sent and signed as is)
   int attempts = 0;   // including the one this claim started
+  // The job's W3C trace context, sent as headers of the same names; empty
+  // when it had none (or an invalid one).
+  std::string traceparent;
+  std::string tracestate;
 };
 
 class CallbackStore {

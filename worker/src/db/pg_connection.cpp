@@ -40,9 +40,10 @@ PgConnection::PgConnection(const std::string& conninfo, int connect_timeout_s) {
   const char* values[] = {conninfo.c_str(), timeout.c_str(), nullptr, "taskq-worker", nullptr};
   // expand_dbname = 1: the first value may be a full conninfo string or URI.
   conn_.reset(PQconnectdbParams(keywords, values, 1));
-  if (!conn_) throw DbError(DbFailure::kTransient, "", "out of memory connecting to PostgreSQL");
+  if (!conn_) throw DbError(DbFailure::kTransient, "", "out of memory connecting to PostgreSQL", true);
   if (PQstatus(conn_.get()) != CONNECTION_OK) {
-    throw DbError(DbFailure::kTransient, "", "cannot connect to PostgreSQL: " + one_line(PQerrorMessage(conn_.get())));
+    throw DbError(DbFailure::kTransient, "", "cannot connect to PostgreSQL: " + one_line(PQerrorMessage(conn_.get())),
+                  true);
   }
 }
 
@@ -60,7 +61,7 @@ PgResult PgConnection::exec(const std::string& sql, const std::vector<const char
   const char* state = result ? PQresultErrorField(result.get(), PG_DIAG_SQLSTATE) : nullptr;
   const std::string message = one_line(result ? PQresultErrorMessage(result.get()) : PQerrorMessage(conn_.get()));
   const bool may_have_committed = autocommit || sql.rfind("COMMIT", 0) == 0;
-  throw DbError(classify_db_failure(state ? state : "", ok(), may_have_committed), state ? state : "", message);
+  throw DbError(classify_db_failure(state ? state : "", ok(), may_have_committed), state ? state : "", message, !ok());
 }
 
 std::string PgConnection::value(const std::string& sql, const std::vector<const char*>& params) {

@@ -28,14 +28,18 @@ enum class DbFailure {
 
 class DbError : public std::runtime_error {
  public:
-  DbError(DbFailure kind, std::string sqlstate, const std::string& message)
-      : std::runtime_error(message), kind_(kind), sqlstate_(std::move(sqlstate)) {}
+  DbError(DbFailure kind, std::string sqlstate, const std::string& message, bool connection_lost = false)
+      : std::runtime_error(message), kind_(kind), sqlstate_(std::move(sqlstate)), connection_lost_(connection_lost) {}
   DbFailure kind() const { return kind_; }
   const std::string& sqlstate() const { return sqlstate_; }
+  // The connection is gone (or could not be opened), as opposed to a
+  // statement refused on a working one (a deadlock, bad input).
+  bool connection_lost() const { return connection_lost_; }
 
  private:
   DbFailure kind_;
   std::string sqlstate_;
+  bool connection_lost_;
 };
 
 // Classifies by SQLSTATE ("" when the server sent none, e.g. lost connection),

@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <optional>
 #include <sstream>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -79,11 +81,25 @@ std::string seconds_text(std::chrono::milliseconds d) {
 // may hold them long after. Until it exits, the clock and the token apply.
 ProcessResult run_process(const std::string& command, const std::string& input,
                           const std::vector<std::pair<std::string, std::string>>& extra_env,
-                          std::chrono::milliseconds timeout, const CancellationToken& token) {
+                          std::chrono::milliseconds timeout, const CancellationToken& token,
+                          const std::vector<std::string>& unset_env) {
   ProcessResult result;
   result.timeout = timeout;
+  // Inherited variables that the job sets or unsets are left out: a child
+  // must see its job's values, not the worker's (getenv() would find the
+  // first of two).
+  const auto overridden = [&](const char* entry) {
+    const char* eq = std::strchr(entry, '=');
+    const std::string_view name(entry, eq == nullptr ? std::strlen(entry) : static_cast<std::size_t>(eq - entry));
+    for (const auto& [extra, value] : extra_env)
+      if (name == extra) return true;
+    for (const auto& removed : unset_env)
+      if (name == removed) return true;
+    return false;
+  };
   std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  for (char** e = environ; *e != nullptr; ++e)
+    if (!overridden(*e)) env.emplace_back(*e);
   for (const auto& [name, value] : extra_env) env.push_back(name + "=" + value);
 
   std::optional<ChildProcess> child;
@@ -187,13 +203,23 @@ Outcome map_process_result(const ProcessResult& r) {
 
 Handler make_exec_handler(std::string command, std::chrono::milliseconds timeout) {
   return [command = std::move(command), timeout](const Job& job, const CancellationToken& token) {
-    const std::vector<std::pair<std::string, std::string>> env = {
-        {"TASKQ_JOB_ID", job.id},
-        {"TASKQ_QUEUE", job.queue},
-        {"TASKQ_TASK", job.task},
-        {"TASKQ_ATTEMPT", std::to_string(job.attempt)},
-        {"TASKQ_MAX_ATTEMPTS", std::to_string(job.max_attempts)}};
-    return map_process_result(run_process(command, job.payload.dump(), env, timeout, token));
+    std::vector<std::pair<std::string, std::string>> env = {{"TASKQ_JOB_ID", job.id},
+                                                            {"TASKQ_QUEUE", job.queue},
+                                                            {"TASKQ_TASK", job.task},
+                                                            {"TASKQ_ATTEMPT", std::to_string(job.attempt)},
+                                                            {"TASKQ_MAX_ATTEMPTS", std::to_string(job.max_attempts)}};
+    // The producer's trace context, as OpenTelemetry's environment carrier
+    // names it; a job without one does not inherit the worker's.
+    std::vector<std::string> unset;
+    for (const auto& [name, value] : {std::pair<const char*, const std::string*>{"TRACEPARENT", &job.traceparent},
+                                      std::pair<const char*, const std::string*>{"TRACESTATE", &job.tracestate}}) {
+      if (value->empty()) {
+        unset.emplace_back(name);
+      } else {
+        env.emplace_back(name, *value);
+      }
+    }
+    return map_process_result(run_process(command, job.payload.dump(), env, timeout, token, unset));
   };
 }
 

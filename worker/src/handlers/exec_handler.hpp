@@ -38,10 +38,13 @@ constexpr std::size_t kMaxStderr = 64 << 10;
 // none) or when `token` is cancelled: SIGTERM to its whole process group,
 // SIGKILL 5 s later. When it exits, whatever it left in its group is killed
 // and the output already written is kept; nobody waits for a leftover
-// process that still holds the pipes.
+// process that still holds the pipes. The child's environment is the
+// worker's with `extra_env` set (replacing inherited variables of those
+// names) and the variables named in `unset_env` removed.
 ProcessResult run_process(const std::string& command, const std::string& input,
                           const std::vector<std::pair<std::string, std::string>>& extra_env,
-                          std::chrono::milliseconds timeout, const CancellationToken& token);
+                          std::chrono::milliseconds timeout, const CancellationToken& token,
+                          const std::vector<std::string>& unset_env = {});
 
 // Exit 0: completed with stdout (JSON if it parses, else a JSON string);
 // 65: failed for good; anything else, a signal, a timeout: retryable.

@@ -69,6 +69,10 @@ Handler make_http_handler(std::string url, std::chrono::milliseconds timeout) {
       headers.append("Content-Type: application/json");
       headers.append("X-Taskq-Job-Id: " + job.id);
       headers.append("X-Taskq-Attempt: " + std::to_string(job.attempt));
+      // The producer's trace context (checked when the message was parsed:
+      // it cannot carry a line break into the request).
+      if (!job.traceparent.empty()) headers.append("traceparent: " + job.traceparent);
+      if (!job.tracestate.empty()) headers.append("tracestate: " + job.tracestate);
     } catch (const std::bad_alloc&) {
       return Outcome::retry("HTTP request not sent: out of memory for its headers");
     }

@@ -103,6 +103,7 @@ std::string render_text(long long unix_ms, Level level, const JobRef* job, const
     if (!job->id.empty()) append_pair(line, "job", job->id);
     if (!job->queue.empty()) append_pair(line, "queue", job->queue);
     if (job->attempt > 0) append_pair(line, "attempt", std::to_string(job->attempt));
+    if (!job->trace_id.empty()) append_pair(line, "trace", job->trace_id);
   }
   line += ' ';
   append_escaped(line, message);
@@ -124,6 +125,7 @@ std::string render_json(long long unix_ms, Level level, const JobRef* job, const
     if (!job->id.empty()) line["job_id"] = std::string(job->id);
     if (!job->queue.empty()) line["queue"] = std::string(job->queue);
     if (job->attempt > 0) line["attempt"] = job->attempt;
+    if (!job->trace_id.empty()) line["trace_id"] = std::string(job->trace_id);
   }
   if (fields != nullptr)
     for (const auto& [key, value] : *fields) {

@@ -7,9 +7,10 @@
 //   taskq::log::error(taskq::log::JobRef::queue_only(queue), "malformed message: {}", why);
 //   taskq::log::warn("broker: {}; reconnecting", error);
 //
-// text: 2026-01-02T03:04:05.678Z info job=01a2… queue=emails attempt=2 started
+// text: 2026-01-02T03:04:05.678Z info job=01a2… queue=emails attempt=2 trace=4bf9… started
 // json: {"time":"2026-01-02T03:04:05.678Z","level":"info","msg":"started",
-//        "job_id":"01a2…","queue":"emails","attempt":2}
+//        "job_id":"01a2…","queue":"emails","attempt":2,"trace_id":"4bf9…"}
+// (trace: the trace-id of the job's traceparent, when it has one).
 //
 // Works without any set-up (text on stderr, level info); the CLI calls
 // configure(). Thread-safe: a line is built whole, then written under a
@@ -40,11 +41,13 @@ struct JobRef {
   std::string_view id;
   std::string_view queue;
   int attempt = 0;
+  std::string_view trace_id;  // of the job's traceparent; empty when none
 
-  JobRef(std::string_view job_id, std::string_view queue_name, int job_attempt)
-      : id(job_id), queue(queue_name), attempt(job_attempt) {}
+  JobRef(std::string_view job_id, std::string_view queue_name, int job_attempt, std::string_view trace = {})
+      : id(job_id), queue(queue_name), attempt(job_attempt), trace_id(trace) {}
   // Implicit on purpose: log::info(job, "started") reads best at call sites.
-  JobRef(const Job& job) : JobRef(job.id, job.queue, job.attempt) {}  // NOLINT(google-explicit-constructor)
+  JobRef(const Job& job)  // NOLINT(google-explicit-constructor)
+      : JobRef(job.id, job.queue, job.attempt, job.trace_id()) {}
   static JobRef queue_only(std::string_view queue_name) { return JobRef({}, queue_name, 0); }
 };
 

@@ -32,6 +32,7 @@ std::unique_ptr<BrokerConsumer> Consumer::connect_broker() {
   });
   if (nodes_.size() > 1) log::info("broker: connected to node {}", nodes_.current().redacted());
   metrics_.set_connected("broker", true);
+  watch_.up();
   // Deliveries of the dead connection that were not started yet: the
   // broker has requeued them and delivers them again.
   std::lock_guard<std::mutex> lock(state_.mu);
@@ -122,6 +123,7 @@ void Consumer::run() {
       const auto delay = reconnect.next();
       retry_at = Clock::now() + delay;
       log::warn("broker: {}; reconnecting in {} ms", e.what(), delay.count());
+      watch_.down(e.what(), delay);
     }
   }
 }
@@ -138,6 +140,7 @@ bool Consumer::acknowledge_while_stopping(std::chrono::milliseconds wait) {
     broker_->drain([](Delivery&&) {});
   } catch (const std::exception& e) {
     log::warn("broker: {} while stopping; outcomes are recorded, unacked messages come back stale", e.what());
+    watch_.down(e.what(), std::nullopt);
     broker_->close_quickly();
     broker_.reset();
   }

@@ -10,6 +10,7 @@
 
 #include "broker/broker_consumer.hpp"
 #include "core/broker_nodes.hpp"
+#include "operations/connection_events.hpp"
 #include "operations/metrics.hpp"
 #include "pipeline/in_flight.hpp"
 #include "pipeline/shutdown.hpp"
@@ -23,8 +24,14 @@ class Consumer {
  public:
   // All references must outlive the consumer.
   Consumer(const WorkerOptions& options, const Topology& topology, WorkState& state, const WakeFd& wake,
-           const StopRequest& stop, Metrics& metrics)
-      : options_(options), topology_(topology), state_(state), wake_(wake), stop_(stop), metrics_(metrics) {}
+           const StopRequest& stop, Metrics& metrics, ConnectionEvents& events)
+      : options_(options),
+        topology_(topology),
+        state_(state),
+        wake_(wake),
+        stop_(stop),
+        metrics_(metrics),
+        watch_(&events, ConnectionEvent::Service::kBroker, "consumer") {}
 
   // The first connection; throws what BrokerConsumer throws.
   void connect();
@@ -54,6 +61,7 @@ class Consumer {
   const WakeFd& wake_;
   const StopRequest& stop_;
   Metrics& metrics_;
+  ConnectionWatch watch_;
   BrokerNodes nodes_;                       // parsed from options_.broker by the first connect
   std::unique_ptr<BrokerConsumer> broker_;  // null while disconnected
   std::uint64_t generation_ = 0;            // of the latest connection

@@ -13,10 +13,13 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include "core/backoff.hpp"
 #include "db/pg_connection.hpp"
+#include "operations/connection_events.hpp"
 #include "operations/log.hpp"
 #include "operations/metrics.hpp"
 
@@ -25,13 +28,16 @@ namespace taskq {
 // Runs fn until it succeeds. Transient and outcome-unknown failures (lost
 // connection, serialization failure, deadlock, server shutting down) are
 // retried with backoff; permanent ones are thrown. fn must be safe to repeat
-// (see above). Returns false when `give_up` says so.
+// (see above). Returns false when `give_up` says so. `watch` is the
+// connection fn uses: a lost connection and each wait before trying again
+// become its events.
 template <typename Fn, typename GiveUp>
-bool retrying(Metrics& metrics, const char* what, Fn&& fn, GiveUp&& give_up) {
+bool retrying(Metrics& metrics, ConnectionWatch& watch, const char* what, Fn&& fn, GiveUp&& give_up) {
   using namespace std::chrono_literals;
   Backoff backoff(BackoffPolicy{100ms, 5s, 0.5});
   bool failed_before = false;
   for (;;) {
+    std::optional<std::string> lost;  // why the connection is gone
     try {
       fn();
       if (failed_before) {
@@ -39,15 +45,22 @@ bool retrying(Metrics& metrics, const char* what, Fn&& fn, GiveUp&& give_up) {
         log::info("database: {} works again", what);
       }
       metrics.set_connected("database", true);
+      watch.up();
       return true;
     } catch (const DbError& e) {
       if (e.kind() == DbFailure::kPermanent) throw;
       metrics.set_connected("database", false);
       if (!failed_before) log::warn("database: {} failed: {} (retrying with backoff)", what, e.what());
       failed_before = true;
+      if (e.connection_lost()) lost = e.what();
     }
-    if (give_up()) return false;
-    std::this_thread::sleep_for(backoff.next());
+    if (give_up()) {
+      if (lost) watch.down(*lost, std::nullopt);
+      return false;
+    }
+    const auto delay = backoff.next();
+    if (lost) watch.down(*lost, delay);
+    std::this_thread::sleep_for(delay);
   }
 }
 

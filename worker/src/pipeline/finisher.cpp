@@ -65,7 +65,7 @@ void Finisher::record(JobStore& store, std::vector<FinishedJob>& batch, std::vec
     std::vector<bool> done;
     try {
       if (retrying(
-              metrics_, "recording completed jobs", [&] { done = store.complete(items); }, overdue)) {
+              metrics_, watch_, "recording completed jobs", [&] { done = store.complete(items); }, overdue)) {
         for (std::size_t k = 0; k < completed.size(); ++k)
           outcomes[completed[k]] = done[k] ? JobOutcome::kCompleted : JobOutcome::kStale;
       }
@@ -77,7 +77,7 @@ void Finisher::record(JobStore& store, std::vector<FinishedJob>& batch, std::vec
         FinishedJob& f = batch[completed[k]];
         try {
           if (retrying(
-                  metrics_, "recording a completed job", [&] { done = store.complete({items[k]}); }, overdue))
+                  metrics_, watch_, "recording a completed job", [&] { done = store.complete({items[k]}); }, overdue))
             outcomes[completed[k]] = done[0] ? JobOutcome::kCompleted : JobOutcome::kStale;
         } catch (const DbError& single) {
           f.outcome = Outcome::failed(std::string("the result could not be recorded: ") + single.what());
@@ -96,7 +96,7 @@ void Finisher::record(JobStore& store, std::vector<FinishedJob>& batch, std::vec
     std::optional<std::string> status;
     try {
       if (retrying(
-              metrics_, "recording a failed job",
+              metrics_, watch_, "recording a failed job",
               [&] {
                 status = give_back ? store.give_back(ref, f.outcome.error)
                                    : store.fail(ref, f.outcome.error, f.outcome.retry_in,

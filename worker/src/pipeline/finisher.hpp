@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "db/job_store.hpp"
+#include "operations/connection_events.hpp"
 #include "operations/metrics.hpp"
 #include "pipeline/in_flight.hpp"
 #include "pipeline/shutdown.hpp"
@@ -19,8 +20,13 @@ class Finisher {
  public:
   // All references must outlive the finisher.
   Finisher(const WorkerOptions& options, WorkState& state, const WakeFd& wake, const StopRequest& stop,
-           Metrics& metrics)
-      : options_(options), state_(state), wake_(wake), stop_(stop), metrics_(metrics) {}
+           Metrics& metrics, ConnectionEvents& events)
+      : options_(options),
+        state_(state),
+        wake_(wake),
+        stop_(stop),
+        metrics_(metrics),
+        watch_(&events, ConnectionEvent::Service::kDatabase, "finisher") {}
 
   // The finisher thread; returns once shutdown stops it and nothing is left
   // to record.
@@ -34,6 +40,7 @@ class Finisher {
   const WakeFd& wake_;
   const StopRequest& stop_;
   Metrics& metrics_;
+  ConnectionWatch watch_;  // its database connection
 };
 
 }  // namespace taskq

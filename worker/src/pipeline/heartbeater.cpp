@@ -15,7 +15,9 @@ namespace {
 using namespace std::chrono_literals;
 
 // An idle worker checks its database this often (for /healthz).
-constexpr auto kIdlePingEvery = 5s;
+constexpr std::chrono::milliseconds kIdlePingEvery = 5s;
+// After a failed heartbeat, the next try.
+constexpr std::chrono::milliseconds kRetryHeartbeatAfter = 1s;
 
 }  // namespace
 
@@ -55,10 +57,12 @@ void Heartbeater::run() {
           const auto got = store.heartbeat(part);
           extended.insert(extended.end(), got.begin(), got.end());
           metrics_.set_connected("database", true);
+          watch_.up();
         } catch (const DbError& e) {
           metrics_.set_connected("database", false);
           // Try again soon; a lease is several heartbeats long.
           log::warn("database: heartbeat failed: {}", e.what());
+          if (e.connection_lost()) watch_.down(e.what(), kRetryHeartbeatAfter);
           ok = false;
         }
       }
@@ -68,7 +72,7 @@ void Heartbeater::run() {
         auto it = state_.in_flight.find(keys[n]);
         if (it == state_.in_flight.end()) continue;  // finished meanwhile
         if (!ok) {
-          it->second->next_heartbeat = std::min(it->second->next_heartbeat, Clock::now() + 1s);
+          it->second->next_heartbeat = std::min(it->second->next_heartbeat, Clock::now() + kRetryHeartbeatAfter);
         } else if (!extended[n] && !it->second->handler_done && !it->second->token.cancelled()) {
           it->second->token.cancel("cancel requested or lease lost");
           log::warn(it->second->job, "heartbeat refused (cancel requested or lease lost): stopping its handler");
@@ -82,8 +86,10 @@ void Heartbeater::run() {
       try {
         store.ping();
         metrics_.set_connected("database", true);
+        watch_.up();
       } catch (const DbError& e) {
         metrics_.set_connected("database", false);
+        if (e.connection_lost()) watch_.down(e.what(), kIdlePingEvery);
       }
       lock.lock();
       last_contact = Clock::now();

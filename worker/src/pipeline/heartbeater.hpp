@@ -4,6 +4,7 @@
 // pings the database while idle so that /healthz knows it is there.
 #pragma once
 
+#include "operations/connection_events.hpp"
 #include "operations/metrics.hpp"
 #include "pipeline/in_flight.hpp"
 #include "pipeline/wake_fd.hpp"
@@ -14,8 +15,13 @@ namespace taskq {
 class Heartbeater {
  public:
   // All references must outlive the heartbeater.
-  Heartbeater(const WorkerOptions& options, WorkState& state, const WakeFd& wake, Metrics& metrics)
-      : options_(options), state_(state), wake_(wake), metrics_(metrics) {}
+  Heartbeater(const WorkerOptions& options, WorkState& state, const WakeFd& wake, Metrics& metrics,
+              ConnectionEvents& events)
+      : options_(options),
+        state_(state),
+        wake_(wake),
+        metrics_(metrics),
+        watch_(&events, ConnectionEvent::Service::kDatabase, "heartbeater") {}
 
   // The heartbeater thread; returns once shutdown stops the finisher.
   void run();
@@ -25,6 +31,7 @@ class Heartbeater {
   WorkState& state_;
   const WakeFd& wake_;
   Metrics& metrics_;
+  ConnectionWatch watch_;  // its database connection
 };
 
 }  // namespace taskq

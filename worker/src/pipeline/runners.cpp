@@ -1,6 +1,7 @@
 // See runners.hpp.
 #include "pipeline/runners.hpp"
 
+#include <exception>
 #include <mutex>
 
 #include "operations/log.hpp"
@@ -49,15 +50,48 @@ void Runners::run() {
   }
 }
 
-Outcome Runners::run_handler(InFlight& job) {
+namespace {
+
+// One call of the chain: middleware i, or the handler after the last. An
+// exception the handler throws is remembered, so that the runner can tell
+// it from one a middleware throws (which may also be the handler's,
+// rethrown: then it is the same object).
+struct Chain {
+  const std::vector<Middleware>& middleware;
+  const Handler& handler;
+  const Job& job;
+  const CancellationToken& token;
+  std::exception_ptr handler_error;
+
+  Outcome call(std::size_t i) {
+    if (i == middleware.size()) {
+      try {
+        return handler(job, token);
+      } catch (...) {
+        handler_error = std::current_exception();
+        throw;
+      }
+    }
+    const Next next = [this, i] { return call(i + 1); };
+    return middleware[i](job, token, next);
+  }
+};
+
+}  // namespace
+
+Outcome Runners::run_handler(InFlight& job) const {
   if (job.token.cancelled()) return Outcome::retry("stopped before it ran: " + job.token.reason());
   if (job.handler == nullptr) return Outcome::retry("no handler registered for this queue or task");
+  Chain chain{middleware_, *job.handler, job.job, job.token, nullptr};
   try {
-    return (*job.handler)(job.job, job.token);
+    return chain.call(0);  // without middleware: the handler alone
   } catch (const std::exception& e) {
-    return Outcome::retry(std::string("handler threw: ") + e.what());
+    const bool handler = chain.handler_error == std::current_exception();
+    return Outcome::retry(std::string(handler ? "handler threw: " : "middleware threw: ") + e.what());
   } catch (...) {
-    return Outcome::retry("handler threw a non-standard exception");
+    const bool handler = chain.handler_error == std::current_exception();
+    return Outcome::retry(handler ? "handler threw a non-standard exception"
+                                  : "middleware threw a non-standard exception");
   }
 }
 

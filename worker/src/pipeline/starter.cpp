@@ -99,7 +99,7 @@ int Starter::start_batch(JobStore& store, std::vector<Delivery>& batch) {
   const std::string request_id = to_string(request_ids_.next());
   try {
     const bool ok = retrying(
-        metrics_, "starting jobs", [&] { started = store.start(items, request_id); }, stopping);
+        metrics_, watch_, "starting jobs", [&] { started = store.start(items, request_id); }, stopping);
     if (!ok) return 0;  // shutting down: not acked, the broker requeues them
   } catch (const DbError& e) {
     // Something in the batch is refused outright (a bug, or a message the
@@ -116,7 +116,8 @@ int Starter::start_batch(JobStore& store, std::vector<Delivery>& batch) {
       if (copy) continue;
       try {
         if (!retrying(
-                metrics_, "starting a job", [&] { started[n] = store.start({items[n]}, request_id)[0]; }, stopping))
+                metrics_, watch_, "starting a job", [&] { started[n] = store.start({items[n]}, request_id)[0]; },
+                stopping))
           valid[n].first = nullptr;  // shutting down: left unacked, the broker requeues it
       } catch (const DbError& single) {
         log::error(valid[n].second, "dropping a message the database refuses: {}", single.what());

@@ -10,6 +10,7 @@
 
 #include "core/uuid_v7.hpp"
 #include "db/job_store.hpp"
+#include "operations/connection_events.hpp"
 #include "operations/metrics.hpp"
 #include "pipeline/in_flight.hpp"
 #include "pipeline/shutdown.hpp"
@@ -23,14 +24,15 @@ class Starter {
   // All references must outlive the starter.
   Starter(const WorkerOptions& options, const std::map<std::string, Handler>& by_queue,
           const std::map<std::string, Handler>& by_task, WorkState& state, const WakeFd& wake, const StopRequest& stop,
-          Metrics& metrics)
+          Metrics& metrics, ConnectionEvents& events)
       : options_(options),
         by_queue_(by_queue),
         by_task_(by_task),
         state_(state),
         wake_(wake),
         stop_(stop),
-        metrics_(metrics) {}
+        metrics_(metrics),
+        watch_(&events, ConnectionEvent::Service::kDatabase, "starter") {}
 
   // The starter thread; returns once shutdown stops starting.
   void run();
@@ -48,6 +50,7 @@ class Starter {
   const WakeFd& wake_;
   const StopRequest& stop_;
   Metrics& metrics_;
+  ConnectionWatch watch_;        // its database connection
   UuidV7Generator request_ids_;  // one per batch: its retries repeat it, a duplicate delivery does not
 };
 
