@@ -1,9 +1,11 @@
 // Shared memory of taskq: where committing backends find the publisher's
-// latch, and the publisher's status for taskq.publisher_status(). Exists
+// latch, the publisher's status for taskq.publisher_status(), and the
+// condition variables of taskq.wait() (job_waiters.hpp). Exists
 // only when taskq is in shared_preload_libraries; otherwise taskq_shared is
 // NULL.
 #pragma once
 
+#include "job_waiters.hpp"
 #include "pg_includes.hpp"
 
 struct TaskqPublisherStatus {
@@ -25,10 +27,11 @@ struct TaskqPublisherStatus {
 };
 
 struct TaskqSharedState {
-  slock_t mutex;           // guards every field below
+  slock_t mutex;           // guards the fields below up to status
   Latch* publisher_latch;  // NULL while no publisher runs
   bool schedules_changed;  // set at commit by schedule changes, taken by the publisher
   TaskqPublisherStatus status;
+  TaskqJobWaiters job_waiters;  // not guarded by mutex: atomics and condition variables
 };
 
 extern "C" TaskqSharedState* taskq_shared;
