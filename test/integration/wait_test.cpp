@@ -185,7 +185,11 @@ TEST_F(Wait, AThousandWaitersUseNoCpuAndWakeWithinMillisecondsOfTheCommit) {
   const long ticks_per_second = sysconf(_SC_CLK_TCK);
   auto total_ticks = [&] {
     long sum = 0;
-    for (auto& w : waiters) sum += std::max(cpu_ticks(w.backend_pid()), 0L);
+    for (auto& w : waiters) {
+      const long ticks = cpu_ticks(w.backend_pid());
+      EXPECT_GE(ticks, 0) << "cannot read /proc/" << w.backend_pid() << "/stat (same host as the server?)";
+      sum += std::max(ticks, 0L);
+    }
     return sum;
   };
   const long before = total_ticks();
@@ -202,36 +206,59 @@ TEST_F(Wait, AThousandWaitersUseNoCpuAndWakeWithinMillisecondsOfTheCommit) {
   // Measured from sending the (autocommit) complete to the waiter's row
   // arriving: the complete's own work, its commit, the wake-up, the
   // waiter's look and the round trip.
+  // The complete's own round trip (its work and commit) is measured too.
   constexpr int kRounds = 200;
-  std::vector<double> latencies_ms;
+  std::vector<double> wake_ms, complete_ms;
   for (int i = 0; i < kRounds; ++i) {
     start(ids[i]);
     const auto sent = Clock::now();
     ASSERT_EQ(conn().value("SELECT taskq.complete($1, 1)", {ids[i].c_str()}), "t");
+    const auto committed = Clock::now();
     const Answer& got = waiters[i].poll_answer(10s);
     const auto arrived = Clock::now();
     ASSERT_TRUE(got.arrived) << "waiter " << i << " was not woken by the commit";
     ASSERT_EQ(got.sqlstate, "");
     ASSERT_EQ(got.value, "completed");
-    latencies_ms.push_back(std::chrono::duration<double, std::milli>(arrived - sent).count());
+    wake_ms.push_back(std::chrono::duration<double, std::milli>(arrived - sent).count());
+    complete_ms.push_back(std::chrono::duration<double, std::milli>(committed - sent).count());
   }
-  const double p50 = percentile(latencies_ms, 50), p99 = percentile(latencies_ms, 99);
-  std::cout << "[ figures  ] wake-up with " << kWaiters << " waiters: complete sent -> waiter's row, " << kRounds
-            << " rounds: p50 " << p50 << " ms, p99 " << p99 << " ms, max "
-            << *std::max_element(latencies_ms.begin(), latencies_ms.end()) << " ms\n";
-  EXPECT_LT(p50, 10.0);
-  EXPECT_LT(p99, 100.0);
+  const double p50 = percentile(wake_ms, 50), p99 = percentile(wake_ms, 99);
+  std::cout << "[ figures  ] wake-up with " << kWaiters << " waiters, " << kRounds
+            << " rounds: complete sent -> waiter's row p50 " << p50 << " ms, p99 " << p99 << " ms, max "
+            << *std::max_element(wake_ms.begin(), wake_ms.end()) << " ms; the complete's own round trip p50 "
+            << percentile(complete_ms, 50) << " ms, p99 " << percentile(complete_ms, 99) << " ms\n";
+  // Bounds with room for a loaded 2-core test machine; the figures above
+  // are what to look at.
+  EXPECT_LT(p50, 25.0);
+  EXPECT_LT(p99, 250.0);
 
-  // A cancel ends the waits at once (the others would wait for 5 minutes).
-  const auto cancelled = Clock::now();
-  for (int i = kRounds; i < kWaiters; ++i) waiters[i].cancel();
-  for (int i = kRounds; i < kWaiters; ++i) {
+  // A cancel ends a wait at once (they would wait for 5 minutes): timed
+  // for a few cancel requests from the client, one at a time ...
+  constexpr int kTimedCancels = 20;
+  std::vector<double> cancel_ms;
+  for (int i = kRounds; i < kRounds + kTimedCancels; ++i) {
+    const auto sent = Clock::now();
+    waiters[i].cancel();
+    const Answer& got = waiters[i].poll_answer(10s);
+    ASSERT_TRUE(got.arrived) << "waiter " << i << " ignored the cancel";
+    ASSERT_EQ(got.sqlstate, "57014") << "query_canceled";
+    cancel_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - sent).count());
+  }
+  std::cout << "[ figures  ] cancel request -> waiter's error, " << kTimedCancels << " waiters: p50 "
+            << percentile(cancel_ms, 50) << " ms, max " << *std::max_element(cancel_ms.begin(), cancel_ms.end())
+            << " ms\n";
+  // ... and the rest at once from the server (a client's cancel request
+  // costs a connection each).
+  std::string pids = "{";
+  for (int i = kRounds + kTimedCancels; i < kWaiters; ++i)
+    pids += (pids.size() > 1 ? "," : "") + std::to_string(waiters[i].backend_pid());
+  pids += "}";
+  conn().exec("SELECT pg_cancel_backend(pid) FROM unnest($1::int[]) pid", {pids.c_str()});
+  for (int i = kRounds + kTimedCancels; i < kWaiters; ++i) {
     const Answer& got = waiters[i].poll_answer(30s);
     ASSERT_TRUE(got.arrived) << "waiter " << i << " ignored the cancel";
     ASSERT_EQ(got.sqlstate, "57014") << "query_canceled";
   }
-  std::cout << "[ figures  ] " << kWaiters - kRounds << " waits cancelled in "
-            << std::chrono::duration<double, std::milli>(Clock::now() - cancelled).count() << " ms\n";
   EXPECT_TRUE(wait_until([&] { return sleeping_waiters() == 0; }, 10s));
 }
 
