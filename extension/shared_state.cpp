@@ -22,6 +22,7 @@ static void taskq_shmem_startup(void) {
   if (!found) {
     memset(taskq_shared, 0, sizeof(TaskqSharedState));
     SpinLockInit(&taskq_shared->mutex);
+    taskq_job_waiters_init(&taskq_shared->job_waiters);
   }
   LWLockRelease(AddinShmemInitLock);
 }

@@ -1,10 +1,11 @@
 // Shared memory of taskq: where committing backends find their database's
-// publisher's latch, and each publisher's status for
-// taskq.publisher_status(). Exists
+// publisher's latch, each publisher's status for taskq.publisher_status(),
+// and the condition variables of taskq.wait() (job_waiters.hpp). Exists
 // only when taskq is in shared_preload_libraries; otherwise taskq_shared is
 // NULL.
 #pragma once
 
+#include "job_waiters.hpp"
 #include "pg_includes.hpp"
 
 struct TaskqPublisherStatus {
@@ -39,6 +40,7 @@ struct TaskqPublisherSlot {
 struct TaskqSharedState {
   slock_t mutex;  // guards every field of every slot
   TaskqPublisherSlot slots[kTaskqMaxPublishers];
+  TaskqJobWaiters job_waiters;  // not guarded by mutex: atomics and condition variables
 };
 
 extern "C" TaskqSharedState* taskq_shared;

@@ -1065,7 +1065,6 @@ COMMENT ON VIEW taskq.queue_stats IS
   'per queue: jobs per status (waiting: dependencies not all completed), jobs scheduled for later, age of the oldest due pending job, outbox rows not yet confirmed by RabbitMQ';
 REVOKE ALL ON taskq.queue_stats FROM PUBLIC;
 GRANT SELECT ON taskq.queue_stats TO taskq_producer;
-=======
 -- == taskq-web dashboard: job lists and statistics from indexes ==
 -- 00_tables: jobs_finished also carries status (per-minute counts of
 -- finished jobs index-only); jobs_list for a queue's jobs of one status,
@@ -1396,5 +1395,256 @@ BEGIN
   -- One notification per transaction however many callbacks it wrote:
   -- PostgreSQL folds identical ones.
   PERFORM pg_catalog.pg_notify('taskq_callbacks', '');
+=======
+-- == Waiting for a result ==
+-- 48_wait (new file): taskq.wait() and its C helpers; the signal
+-- taskq._wake_waiters_at_commit(uuid[]). 40_transitions, 45_worker_batches:
+-- every path that ends a job wakes its waiters at commit (complete,
+-- _complete_batch, cancel of a pending job, _fail_attempt when it ends the
+-- job: fail, _give_back, rescue_expired). 95_privileges: taskq_producer may
+-- wait; the helpers are the owner's.
+
+-- Every path that ends a job (completed, failed, cancelled) calls this in
+-- the transaction that ends it, with the ids it ended: complete,
+-- _complete_batch, _fail_attempt (fail, _give_back, rescue_expired), cancel.
+-- It only marks slots in backend memory; the broadcast happens at commit,
+-- and costs one atomic read when nobody waits.
+CREATE FUNCTION taskq._wake_waiters_at_commit(job_ids uuid[]) RETURNS void
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskq_wake_waiters_at_commit';
+COMMENT ON FUNCTION taskq._wake_waiters_at_commit(uuid[]) IS
+  'wakes the backends in taskq.wait() for these jobs when the current transaction commits; every path that ends a job calls it';
+
+CREATE FUNCTION taskq._wait_prepare(job_id uuid) RETURNS void
+  LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'taskq_wait_prepare';
+COMMENT ON FUNCTION taskq._wait_prepare(uuid) IS
+  'internal (taskq.wait): counts this backend as a waiter and joins the wake-up list of the job''s slot, before it looks at the job';
+
+CREATE FUNCTION taskq._wait_sleep(job_id uuid, deadline timestamptz) RETURNS void
+  LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'taskq_wait_sleep';
+COMMENT ON FUNCTION taskq._wait_sleep(uuid, timestamptz) IS
+  'internal (taskq.wait): sleeps until a finish in the job''s slot commits, the deadline passes or the statement is interrupted';
+
+CREATE FUNCTION taskq._wait_done() RETURNS void
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskq_wait_done';
+COMMENT ON FUNCTION taskq._wait_done() IS
+  'internal (taskq.wait): leaves the wake-up list and stops counting this backend as a waiter';
+
+CREATE FUNCTION taskq._written_by_this_transaction(row_xmin xid) RETURNS boolean
+  LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'taskq_written_by_this_transaction';
+COMMENT ON FUNCTION taskq._written_by_this_transaction(xid) IS
+  'internal (taskq.wait): whether a row version with this xmin was written by the current transaction or one of its subtransactions';
+
+-- READ COMMITTED only: each look below takes a fresh snapshot, so it sees
+-- a finish as soon as it commits. A REPEATABLE READ or SERIALIZABLE
+-- transaction keeps one snapshot, which would never show the finish; such
+-- a waiter gets the job at once if its snapshot shows it finished, and an
+-- error otherwise rather than a sleep that could only time out. So does a
+-- waiter whose own transaction wrote the job (enqueued it, say): nobody can
+-- finish it before that transaction commits.
+CREATE FUNCTION taskq.wait(job_id uuid, timeout interval DEFAULT '30 seconds') RETURNS taskq.jobs
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  j taskq.jobs;
+  -- A longer wait than 1000 years is the same as one of 1000 years (and
+  -- would overflow timestamptz).
+  deadline timestamptz := clock_timestamp() + least(timeout, interval '1000 years');
+BEGIN
+  PERFORM taskq._require(job_id, 'job_id');
+  PERFORM taskq._require(timeout, 'timeout');
+  IF timeout < interval '0' THEN
+    RAISE EXCEPTION 'timeout must not be negative, not %', timeout USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT * INTO j FROM taskq.jobs t WHERE t.id = wait.job_id;
+  IF NOT FOUND THEN
+    PERFORM taskq._raise_unknown_job(job_id);
+  END IF;
+  IF j.status IN ('completed', 'failed', 'cancelled') OR timeout = interval '0' THEN
+    RETURN j;
+  END IF;
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'taskq.wait needs a READ COMMITTED transaction: the snapshot of this % transaction never shows the job finish',
+                    upper(current_setting('transaction_isolation'))
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'call it outside a transaction block, or in a READ COMMITTED transaction';
+  END IF;
+  IF pg_catalog.pg_is_in_recovery() THEN
+    RAISE EXCEPTION 'taskq.wait cannot wait on a standby: jobs finish on the primary, which wakes only its own waiters'
+      USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'call it on the primary';
+  END IF;
+  IF (SELECT taskq._written_by_this_transaction(t.xmin) FROM taskq.jobs t WHERE t.id = wait.job_id) THEN
+    RAISE EXCEPTION 'job % was enqueued or changed by this transaction, so it cannot finish before this transaction ends', job_id
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'commit first, then call taskq.wait (psql commits each statement on its own outside BEGIN ... COMMIT)';
+  END IF;
+
+  -- On the list before the first look: a finish that commits after the
+  -- look's snapshot wakes the sleep that follows it.
+  PERFORM taskq._wait_prepare(job_id);
+  LOOP
+    SELECT * INTO j FROM taskq.jobs t WHERE t.id = wait.job_id;
+    IF NOT FOUND THEN  -- deleted meanwhile (drop_queue with force)
+      PERFORM taskq._wait_done();
+      PERFORM taskq._raise_unknown_job(job_id);
+    END IF;
+    EXIT WHEN j.status IN ('completed', 'failed', 'cancelled') OR clock_timestamp() >= deadline;
+    PERFORM taskq._wait_sleep(job_id, deadline);
+  END LOOP;
+  PERFORM taskq._wait_done();
+  RETURN j;
+END;
+$$;
+COMMENT ON FUNCTION taskq.wait(uuid, interval) IS
+  'waits until the job is completed, failed or cancelled and returns it; after timeout returns it as it is; READ COMMITTED only; the enqueue must have committed';
+REVOKE ALL ON FUNCTION
+  taskq._wake_waiters_at_commit(uuid[]),
+  taskq._wait_prepare(uuid),
+  taskq._wait_sleep(uuid, timestamptz),
+  taskq._wait_done(),
+  taskq._written_by_this_transaction(xid),
+  taskq.wait(uuid, interval)
+FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION taskq.wait(uuid, interval) TO taskq_producer;
+
+CREATE OR REPLACE FUNCTION taskq._fail_attempt(j taskq.jobs, error text, retry_in interval, permanent boolean)
+RETURNS taskq.job_status
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  q taskq.queues;
+  due timestamptz;
+BEGIN
+  j.last_error := left(error, 65536);
+  j.lease_expires_at := NULL;
+  j.updated_at := now();
+  IF j.cancel_requested THEN
+    j.status := 'cancelled';
+  ELSIF permanent OR j.attempts >= j.max_attempts THEN
+    j.status := 'failed';
+  ELSE
+    j.status := 'pending';
+  END IF;
+
+  IF j.status = 'pending' THEN
+    IF retry_in IS NULL THEN
+      SELECT * INTO q FROM taskq.queues WHERE queue_name = j.queue_name;
+      retry_in := taskq._backoff(j.attempts, coalesce(q.backoff_base, interval '1 second'),
+                                 coalesce(q.backoff_max, interval '1 hour'));
+    END IF;
+    due := now() + retry_in;
+    UPDATE taskq.jobs SET status = 'pending', run_at = due, lease_expires_at = NULL, last_error = j.last_error,
+                          max_attempts = j.max_attempts, updated_at = j.updated_at, failed_attempt = j.failed_attempt
+    WHERE id = j.id;
+    INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at) VALUES (j.id, j.queue_name, j.attempts + 1, due);
+    PERFORM taskq._wake_publisher_at_commit();
+  ELSE
+    j.finished_at := now();
+    UPDATE taskq.jobs SET status = j.status, lease_expires_at = NULL, last_error = j.last_error,
+                          finished_at = j.finished_at, updated_at = j.updated_at, failed_attempt = j.failed_attempt
+    WHERE id = j.id;
+    PERFORM taskq._write_callback(j);
+    PERFORM taskq._wake_waiters_at_commit(ARRAY[j.id]);
+  END IF;
+  RETURN j.status;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION taskq.complete(job_id uuid, attempt int, result jsonb DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  done taskq.jobs;
+BEGIN
+  PERFORM taskq._require(job_id, 'job_id');
+  PERFORM taskq._require(attempt, 'attempt');
+  PERFORM taskq._check_document(result, 'result');
+  -- A job whose cancel was requested but whose handler finished anyway is
+  -- completed: the work is done, the cancel came too late.
+  UPDATE taskq.jobs j SET status = 'completed', result = complete.result, finished_at = now(),
+                          lease_expires_at = NULL, updated_at = now()
+  WHERE j.id = complete.job_id AND j.status = 'running' AND j.attempts = complete.attempt
+  RETURNING j.* INTO done;
+  IF NOT FOUND THEN
+    -- Only a complete of this attempt makes it completed, and only a new
+    -- start changes attempts: so this is a repeat of the call that did.
+    RETURN EXISTS (SELECT 1 FROM taskq.jobs j
+                   WHERE j.id = complete.job_id AND j.status = 'completed' AND j.attempts = complete.attempt);
+  END IF;
+  PERFORM taskq._write_callback(done);
+  PERFORM taskq._wake_waiters_at_commit(ARRAY[done.id]);
+  RETURN true;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION taskq.cancel(job_id uuid) RETURNS taskq.jobs
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  j taskq.jobs;
+BEGIN
+  PERFORM taskq._require(job_id, 'job_id');
+  SELECT * INTO j FROM taskq.jobs WHERE id = cancel.job_id FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM taskq._raise_unknown_job(job_id);
+  END IF;
+  IF j.status = 'pending' THEN
+    -- Its outbox row, if any, is dropped by the publisher's next claim.
+    UPDATE taskq.jobs SET status = 'cancelled', finished_at = now(), failed_attempt = NULL, updated_at = now()
+    WHERE id = j.id RETURNING * INTO j;
+    PERFORM taskq._write_callback(j);
+    PERFORM taskq._wake_waiters_at_commit(ARRAY[j.id]);
+  ELSIF j.status = 'running' THEN
+    -- The worker learns it from heartbeat() = false and ends it with fail().
+    UPDATE taskq.jobs SET cancel_requested = true, updated_at = now() WHERE id = j.id RETURNING * INTO j;
+  ELSE
+    RAISE EXCEPTION 'job % is already %', job_id, j.status USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  RETURN j;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION taskq._complete_batch(items jsonb) RETURNS SETOF uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
+DECLARE
+  done taskq.jobs;
+  completed uuid[] := '{}';
+BEGIN
+  PERFORM taskq._check_batch(items);
+  -- The same limit as taskq.complete; the whole batch is refused, and the
+  -- worker then records its items one by one to find the culprit.
+  IF EXISTS (SELECT 1 FROM jsonb_to_recordset(items) AS i(result jsonb)
+             WHERE pg_column_size(i.result) > taskq._max_document_bytes()) THEN
+    RAISE EXCEPTION 'a result in the batch is too large'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = format('the limit is %s bytes per result', taskq._max_document_bytes());
+  END IF;
+  FOR done IN
+    WITH wanted AS (
+      SELECT DISTINCT ON (i.id) i.id, i.attempt, i.result
+      FROM jsonb_to_recordset(items) AS i(id uuid, attempt int, result jsonb)
+      ORDER BY i.id, i.attempt
+    )
+    UPDATE taskq.jobs j SET status = 'completed', result = w.result, finished_at = now(),
+                            lease_expires_at = NULL, updated_at = now()
+    FROM wanted w
+    WHERE j.id = w.id AND j.status = 'running' AND j.attempts = w.attempt
+    RETURNING j.*
+  LOOP
+    IF done.callback_url IS NOT NULL THEN
+      PERFORM taskq._write_callback(done);
+    END IF;
+    completed := completed || done.id;
+    RETURN NEXT done.id;
+  END LOOP;
+  -- One call for the batch, not one per job: the complete path stays cheap.
+  IF cardinality(completed) > 0 THEN
+    PERFORM taskq._wake_waiters_at_commit(completed);
+  END IF;
+  -- Items that did not complete now may be repeats of a batch that
+  -- completed them (as in taskq.complete): they count again, nothing is
+  -- written. Looked up only when some item did not act, which is rare.
+  IF cardinality(completed) < jsonb_array_length(items) THEN
+    RETURN QUERY
+    SELECT j.id
+    FROM (SELECT DISTINCT i.id, i.attempt FROM jsonb_to_recordset(items) AS i(id uuid, attempt int)) w
+    JOIN taskq.jobs j ON j.id = w.id
+    WHERE j.status = 'completed' AND j.attempts = w.attempt AND j.id <> ALL (completed);
+  END IF;
 END;
 $$;

@@ -88,6 +88,7 @@ BEGIN
                           finished_at = j.finished_at, updated_at = j.updated_at, failed_attempt = j.failed_attempt
     WHERE id = j.id;
     PERFORM taskq._write_callback(j);
+    PERFORM taskq._wake_waiters_at_commit(ARRAY[j.id]);
   END IF;
   RETURN j.status;
 END;
@@ -164,6 +165,7 @@ BEGIN
                    WHERE j.id = complete.job_id AND j.status = 'completed' AND j.attempts = complete.attempt);
   END IF;
   PERFORM taskq._write_callback(done);
+  PERFORM taskq._wake_waiters_at_commit(ARRAY[done.id]);
   RETURN true;
 END;
 $$;
@@ -283,6 +285,7 @@ BEGIN
     UPDATE taskq.jobs SET status = 'cancelled', finished_at = now(), failed_attempt = NULL, updated_at = now()
     WHERE id = j.id RETURNING * INTO j;
     PERFORM taskq._write_callback(j);
+    PERFORM taskq._wake_waiters_at_commit(ARRAY[j.id]);
   ELSIF j.status = 'running' THEN
     -- The worker learns it from heartbeat() = false and ends it with fail().
     UPDATE taskq.jobs SET cancel_requested = true, updated_at = now() WHERE id = j.id RETURNING * INTO j;

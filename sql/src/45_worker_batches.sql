@@ -129,6 +129,10 @@ BEGIN
     completed := completed || done.id;
     RETURN NEXT done.id;
   END LOOP;
+  -- One call for the batch, not one per job: the complete path stays cheap.
+  IF cardinality(completed) > 0 THEN
+    PERFORM taskq._wake_waiters_at_commit(completed);
+  END IF;
   -- Items that did not complete now may be repeats of a batch that
   -- completed them (as in taskq.complete): they count again, nothing is
   -- written. Looked up only when some item did not act, which is rare.

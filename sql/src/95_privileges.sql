@@ -1,6 +1,6 @@
 -- Privileges. Nothing is granted to PUBLIC. Two NOLOGIN roles carry the
 -- grants; give them to your application's roles:
---   GRANT taskq_producer TO app;      -- enqueue, retry, cancel, read jobs
+--   GRANT taskq_producer TO app;      -- enqueue, retry, cancel, wait, read jobs
 --   GRANT taskq_worker TO worker;     -- start/heartbeat/complete/fail, callbacks
 -- Queue administration and schedules stay with the extension owner (grant
 -- EXECUTE on create_queue, schedule etc. explicitly if another role should
@@ -31,7 +31,8 @@ GRANT EXECUTE ON FUNCTION
   taskq.enqueue_many(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb, uuid[], text),
   taskq.retry(uuid, interval),
   taskq.cancel(uuid),
-  taskq.job(uuid)
+  taskq.job(uuid),
+  taskq.wait(uuid, interval)
 TO taskq_producer;
 GRANT SELECT ON taskq.jobs, taskq.queues, taskq.queue_stats, taskq.schedules TO taskq_producer;
 -- A job's callbacks and their delivery state (taskq-web's job page).
