@@ -34,12 +34,18 @@ DECLARE
 BEGIN
   -- Batch-limited so it never holds many locks or a long transaction.
   WITH old AS (
-    SELECT j.id FROM taskq.jobs j JOIN taskq.queues q ON q.queue_name = j.queue_name
+    SELECT j.id, j.dependencies_left IS NOT NULL AS had_dependencies
+    FROM taskq.jobs j JOIN taskq.queues q ON q.queue_name = j.queue_name
     WHERE j.status IN ('completed', 'failed', 'cancelled') AND j.finished_at < now() - q.retention
     LIMIT 10000
     FOR UPDATE OF j SKIP LOCKED
   ), gone_callbacks AS (
     DELETE FROM taskq.callbacks c USING old WHERE c.job_id = old.id AND c.state <> 'pending'
+  ), gone_edges AS (
+    -- The edges of a purged dependent; those of a purged dependency stay
+    -- with their dependent (satisfied, or it was cancelled) until it goes.
+    DELETE FROM taskq.job_dependencies e
+    WHERE e.job_id = ANY (ARRAY(SELECT old.id FROM old WHERE old.had_dependencies))
   ), gone AS (
     DELETE FROM taskq.jobs j USING old WHERE j.id = old.id RETURNING 1
   )
@@ -48,7 +54,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION taskq.purge_finished() IS
-  'deletes finished jobs older than their queue''s retention (at most 10000 per call) and their delivered or dead callbacks';
+  'deletes finished jobs older than their queue''s retention (at most 10000 per call), their delivered or dead callbacks and their dependency edges';
 
 CREATE VIEW taskq.queue_stats AS
 SELECT q.queue_name,

@@ -33,7 +33,8 @@ GRANT EXECUTE ON FUNCTION
   taskq.cancel(uuid),
   taskq.job(uuid)
 TO taskq_producer;
-GRANT SELECT ON taskq.jobs, taskq.queues, taskq.queue_stats, taskq.schedules TO taskq_producer;
+GRANT EXECUTE ON FUNCTION taskq.enqueue_workflow(jsonb) TO taskq_producer;
+GRANT SELECT ON taskq.jobs, taskq.queues, taskq.queue_stats, taskq.schedules, taskq.job_dependencies TO taskq_producer;
 -- Monitoring: the publisher's state (no password in it).
 GRANT EXECUTE ON FUNCTION taskq.publisher_status() TO taskq_producer, taskq_worker;
 GRANT SELECT ON taskq.publisher TO taskq_producer, taskq_worker;
@@ -41,7 +42,7 @@ GRANT SELECT ON taskq.publisher TO taskq_producer, taskq_worker;
 GRANT EXECUTE ON FUNCTION
   taskq.start(uuid, int, text, uuid),
   taskq.heartbeat(uuid, int),
-  taskq.complete(uuid, int, jsonb),
+  taskq.complete(uuid, int, jsonb, jsonb),
   taskq.fail(uuid, int, text, interval, boolean),
   taskq._give_back(uuid, int, text),
   taskq.job(uuid),
@@ -53,4 +54,4 @@ GRANT EXECUTE ON FUNCTION
   taskq._callback_failed(bigint, text, int, text, interval, boolean),
   taskq._callbacks_next_due()
 TO taskq_worker;
-GRANT SELECT ON taskq.jobs, taskq.queues TO taskq_worker;
+GRANT SELECT ON taskq.jobs, taskq.queues, taskq.job_dependencies TO taskq_worker;
