@@ -1100,6 +1100,21 @@ SELECT pg_catalog.pg_extension_config_dump('taskq.job_dependencies', '');
 REVOKE ALL ON taskq.job_dependencies FROM PUBLIC;
 GRANT SELECT ON taskq.job_dependencies TO taskq_producer, taskq_worker;
 
+CREATE FUNCTION taskq._dependency_ids(job_id uuid) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off
+RETURN (SELECT coalesce(json_agg(e.depends_on_job_id ORDER BY e.depends_on_job_id)::text, '[]')
+        FROM taskq.job_dependencies e WHERE e.job_id = _dependency_ids.job_id);
+COMMENT ON FUNCTION taskq._dependency_ids(uuid) IS
+  'internal (publisher): the jobs a job depends on, as the JSON array of its message''s "depends_on"';
+
+CREATE FUNCTION taskq._forget_dependencies(job_ids uuid[]) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off
+BEGIN ATOMIC
+  DELETE FROM taskq.job_dependencies e WHERE e.job_id = ANY (job_ids);
+END;
+COMMENT ON FUNCTION taskq._forget_dependencies(uuid[]) IS
+  'internal (purge_finished): deletes the dependency edges of these (purged) jobs';
+
 CREATE FUNCTION taskq._max_dependencies() RETURNS int
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 RETURN 100000;
@@ -1189,7 +1204,7 @@ END;
 $$;
 
 CREATE FUNCTION taskq._release_dependents(completed uuid[]) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 DECLARE
   dependents uuid[];
   decrements int[];
@@ -1236,7 +1251,7 @@ COMMENT ON FUNCTION taskq._release_dependents(uuid[]) IS
   'internal (complete): counts the completion of these jobs for the jobs waiting for them; publishes those that wait for nothing more';
 
 CREATE FUNCTION taskq._cancel_dependents(job_id uuid, what text) RETURNS int
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 DECLARE
   root_cause text := format('dependency %s %s', job_id, what);
   frontier uuid[] := ARRAY[job_id];
@@ -1290,13 +1305,15 @@ $$;
 COMMENT ON FUNCTION taskq._cancel_dependents(uuid, text) IS
   'internal: cancels, transitively, the jobs waiting for a job that ended failed or cancelled; returns how many';
 
-CREATE FUNCTION taskq._lock_unfinished_dependencies(job_ids uuid[], OUT bad_job uuid, OUT bad_status text)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION taskq._lock_unfinished_dependencies(job_ids uuid[], OUT bad_job uuid, OUT bad_status text,
+                                                    OUT unfinished int)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 DECLARE
   read_committed boolean := current_setting('transaction_isolation') = 'read committed';
   dep uuid;
   dep_status taskq.job_status;
 BEGIN
+  unfinished := 0;
   -- Edges only ever become satisfied: reading them before the locks finds
   -- at most a few more than needed.
   FOR dep IN SELECT DISTINCT e.depends_on_job_id FROM taskq.job_dependencies e
@@ -1311,16 +1328,17 @@ BEGIN
     END IF;
     IF bad_job IS NULL AND (NOT FOUND OR dep_status IN ('failed', 'cancelled')) THEN
       bad_job := dep;
-      bad_status := coalesce(dep_status::text, 'deleted');
+      bad_status := CASE WHEN FOUND THEN dep_status::text ELSE 'deleted' END;
     END IF;
+    unfinished := unfinished + 1;
   END LOOP;
 END;
 $$;
 COMMENT ON FUNCTION taskq._lock_unfinished_dependencies(uuid[]) IS
-  'internal (retry): locks the unfinished dependencies of these jobs; returns one that failed, was cancelled or is gone';
+  'internal (retry): locks the unfinished dependencies of these jobs; returns one that failed, was cancelled or is gone, and how many';
 
 CREATE FUNCTION taskq._rewait(j taskq.jobs, due timestamptz) RETURNS boolean
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 DECLARE
   left_count int;
 BEGIN
@@ -1347,7 +1365,7 @@ COMMENT ON FUNCTION taskq._rewait(taskq.jobs, timestamptz) IS
   'internal (retry): a cancelled job with dependencies waits again for those that have not completed';
 
 CREATE FUNCTION taskq._revive_dependents(job_id uuid) RETURNS int
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 DECLARE
   frontier uuid[] := ARRAY[job_id];
   candidates uuid[];
@@ -1684,7 +1702,7 @@ COMMENT ON FUNCTION taskq.enqueue_workflow(jsonb) IS
   'enqueues a graph of jobs in one call: job specs with a name and depends_on (names of other elements); returns each name with its job id, in array order';
 
 REVOKE EXECUTE ON FUNCTION
-  taskq._max_dependencies(), taskq._lock_dependencies(uuid[]), taskq._add_dependencies(uuid[], uuid[], uuid[]),
+  taskq._dependency_ids(uuid), taskq._forget_dependencies(uuid[]), taskq._max_dependencies(), taskq._lock_dependencies(uuid[]), taskq._add_dependencies(uuid[], uuid[], uuid[]),
   taskq._check_read_committed(), taskq._release_dependents(uuid[]), taskq._cancel_dependents(uuid, text),
   taskq._lock_unfinished_dependencies(uuid[]), taskq._rewait(taskq.jobs, timestamptz), taskq._revive_dependents(uuid),
   taskq._max_job_specs(), taskq._check_job_specs(jsonb, text), taskq._spec_text(jsonb, text, text),
@@ -2019,15 +2037,20 @@ DECLARE
   due timestamptz;
   bad_job uuid;
   bad_status text;
+  unfinished int := 0;
 BEGIN
   PERFORM taskq._require(job_id, 'job_id');
   IF delay < interval '0' THEN
     RAISE EXCEPTION 'delay must not be negative, not %', delay USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  -- Its unfinished dependencies are locked before the job itself: the
-  -- order in which enqueue and the completions lock them.
-  IF EXISTS (SELECT 1 FROM taskq.job_dependencies e WHERE e.job_id = retry.job_id AND NOT e.satisfied) THEN
-    SELECT l.bad_job, l.bad_status INTO bad_job, bad_status FROM taskq._lock_unfinished_dependencies(ARRAY[job_id]) l;
+  -- A cancelled job with dependencies (or a waiting one, which may be
+  -- cancelled by the time it is locked): its unfinished dependencies are
+  -- locked before the job itself, the order in which enqueue and the
+  -- completions lock them. Jobs in other states have none unfinished.
+  SELECT * INTO j FROM taskq.jobs WHERE id = retry.job_id;
+  IF j.dependencies_left IS NOT NULL AND j.status IN ('waiting', 'cancelled') THEN
+    SELECT l.bad_job, l.bad_status, l.unfinished INTO bad_job, bad_status, unfinished
+    FROM taskq._lock_unfinished_dependencies(ARRAY[job_id]) l;
   END IF;
   SELECT * INTO j FROM taskq.jobs WHERE id = retry.job_id FOR UPDATE;
   IF NOT FOUND THEN
@@ -2038,8 +2061,7 @@ BEGIN
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
   due := now() + coalesce(delay, interval '0');
-  IF j.status = 'cancelled' AND EXISTS (SELECT 1 FROM taskq.job_dependencies e
-                                        WHERE e.job_id = retry.job_id AND NOT e.satisfied) THEN
+  IF j.status = 'cancelled' AND unfinished > 0 THEN
     IF bad_job IS NOT NULL THEN
       RAISE EXCEPTION 'job % depends on job %, which is %', job_id, bad_job, bad_status
         USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -2255,11 +2277,8 @@ BEGIN
              || ',"attempt":' || c.attempt::text || ',"max_attempts":' || c.jmax::text
              || ',"enqueued_at":' || to_json(c.jcreated)::text
              || ',"headers":' || coalesce(c.jheaders::text, '{}')
-             -- Looked up only for a job that has dependencies (in id order).
-             || ',"depends_on":' || CASE WHEN c.jdeps
-                                         THEN (SELECT coalesce(json_agg(e.depends_on_job_id ORDER BY e.depends_on_job_id)::text, '[]')
-                                               FROM taskq.job_dependencies e WHERE e.job_id = c.jid)
-                                         ELSE '[]' END || '}',
+             -- Looked up only for a job that has dependencies.
+             || ',"depends_on":' || CASE WHEN c.jdeps THEN taskq._dependency_ids(c.jid) ELSE '[]' END || '}',
            c.due_at
     FROM joined c
     WHERE c.live
@@ -2277,25 +2296,25 @@ CREATE OR REPLACE FUNCTION taskq.purge_finished() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   purged int;
+  purged_dependents uuid[];
 BEGIN
   -- Batch-limited so it never holds many locks or a long transaction.
   WITH old AS (
-    SELECT j.id, j.dependencies_left IS NOT NULL AS had_dependencies
-    FROM taskq.jobs j JOIN taskq.queues q ON q.queue_name = j.queue_name
+    SELECT j.id FROM taskq.jobs j JOIN taskq.queues q ON q.queue_name = j.queue_name
     WHERE j.status IN ('completed', 'failed', 'cancelled') AND j.finished_at < now() - q.retention
     LIMIT 10000
     FOR UPDATE OF j SKIP LOCKED
   ), gone_callbacks AS (
     DELETE FROM taskq.callbacks c USING old WHERE c.job_id = old.id AND c.state <> 'pending'
-  ), gone_edges AS (
-    -- The edges of a purged dependent; those of a purged dependency stay
-    -- with their dependent (satisfied, or it was cancelled) until it goes.
-    DELETE FROM taskq.job_dependencies e
-    WHERE e.job_id = ANY (ARRAY(SELECT old.id FROM old WHERE old.had_dependencies))
   ), gone AS (
-    DELETE FROM taskq.jobs j USING old WHERE j.id = old.id RETURNING 1
+    DELETE FROM taskq.jobs j USING old WHERE j.id = old.id RETURNING j.id, j.dependencies_left IS NOT NULL AS had_dependencies
   )
-  SELECT count(*) INTO purged FROM gone;
+  SELECT count(*), array_agg(gone.id) FILTER (WHERE gone.had_dependencies) INTO purged, purged_dependents FROM gone;
+  -- The edges of a purged dependent; those of a purged dependency stay
+  -- with their dependent (satisfied, or it was cancelled) until it goes.
+  IF purged_dependents IS NOT NULL THEN
+    PERFORM taskq._forget_dependencies(purged_dependents);
+  END IF;
   RETURN purged;
 END;
 $$;

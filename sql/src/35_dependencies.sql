@@ -40,6 +40,27 @@
 --
 -- Every job the cascade cancels is finished in _cancel_dependents, the one
 -- place to hook anything that must happen when a job finishes.
+--
+-- The functions that read edges run with enable_seqscan = off (as the
+-- worker's batch functions do): connections live long, and a plan cached
+-- while the edge table was small would read all of it for every finish.
+
+-- The ids of a job's dependencies as a JSON array, for its message.
+CREATE FUNCTION taskq._dependency_ids(job_id uuid) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off
+RETURN (SELECT coalesce(json_agg(e.depends_on_job_id ORDER BY e.depends_on_job_id)::text, '[]')
+        FROM taskq.job_dependencies e WHERE e.job_id = _dependency_ids.job_id);
+COMMENT ON FUNCTION taskq._dependency_ids(uuid) IS
+  'internal (publisher): the jobs a job depends on, as the JSON array of its message''s "depends_on"';
+
+-- purge_finished's: the edges of purged dependents.
+CREATE FUNCTION taskq._forget_dependencies(job_ids uuid[]) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off
+BEGIN ATOMIC
+  DELETE FROM taskq.job_dependencies e WHERE e.job_id = ANY (job_ids);
+END;
+COMMENT ON FUNCTION taskq._forget_dependencies(uuid[]) IS
+  'internal (purge_finished): deletes the dependency edges of these (purged) jobs';
 
 -- Most dependencies one job may have (its message lists them all).
 CREATE FUNCTION taskq._max_dependencies() RETURNS int
@@ -139,7 +160,7 @@ $$;
 -- (all with has_dependents): satisfies their edges, decrements the waiting
 -- dependents' counters, and publishes the dependents that reached zero.
 CREATE FUNCTION taskq._release_dependents(completed uuid[]) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 DECLARE
   dependents uuid[];
   decrements int[];
@@ -193,7 +214,7 @@ COMMENT ON FUNCTION taskq._release_dependents(uuid[]) IS
 -- dependency brings them back (_revive_dependents). Returns how many.
 -- Every job it cancels finishes here.
 CREATE FUNCTION taskq._cancel_dependents(job_id uuid, what text) RETURNS int
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 DECLARE
   root_cause text := format('dependency %s %s', job_id, what);
   frontier uuid[] := ARRAY[job_id];
@@ -248,15 +269,17 @@ COMMENT ON FUNCTION taskq._cancel_dependents(uuid, text) IS
   'internal: cancels, transitively, the jobs waiting for a job that ended failed or cancelled; returns how many';
 
 -- Locks the unfinished dependencies of jobs that go back to waiting (retry),
--- as enqueue locks a new job's, and returns the first one that failed or
--- was cancelled (or no longer exists), if any.
-CREATE FUNCTION taskq._lock_unfinished_dependencies(job_ids uuid[], OUT bad_job uuid, OUT bad_status text)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- as enqueue locks a new job's; returns the first one that failed or was
+-- cancelled (or no longer exists), if any, and how many there are.
+CREATE FUNCTION taskq._lock_unfinished_dependencies(job_ids uuid[], OUT bad_job uuid, OUT bad_status text,
+                                                    OUT unfinished int)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 DECLARE
   read_committed boolean := current_setting('transaction_isolation') = 'read committed';
   dep uuid;
   dep_status taskq.job_status;
 BEGIN
+  unfinished := 0;
   -- Edges only ever become satisfied: reading them before the locks finds
   -- at most a few more than needed.
   FOR dep IN SELECT DISTINCT e.depends_on_job_id FROM taskq.job_dependencies e
@@ -271,20 +294,21 @@ BEGIN
     END IF;
     IF bad_job IS NULL AND (NOT FOUND OR dep_status IN ('failed', 'cancelled')) THEN
       bad_job := dep;
-      bad_status := coalesce(dep_status::text, 'deleted');
+      bad_status := CASE WHEN FOUND THEN dep_status::text ELSE 'deleted' END;
     END IF;
+    unfinished := unfinished + 1;
   END LOOP;
 END;
 $$;
 COMMENT ON FUNCTION taskq._lock_unfinished_dependencies(uuid[]) IS
-  'internal (retry): locks the unfinished dependencies of these jobs; returns one that failed, was cancelled or is gone';
+  'internal (retry): locks the unfinished dependencies of these jobs; returns one that failed, was cancelled or is gone, and how many';
 
 -- Puts a cancelled job with dependencies back to waiting (or pending when
 -- they all completed meanwhile): its count is recounted from its edges.
 -- The caller holds the job FOR UPDATE and its dependencies locked
 -- (_lock_unfinished_dependencies). false when its unique_key is taken.
 CREATE FUNCTION taskq._rewait(j taskq.jobs, due timestamptz) RETURNS boolean
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 DECLARE
   left_count int;
 BEGIN
@@ -316,7 +340,7 @@ COMMENT ON FUNCTION taskq._rewait(taskq.jobs, timestamptz) IS
 -- marked as cancelled by that one, so that retrying it brings the job back.
 -- Returns how many jobs wait again.
 CREATE FUNCTION taskq._revive_dependents(job_id uuid) RETURNS int
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 DECLARE
   frontier uuid[] := ARRAY[job_id];
   candidates uuid[];

@@ -256,15 +256,20 @@ DECLARE
   due timestamptz;
   bad_job uuid;
   bad_status text;
+  unfinished int := 0;
 BEGIN
   PERFORM taskq._require(job_id, 'job_id');
   IF delay < interval '0' THEN
     RAISE EXCEPTION 'delay must not be negative, not %', delay USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  -- Its unfinished dependencies are locked before the job itself: the
-  -- order in which enqueue and the completions lock them.
-  IF EXISTS (SELECT 1 FROM taskq.job_dependencies e WHERE e.job_id = retry.job_id AND NOT e.satisfied) THEN
-    SELECT l.bad_job, l.bad_status INTO bad_job, bad_status FROM taskq._lock_unfinished_dependencies(ARRAY[job_id]) l;
+  -- A cancelled job with dependencies (or a waiting one, which may be
+  -- cancelled by the time it is locked): its unfinished dependencies are
+  -- locked before the job itself, the order in which enqueue and the
+  -- completions lock them. Jobs in other states have none unfinished.
+  SELECT * INTO j FROM taskq.jobs WHERE id = retry.job_id;
+  IF j.dependencies_left IS NOT NULL AND j.status IN ('waiting', 'cancelled') THEN
+    SELECT l.bad_job, l.bad_status, l.unfinished INTO bad_job, bad_status, unfinished
+    FROM taskq._lock_unfinished_dependencies(ARRAY[job_id]) l;
   END IF;
   SELECT * INTO j FROM taskq.jobs WHERE id = retry.job_id FOR UPDATE;
   IF NOT FOUND THEN
@@ -275,8 +280,7 @@ BEGIN
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
   due := now() + coalesce(delay, interval '0');
-  IF j.status = 'cancelled' AND EXISTS (SELECT 1 FROM taskq.job_dependencies e
-                                        WHERE e.job_id = retry.job_id AND NOT e.satisfied) THEN
+  IF j.status = 'cancelled' AND unfinished > 0 THEN
     IF bad_job IS NOT NULL THEN
       RAISE EXCEPTION 'job % depends on job %, which is %', job_id, bad_job, bad_status
         USING ERRCODE = 'object_not_in_prerequisite_state',

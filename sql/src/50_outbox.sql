@@ -72,11 +72,8 @@ BEGIN
              || ',"attempt":' || c.attempt::text || ',"max_attempts":' || c.jmax::text
              || ',"enqueued_at":' || to_json(c.jcreated)::text
              || ',"headers":' || coalesce(c.jheaders::text, '{}')
-             -- Looked up only for a job that has dependencies (in id order).
-             || ',"depends_on":' || CASE WHEN c.jdeps
-                                         THEN (SELECT coalesce(json_agg(e.depends_on_job_id ORDER BY e.depends_on_job_id)::text, '[]')
-                                               FROM taskq.job_dependencies e WHERE e.job_id = c.jid)
-                                         ELSE '[]' END || '}',
+             -- Looked up only for a job that has dependencies.
+             || ',"depends_on":' || CASE WHEN c.jdeps THEN taskq._dependency_ids(c.jid) ELSE '[]' END || '}',
            c.due_at
     FROM joined c
     WHERE c.live

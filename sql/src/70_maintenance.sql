@@ -31,25 +31,25 @@ CREATE FUNCTION taskq.purge_finished() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   purged int;
+  purged_dependents uuid[];
 BEGIN
   -- Batch-limited so it never holds many locks or a long transaction.
   WITH old AS (
-    SELECT j.id, j.dependencies_left IS NOT NULL AS had_dependencies
-    FROM taskq.jobs j JOIN taskq.queues q ON q.queue_name = j.queue_name
+    SELECT j.id FROM taskq.jobs j JOIN taskq.queues q ON q.queue_name = j.queue_name
     WHERE j.status IN ('completed', 'failed', 'cancelled') AND j.finished_at < now() - q.retention
     LIMIT 10000
     FOR UPDATE OF j SKIP LOCKED
   ), gone_callbacks AS (
     DELETE FROM taskq.callbacks c USING old WHERE c.job_id = old.id AND c.state <> 'pending'
-  ), gone_edges AS (
-    -- The edges of a purged dependent; those of a purged dependency stay
-    -- with their dependent (satisfied, or it was cancelled) until it goes.
-    DELETE FROM taskq.job_dependencies e
-    WHERE e.job_id = ANY (ARRAY(SELECT old.id FROM old WHERE old.had_dependencies))
   ), gone AS (
-    DELETE FROM taskq.jobs j USING old WHERE j.id = old.id RETURNING 1
+    DELETE FROM taskq.jobs j USING old WHERE j.id = old.id RETURNING j.id, j.dependencies_left IS NOT NULL AS had_dependencies
   )
-  SELECT count(*) INTO purged FROM gone;
+  SELECT count(*), array_agg(gone.id) FILTER (WHERE gone.had_dependencies) INTO purged, purged_dependents FROM gone;
+  -- The edges of a purged dependent; those of a purged dependency stay
+  -- with their dependent (satisfied, or it was cancelled) until it goes.
+  IF purged_dependents IS NOT NULL THEN
+    PERFORM taskq._forget_dependencies(purged_dependents);
+  END IF;
   RETURN purged;
 END;
 $$;
