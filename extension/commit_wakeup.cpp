@@ -12,31 +12,40 @@
 // does the same and also raises taskq_shared->schedules_changed, so that
 // the publisher, which otherwise sleeps until the next tick it knows of,
 // looks at the schedules again.
+//
+// taskq._flow_changed_at_commit() (flow control: rows set aside for a
+// limit, a start held back, limits changed) raises
+// taskq_shared->flow_changed the same way: the publisher then runs
+// taskq._flow_step() before it would otherwise.
 #include "pg_includes.hpp"
 #include "shared_state.hpp"
 
 static bool wake_at_commit = false;
 static bool schedules_changed = false;
+static bool flow_changed = false;
 
 static void taskq_xact_callback(XactEvent event, void*) {
   switch (event) {
     case XACT_EVENT_COMMIT:
     case XACT_EVENT_PARALLEL_COMMIT:
-      if ((wake_at_commit || schedules_changed) && taskq_shared != nullptr) {
+      if ((wake_at_commit || schedules_changed || flow_changed) && taskq_shared != nullptr) {
         SpinLockAcquire(&taskq_shared->mutex);
         Latch* latch = taskq_shared->publisher_latch;
         if (schedules_changed) taskq_shared->schedules_changed = true;
+        if (flow_changed) taskq_shared->flow_changed = true;
         SpinLockRelease(&taskq_shared->mutex);
         if (latch != nullptr) SetLatch(latch);
       }
       wake_at_commit = false;
       schedules_changed = false;
+      flow_changed = false;
       break;
     case XACT_EVENT_ABORT:
     case XACT_EVENT_PARALLEL_ABORT:
     case XACT_EVENT_PREPARE:  // COMMIT PREPARED is caught by the poll
       wake_at_commit = false;
       schedules_changed = false;
+      flow_changed = false;
       break;
     default:
       break;
@@ -49,6 +58,12 @@ extern "C" {
 PG_FUNCTION_INFO_V1(taskq_wake_publisher_at_commit);
 Datum taskq_wake_publisher_at_commit(PG_FUNCTION_ARGS) {
   wake_at_commit = true;
+  PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(taskq_flow_changed_at_commit);
+Datum taskq_flow_changed_at_commit(PG_FUNCTION_ARGS) {
+  flow_changed = true;
   PG_RETURN_VOID();
 }
 

@@ -28,6 +28,7 @@ struct TaskqSharedState {
   slock_t mutex;           // guards every field below
   Latch* publisher_latch;  // NULL while no publisher runs
   bool schedules_changed;  // set at commit by schedule changes, taken by the publisher
+  bool flow_changed;       // set at commit when flow control has work for the publisher, taken by it
   TaskqPublisherStatus status;
 };
 

@@ -27,7 +27,14 @@ CREATE TABLE taskq.queues (
   CONSTRAINT queues_backoff CHECK (backoff_base >= interval '0' AND backoff_max >= backoff_base),
   CONSTRAINT queues_retention CHECK (retention >= interval '0'),
   CONSTRAINT queues_delivery_delay CHECK (delivery_delay >= interval '0'),
-  CONSTRAINT queues_type CHECK (queue_type IN ('classic', 'quorum'))
+  CONSTRAINT queues_type CHECK (queue_type IN ('classic', 'quorum')),
+  -- Flow control (docs/sql-api.md#flow-control); NULL: no limit.
+  rate_limit        integer,
+  rate_period       interval NOT NULL DEFAULT '1 second',
+  concurrency_limit integer,
+  CONSTRAINT queues_rate_limit CHECK (rate_limit BETWEEN 1 AND 1000000),
+  CONSTRAINT queues_rate_period CHECK (rate_period BETWEEN interval '1 millisecond' AND interval '1 day'),
+  CONSTRAINT queues_concurrency_limit CHECK (concurrency_limit BETWEEN 1 AND 100000)
 );
 COMMENT ON TABLE taskq.queues IS 'one row per taskq queue; each maps to the RabbitMQ queue "taskq.<queue_name>"';
 
@@ -63,7 +70,15 @@ CREATE TABLE taskq.jobs (
   -- attempt, and the attempt whose failure fail or _give_back recorded
   -- (NULL again after retry and cancel).
   start_request_id uuid,
-  failed_attempt   integer
+  failed_attempt   integer,
+  -- Flow control: the key whose running jobs the queue's concurrency_limit
+  -- counts, and where a pending job stands with the queue's limits (NULL
+  -- for every job of a queue without limits): 'admitted' (published for its
+  -- next attempt; holds a slot of its key), 'key_held' (waits for a slot),
+  -- 'rate_held' (holds a slot if it needs one, waits for the rate). Only
+  -- pending jobs have one; start, cancel and the end of an attempt clear it.
+  concurrency_key  text,
+  flow_state       text
 ) WITH (fillfactor = 90);  -- room for HOT updates (published_at, heartbeats)
 COMMENT ON TABLE taskq.jobs IS 'every job and its state; the source of truth';
 
@@ -76,6 +91,16 @@ CREATE INDEX jobs_running_lease ON taskq.jobs (lease_expires_at) WHERE status = 
 -- purge_finished and the reconciler.
 CREATE INDEX jobs_finished ON taskq.jobs (queue_name, finished_at) WHERE status IN ('completed', 'failed', 'cancelled');
 CREATE INDEX jobs_pending ON taskq.jobs (queue_name, run_at) WHERE status = 'pending';
+-- Flow control. Jobs without a concurrency key and without a flow state
+-- (every job of a queue without limits) are in none of these, and never
+-- change their columns: their updates stay as HOT as before.
+-- The slots of a key: its running jobs and the pending ones that hold one.
+CREATE INDEX jobs_key_slots ON taskq.jobs (queue_name, concurrency_key)
+  WHERE concurrency_key IS NOT NULL AND (status = 'running' OR flow_state IN ('admitted', 'rate_held'));
+-- Who gets a slot that frees: higher priority first, then the oldest.
+CREATE INDEX jobs_key_held ON taskq.jobs (queue_name, concurrency_key, priority DESC, id) WHERE flow_state = 'key_held';
+-- Who goes when the rate allows: the same order, over the whole queue.
+CREATE INDEX jobs_rate_held ON taskq.jobs (queue_name, priority DESC, id) WHERE flow_state = 'rate_held';
 
 -- Explicit sequences rather than identity columns: pg_extension_config_dump
 -- keeps their values in pg_dump.
@@ -158,6 +183,25 @@ CREATE INDEX schedules_due ON taskq.schedules (next_run_at) WHERE enabled;
 COMMENT ON TABLE taskq.schedules IS
   'periodic jobs: one row per schedule; the publisher enqueues a job into queue_name at each tick of cron in timezone';
 
+-- Rate limits: the starts (side 'start', the limit itself) and the
+-- publishes (side 'publish', the pacing) of a rate-limited queue in the
+-- last rate_period, as (time, count) entries in time order; entries closer
+-- together than rate_period / 128 are merged into the later one, so a row
+-- holds at most about 130 entries. next_at: the publish side's next paced
+-- slot. One row per side, so that starts (workers) and pacing (the
+-- publisher) never wait for each other's row lock. Made when first needed;
+-- not dumped (it is recent history, rebuilt as jobs start).
+CREATE TABLE taskq.rate_windows (
+  queue_name text NOT NULL,
+  side       text NOT NULL CHECK (side IN ('start', 'publish')),
+  times      timestamptz[] NOT NULL DEFAULT '{}',
+  counts     integer[] NOT NULL DEFAULT '{}',
+  next_at    timestamptz,
+  PRIMARY KEY (queue_name, side)
+);
+COMMENT ON TABLE taskq.rate_windows IS
+  'internal: recent starts and publishes of rate-limited queues (flow control)';
+
 -- pg_dump keeps the contents of these tables (they are application data).
 SELECT pg_catalog.pg_extension_config_dump('taskq.queues', '');
 SELECT pg_catalog.pg_extension_config_dump('taskq.jobs', '');
@@ -176,6 +220,11 @@ CREATE FUNCTION taskq._wake_publisher_at_commit() RETURNS void
   LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskq_wake_publisher_at_commit';
 COMMENT ON FUNCTION taskq._wake_publisher_at_commit() IS
   'asks for the publisher to be woken when the current transaction commits';
+
+CREATE FUNCTION taskq._flow_changed_at_commit() RETURNS void
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskq_flow_changed_at_commit';
+COMMENT ON FUNCTION taskq._flow_changed_at_commit() IS
+  'asks the publisher to run taskq._flow_step() when the current transaction commits';
 
 CREATE FUNCTION taskq._schedules_changed_at_commit() RETURNS void
   LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskq_schedules_changed_at_commit';

@@ -44,8 +44,11 @@ BEGIN
      OR max_attempts IS NOT NULL OR callback_url IS NOT NULL OR unique_key IS NOT NULL OR headers IS NOT NULL THEN
     PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
   END IF;
-  IF depends_on IS NOT NULL OR concurrency_key IS NOT NULL THEN
+  IF depends_on IS NOT NULL THEN
     PERFORM taskq._reject_unfinished_options(depends_on, concurrency_key);
+  END IF;
+  IF concurrency_key IS NOT NULL THEN
+    PERFORM taskq._check_concurrency_key(concurrency_key);
   END IF;
 
   due := greatest(coalesce(run_at, now() + coalesce(delay, interval '0')), now()) + q_delivery_delay;
@@ -54,16 +57,17 @@ BEGIN
   IF unique_key IS NULL THEN
     new_id := taskq._uuid_v7();
     INSERT INTO taskq.jobs (id, queue_name, task, payload, priority, max_attempts, attempt_budget, run_at,
-                            callback_url, headers)
-    VALUES (new_id, queue_name, task, payload, priority, max_attempts, max_attempts, due, callback_url, headers);
+                            callback_url, headers, concurrency_key)
+    VALUES (new_id, queue_name, task, payload, priority, max_attempts, max_attempts, due, callback_url, headers,
+            concurrency_key);
   ELSE
     -- Dedup that holds under concurrency: the partial unique index decides;
     -- a concurrent enqueue of the same key waits for ours and then sees it.
     LOOP
       INSERT INTO taskq.jobs AS j (id, queue_name, task, payload, priority, max_attempts, attempt_budget, run_at,
-                                   callback_url, unique_key, headers)
+                                   callback_url, unique_key, headers, concurrency_key)
       VALUES (taskq._uuid_v7(), queue_name, task, payload, priority, max_attempts, max_attempts, due,
-              callback_url, unique_key, headers)
+              callback_url, unique_key, headers, concurrency_key)
       ON CONFLICT (queue_name, unique_key) WHERE unique_key IS NOT NULL AND status IN ('pending', 'running')
       DO NOTHING
       RETURNING j.id INTO new_id;
@@ -128,8 +132,11 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
-  IF depends_on IS NOT NULL OR concurrency_key IS NOT NULL THEN
+  IF depends_on IS NOT NULL THEN
     PERFORM taskq._reject_unfinished_options(depends_on, concurrency_key);
+  END IF;
+  IF concurrency_key IS NOT NULL THEN
+    PERFORM taskq._check_concurrency_key(concurrency_key);
   END IF;
   IF EXISTS (SELECT 1 FROM jsonb_array_elements(payloads) e(value) WHERE pg_column_size(e.value) > taskq._max_document_bytes()) THEN
     RAISE EXCEPTION 'a payload in payloads is too large'
@@ -155,9 +162,10 @@ BEGIN
   RETURN QUERY
   WITH new_jobs AS (
     INSERT INTO taskq.jobs (id, queue_name, task, payload, priority, max_attempts, attempt_budget, run_at,
-                            callback_url, headers)
+                            callback_url, headers, concurrency_key)
     SELECT taskq._uuid_v7(), enqueue_many.queue_name, enqueue_many.task, ordered.value, enqueue_many.priority,
-           enqueue_many.max_attempts, enqueue_many.max_attempts, due, enqueue_many.callback_url, enqueue_many.headers
+           enqueue_many.max_attempts, enqueue_many.max_attempts, due, enqueue_many.callback_url, enqueue_many.headers,
+           enqueue_many.concurrency_key
     FROM (SELECT e.value FROM jsonb_array_elements(payloads) WITH ORDINALITY e(value, ord) ORDER BY e.ord) ordered
     RETURNING id
   ), new_outbox AS (

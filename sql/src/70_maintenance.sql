@@ -10,12 +10,15 @@ BEGIN
   -- A running job whose lease ran out lost its worker (crash, kill -9,
   -- partition): count the attempt as failed, which retries it through the
   -- outbox or ends it. SKIP LOCKED: a worker finishing it right now wins.
+  -- Handled in the order of their keys' locks (55_flow_control): each
+  -- attempt ended frees a slot of its concurrency key, if it has one.
   FOR j IN
-    SELECT * FROM taskq.jobs
-    WHERE status = 'running' AND lease_expires_at < now()
-    ORDER BY lease_expires_at
-    LIMIT 1000
-    FOR UPDATE SKIP LOCKED
+    SELECT e.* FROM (SELECT * FROM taskq.jobs
+                     WHERE status = 'running' AND lease_expires_at < now()
+                     ORDER BY lease_expires_at
+                     LIMIT 1000
+                     FOR UPDATE SKIP LOCKED) e
+    ORDER BY taskq._key_lock_id(e.queue_name, e.concurrency_key) NULLS FIRST
   LOOP
     PERFORM taskq._fail_attempt(j, format('lease expired: worker %s stopped heartbeating', coalesce(j.worker, '?')),
                                 NULL, false);
@@ -65,9 +68,10 @@ SELECT q.queue_name,
        count(j.id) FILTER (WHERE j.status = 'cancelled') AS cancelled,
        count(j.id) FILTER (WHERE j.status = 'pending' AND j.run_at > now()) AS scheduled,
        now() - min(j.run_at) FILTER (WHERE j.status = 'pending' AND j.run_at <= now()) AS oldest_pending_age,
-       (SELECT count(*) FROM taskq.outbox o WHERE o.queue_name = q.queue_name) AS outbox_backlog
+       (SELECT count(*) FROM taskq.outbox o WHERE o.queue_name = q.queue_name) AS outbox_backlog,
+       count(j.id) FILTER (WHERE j.status = 'pending' AND j.flow_state IN ('key_held', 'rate_held')) AS held
 FROM taskq.queues q
 LEFT JOIN taskq.jobs j ON j.queue_name = q.queue_name
 GROUP BY q.queue_name, q.paused;
 COMMENT ON VIEW taskq.queue_stats IS
-  'per queue: jobs per status (waiting: dependencies not all completed), jobs scheduled for later, age of the oldest due pending job, outbox rows not yet confirmed by RabbitMQ';
+  'per queue: jobs per status (waiting: dependencies not all completed), jobs scheduled for later, age of the oldest due pending job, outbox rows not yet confirmed by RabbitMQ, pending jobs held back by a flow limit (held)';
