@@ -96,11 +96,13 @@ CREATE INDEX jobs_pending ON taskq.jobs (queue_name, run_at) WHERE status = 'pen
 -- change their columns: their updates stay as HOT as before.
 -- The slots of a key: its running jobs and the pending ones that hold one.
 CREATE INDEX jobs_key_slots ON taskq.jobs (queue_name, concurrency_key)
-  WHERE concurrency_key IS NOT NULL AND (status = 'running' OR flow_state IN ('admitted', 'rate_held'));
+  WHERE concurrency_key IS NOT NULL AND (status = 'running' OR (status = 'pending' AND flow_state IN ('admitted', 'rate_held')));
 -- Who gets a slot that frees: higher priority first, then the oldest.
-CREATE INDEX jobs_key_held ON taskq.jobs (queue_name, concurrency_key, priority DESC, id) WHERE flow_state = 'key_held';
+CREATE INDEX jobs_key_held ON taskq.jobs (queue_name, concurrency_key, priority DESC, id)
+  WHERE status = 'pending' AND flow_state = 'key_held';
 -- Who goes when the rate allows: the same order, over the whole queue.
-CREATE INDEX jobs_rate_held ON taskq.jobs (queue_name, priority DESC, id) WHERE flow_state = 'rate_held';
+CREATE INDEX jobs_rate_held ON taskq.jobs (queue_name, priority DESC, id)
+  WHERE status = 'pending' AND flow_state = 'rate_held';
 
 -- Explicit sequences rather than identity columns: pg_extension_config_dump
 -- keeps their values in pg_dump.

@@ -362,7 +362,7 @@ $$;
 -- only one of them (the next call, at once, does the rest), so that it
 -- never takes a key after a higher one. Returns when it should run again
 -- (NULL: only when asked).
-CREATE FUNCTION taskq._flow_step(sweep boolean DEFAULT false) RETURNS timestamptz
+CREATE FUNCTION taskq._flow_gate(sweep boolean) RETURNS timestamptz
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 DECLARE
   limited text[] := ARRAY(SELECT q.queue_name FROM taskq.queues q
@@ -476,7 +476,7 @@ BEGIN
     -- 4. The safety net: every key with held jobs gets what is free.
     FOR fk IN
       SELECT s.queue_name, s.concurrency_key
-      FROM (SELECT qq.queue_name, hfk.concurrency_key
+      FROM (SELECT qq.queue_name, hk.concurrency_key
             FROM taskq.queues qq, LATERAL taskq._held_keys(qq.queue_name) hk(concurrency_key)
             WHERE qq.queue_name = ANY (limited) AND qq.concurrency_limit IS NOT NULL) s
       ORDER BY taskq._key_lock_id(s.queue_name, s.concurrency_key)
@@ -538,6 +538,21 @@ BEGIN
   RETURN next_run;
 END;
 $$;
+
+-- What the publisher calls: _flow_gate, whose failure (a bug, a deadlock
+-- with a worker's transaction) must not stop the publishing of every other
+-- queue: it is rolled back alone, logged, and tried again a second later.
+CREATE FUNCTION taskq._flow_step(sweep boolean DEFAULT false) RETURNS timestamptz
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN taskq._flow_gate(sweep);
+EXCEPTION WHEN OTHERS THEN
+  RAISE WARNING 'taskq: the flow control step failed (trying again in a second): % (SQLSTATE %)', SQLERRM, SQLSTATE;
+  RETURN now() + interval '1 second';
+END;
+$$;
+COMMENT ON FUNCTION taskq._flow_step(boolean) IS
+  'internal (publisher): admits or parks jobs set aside for flow limits, paces out rate-held jobs, rescues expired leases holding slots; returns when to run again';
 
 -- After alter_queue or remove_queue_limit changed a queue's limits: what
 -- the new limits allow goes now. Held jobs of a limit that is gone are
