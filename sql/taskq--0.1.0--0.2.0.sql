@@ -2018,7 +2018,7 @@ BEGIN
   IF side = 'publish' THEN
     pace := span / rate_limit;
     burst := greatest(1, ceil(rate_limit * 0.05))::int;
-    w.next_at := greatest(coalesce(w.next_at, t), t - pace * (burst - 1));
+    w.next_at := greatest(coalesce(w.next_at, '-infinity'), t - pace * (burst - 1));
     IF w.next_at > t THEN
       credit := 0;
     ELSIF pace = interval '0' THEN

@@ -82,6 +82,8 @@ const char* to_string(DropReason reason) {
       return "stale";
     case DropReason::kNoHandler:
       return "no_handler";
+    case DropReason::kHeld:
+      return "held";
   }
   return "unknown";
 }
