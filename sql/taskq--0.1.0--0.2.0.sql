@@ -1090,6 +1090,11 @@ ALTER TABLE taskq.queues
 ALTER TABLE taskq.jobs
   ADD COLUMN concurrency_key text,
   ADD COLUMN flow_state text;
+-- "Has any queue a flow limit?", asked by every start: an index probe, so
+-- that it stays cheap under enable_seqscan = off (a seq scan there is
+-- costed so high that the query would be JIT-compiled: 400 ms).
+CREATE INDEX queues_limited ON taskq.queues (queue_name) WHERE rate_limit IS NOT NULL OR concurrency_limit IS NOT NULL;
+
 -- Flow control. Jobs without a concurrency key and without a flow state
 -- (every job of a queue without limits) are in none of these, and never
 -- change their columns: their updates stay as HOT as before.
@@ -1099,18 +1104,19 @@ CREATE INDEX jobs_key_slots ON taskq.jobs (queue_name, concurrency_key)
 -- Who gets a slot that frees: higher priority first, then the oldest.
 CREATE INDEX jobs_key_held ON taskq.jobs (queue_name, concurrency_key, priority DESC, id)
   WHERE status = 'pending' AND flow_state = 'key_held';
--- Who goes when the rate allows: the same order, over the whole queue.
-CREATE INDEX jobs_rate_held ON taskq.jobs (queue_name, priority DESC, id)
-  WHERE status = 'pending' AND flow_state = 'rate_held';
+-- Who goes when the rate allows (the same order, over the whole queue), and
+-- how many went and have not started yet (the pacing counts them).
+CREATE INDEX jobs_rate_flow ON taskq.jobs (queue_name, flow_state, priority DESC, id)
+  WHERE status = 'pending' AND flow_state IN ('admitted', 'rate_held');
 
--- Rate limits: the starts (side 'start', the limit itself) and the
--- publishes (side 'publish', the pacing) of a rate-limited queue in the
--- last rate_period, as (time, count) entries in time order; entries closer
--- together than rate_period / 128 are merged into the later one, so a row
--- holds at most about 130 entries. next_at: the publish side's next paced
--- slot. One row per side, so that starts (workers) and pacing (the
--- publisher) never wait for each other's row lock. Made when first needed;
--- not dumped (it is recent history, rebuilt as jobs start).
+-- Rate limits: side 'start' holds the starts of a rate-limited queue in
+-- the last rate_period (the limit itself), as (time, count) entries in time
+-- order; entries closer together than rate_period / 128 are merged into
+-- the later one, so a row holds at most about 130 entries. Side 'publish'
+-- holds the pacing's next slot (next_at). One row per side, so that starts
+-- (workers) and pacing (the publisher) never wait for each other's row
+-- lock. Made when first needed; not dumped (recent history, rebuilt as
+-- jobs start).
 CREATE TABLE taskq.rate_windows (
   queue_name text NOT NULL,
   side       text NOT NULL CHECK (side IN ('start', 'publish')),
@@ -1975,37 +1981,29 @@ RETURN (SELECT count(*)::int FROM taskq.jobs j
           AND j.concurrency_key IS NOT NULL
           AND (j.status = 'running' OR (j.status = 'pending' AND j.flow_state IN ('admitted', 'rate_held'))));
 
-CREATE FUNCTION taskq._rate_take(queue_name text, side text, rate_limit int, rate_period interval, wanted int,
+CREATE FUNCTION taskq._rate_take(queue_name text, rate_limit int, rate_period interval, wanted int,
                                  dry_run boolean DEFAULT false, OUT granted int, OUT next_at timestamptz)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   w taskq.rate_windows;
   t timestamptz;
-  span interval := rate_period;
   n int;
   first int := 1;
   used int;
-  pace interval;
-  burst int;
-  credit int;
 BEGIN
   SELECT * INTO w FROM taskq.rate_windows r
-  WHERE r.queue_name = _rate_take.queue_name AND r.side = _rate_take.side FOR UPDATE;
+  WHERE r.queue_name = _rate_take.queue_name AND r.side = 'start' FOR UPDATE;
   IF NOT FOUND THEN
-    INSERT INTO taskq.rate_windows (queue_name, side) VALUES (_rate_take.queue_name, _rate_take.side)
-    ON CONFLICT DO NOTHING;
+    INSERT INTO taskq.rate_windows (queue_name, side) VALUES (_rate_take.queue_name, 'start') ON CONFLICT DO NOTHING;
     SELECT * INTO w FROM taskq.rate_windows r
-    WHERE r.queue_name = _rate_take.queue_name AND r.side = _rate_take.side FOR UPDATE;
-  END IF;
-  IF side = 'publish' THEN
-    span := rate_period * 1.02;
+    WHERE r.queue_name = _rate_take.queue_name AND r.side = 'start' FOR UPDATE;
   END IF;
   n := coalesce(array_length(w.times, 1), 0);
   t := clock_timestamp();
   IF n > 0 AND w.times[n] > t THEN
     t := w.times[n];  -- the clock stepped back: stay in order
   END IF;
-  WHILE first <= n AND w.times[first] < t - span LOOP
+  WHILE first <= n AND w.times[first] < t - rate_period LOOP
     first := first + 1;
   END LOOP;
   IF first > 1 THEN
@@ -2015,34 +2013,16 @@ BEGIN
   END IF;
   used := coalesce((SELECT sum(c)::int FROM unnest(w.counts) c), 0);
   granted := greatest(least(wanted, rate_limit - used), 0);
-  IF side = 'publish' THEN
-    pace := span / rate_limit;
-    burst := greatest(1, ceil(rate_limit * 0.05))::int;
-    w.next_at := greatest(coalesce(w.next_at, '-infinity'), t - pace * (burst - 1));
-    IF w.next_at > t THEN
-      credit := 0;
-    ELSIF pace = interval '0' THEN
-      credit := granted;
-    ELSE
-      credit := least(burst, floor(extract(epoch FROM t - w.next_at) / extract(epoch FROM pace))::int + 1);
-    END IF;
-    granted := least(granted, credit);
-    w.next_at := w.next_at + pace * granted;
-  END IF;
   IF used + granted < rate_limit OR n = 0 THEN
-    next_at := CASE WHEN side = 'publish' THEN greatest(w.next_at, t) ELSE t END;
+    next_at := t;
   ELSE
-    -- Full until its oldest entry leaves the window.
-    next_at := w.times[1] + span + interval '1 microsecond';
-    IF side = 'publish' THEN
-      next_at := greatest(next_at, w.next_at);
-    END IF;
+    next_at := w.times[1] + rate_period + interval '1 microsecond';  -- full until its oldest entry leaves
   END IF;
   IF dry_run THEN
     RETURN;
   END IF;
   IF granted > 0 THEN
-    IF n > 0 AND w.times[n] > t - span / 128 THEN
+    IF n > 0 AND w.times[n] > t - rate_period / 128 THEN
       w.times[n] := t;
       w.counts[n] := w.counts[n] + granted;
     ELSE
@@ -2050,8 +2030,71 @@ BEGIN
       w.counts := w.counts || granted;
     END IF;
   END IF;
-  UPDATE taskq.rate_windows r SET times = w.times, counts = w.counts, next_at = w.next_at
-  WHERE r.queue_name = _rate_take.queue_name AND r.side = _rate_take.side;
+  UPDATE taskq.rate_windows r SET times = w.times, counts = w.counts
+  WHERE r.queue_name = _rate_take.queue_name AND r.side = 'start';
+END;
+$$;
+
+CREATE FUNCTION taskq._rate_pace(queue_name text, rate_limit int, rate_period interval, in_flight int, wanted int,
+                                 dry_run boolean DEFAULT false, OUT granted int, OUT next_at timestamptz)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  pacing timestamptz;
+  times timestamptz[];
+  counts int[];
+  now_t timestamptz := clock_timestamp();
+  used int;
+  pace interval := rate_period / rate_limit;
+  -- Catching up after the publisher ran late (a busy machine): up to 250 ms
+  -- worth of slots or 5% of the limit, whichever is more; the start window
+  -- keeps any second's starts to the limit whatever the pacing does.
+  burst int := least(rate_limit, greatest(1, ceil(rate_limit * 0.05),
+                                          ceil(extract(epoch FROM interval '250 milliseconds')
+                                               / greatest(extract(epoch FROM pace), 1e-6))))::int;
+  credit int;
+  window_next timestamptz;
+BEGIN
+  SELECT r.next_at INTO pacing FROM taskq.rate_windows r
+  WHERE r.queue_name = _rate_pace.queue_name AND r.side = 'publish' FOR UPDATE;
+  IF NOT FOUND THEN
+    INSERT INTO taskq.rate_windows (queue_name, side) VALUES (_rate_pace.queue_name, 'publish') ON CONFLICT DO NOTHING;
+    PERFORM 1 FROM taskq.rate_windows r WHERE r.queue_name = _rate_pace.queue_name AND r.side = 'publish' FOR UPDATE;
+  END IF;
+  SELECT r.times, r.counts INTO times, counts FROM taskq.rate_windows r
+  WHERE r.queue_name = _rate_pace.queue_name AND r.side = 'start';
+  SELECT coalesce(sum(e.c), 0)::int, min(e.t) + rate_period + interval '1 microsecond' INTO used, window_next
+  FROM unnest(times, counts) AS e(t, c) WHERE e.t >= now_t - rate_period;
+  -- Late by less than the burst: the missed slots may go now. Idle for
+  -- longer: start afresh, one now (a full burst after every pause would
+  -- come back as a burst of starts leaving the window a period later, and
+  -- again, each time a little of the rate lost).
+  IF pacing IS NULL OR pacing < now_t - pace * burst THEN
+    pacing := now_t;
+  END IF;
+  IF pacing > now_t THEN
+    credit := 0;
+  ELSIF pace = interval '0' THEN
+    credit := burst;
+  ELSE
+    credit := least(burst, floor(extract(epoch FROM now_t - pacing) / extract(epoch FROM pace))::int + 1);
+  END IF;
+  -- And no more in flight than a burst: published jobs that no worker takes
+  -- (none runs yet, all are busy) would otherwise pile up in RabbitMQ and
+  -- start at once when one does.
+  granted := greatest(least(wanted, credit, rate_limit - used - in_flight, burst - in_flight), 0);
+  pacing := pacing + pace * granted;
+  IF in_flight + granted >= burst THEN
+    next_at := greatest(pacing, now_t + pace);  -- when some have started (the next call sees it)
+  ELSIF used + in_flight + granted < rate_limit THEN
+    next_at := greatest(pacing, now_t);
+  ELSE
+    -- Room comes back when the oldest start leaves the window (or when a
+    -- published job does not start after all: the next call sees that).
+    next_at := greatest(pacing, coalesce(window_next, now_t + pace));
+  END IF;
+  IF NOT dry_run THEN
+    UPDATE taskq.rate_windows r SET next_at = pacing WHERE r.queue_name = _rate_pace.queue_name AND r.side = 'publish';
+  END IF;
 END;
 $$;
 
@@ -2201,7 +2244,7 @@ BEGIN
               AND r.status = 'running') >= q.concurrency_limit THEN
       parked := 'key_held';
     ELSIF q.rate_limit IS NOT NULL
-          AND (taskq._rate_take(j.queue_name, 'start', q.rate_limit, q.rate_period, 1)).granted = 0 THEN
+          AND (taskq._rate_take(j.queue_name, q.rate_limit, q.rate_period, 1)).granted = 0 THEN
       parked := 'rate_held';
     END IF;
     IF parked IS NOT NULL THEN
@@ -2240,6 +2283,7 @@ DECLARE
   fj record;
   fq record;
   fr record;
+  in_flight int;
   lease_due timestamptz;
 BEGIN
   IF cardinality(limited) = 0 THEN
@@ -2372,7 +2416,9 @@ BEGIN
                     AND h.status = 'pending' AND h.flow_state = 'rate_held')
     ORDER BY qq.queue_name
   LOOP
-    fr := taskq._rate_take(fq.queue_name, 'publish', fq.rate_limit, fq.rate_period, 1000000, dry_run => true);
+    in_flight := (SELECT count(*) FROM taskq.jobs a
+                  WHERE a.queue_name = fq.queue_name AND a.status = 'pending' AND a.flow_state = 'admitted');
+    fr := taskq._rate_pace(fq.queue_name, fq.rate_limit, fq.rate_period, in_flight, 1000000, dry_run => true);
     taken := 0;
     IF fr.granted > 0 THEN
       FOR fj IN
@@ -2388,7 +2434,7 @@ BEGIN
         taken := taken + 1;
       END LOOP;
       IF taken > 0 THEN
-        fr := taskq._rate_take(fq.queue_name, 'publish', fq.rate_limit, fq.rate_period, taken);
+        fr := taskq._rate_pace(fq.queue_name, fq.rate_limit, fq.rate_period, in_flight, taken);
         PERFORM taskq._wake_publisher_at_commit();
       END IF;
     END IF;
@@ -2539,7 +2585,8 @@ REVOKE ALL ON FUNCTION
   taskq._key_lock_id(text, text),
   taskq._lock_key(text, text),
   taskq._key_slots_taken(text, text),
-  taskq._rate_take(text, text, int, interval, int, boolean),
+  taskq._rate_take(text, int, interval, int, boolean),
+  taskq._rate_pace(text, int, interval, int, int, boolean),
   taskq._release_slots(text, text),
   taskq._release_slots_of(text[], text[]),
   taskq._held_keys(text),

@@ -37,6 +37,10 @@ CREATE TABLE taskq.queues (
   CONSTRAINT queues_concurrency_limit CHECK (concurrency_limit BETWEEN 1 AND 100000)
 );
 COMMENT ON TABLE taskq.queues IS 'one row per taskq queue; each maps to the RabbitMQ queue "taskq.<queue_name>"';
+-- "Has any queue a flow limit?", asked by every start: an index probe, so
+-- that it stays cheap under enable_seqscan = off (a seq scan there is
+-- costed so high that the query would be JIT-compiled: 400 ms).
+CREATE INDEX queues_limited ON taskq.queues (queue_name) WHERE rate_limit IS NOT NULL OR concurrency_limit IS NOT NULL;
 
 CREATE TABLE taskq.jobs (
   id               uuid PRIMARY KEY,
@@ -100,9 +104,10 @@ CREATE INDEX jobs_key_slots ON taskq.jobs (queue_name, concurrency_key)
 -- Who gets a slot that frees: higher priority first, then the oldest.
 CREATE INDEX jobs_key_held ON taskq.jobs (queue_name, concurrency_key, priority DESC, id)
   WHERE status = 'pending' AND flow_state = 'key_held';
--- Who goes when the rate allows: the same order, over the whole queue.
-CREATE INDEX jobs_rate_held ON taskq.jobs (queue_name, priority DESC, id)
-  WHERE status = 'pending' AND flow_state = 'rate_held';
+-- Who goes when the rate allows (the same order, over the whole queue), and
+-- how many went and have not started yet (the pacing counts them).
+CREATE INDEX jobs_rate_flow ON taskq.jobs (queue_name, flow_state, priority DESC, id)
+  WHERE status = 'pending' AND flow_state IN ('admitted', 'rate_held');
 
 -- Explicit sequences rather than identity columns: pg_extension_config_dump
 -- keeps their values in pg_dump.
@@ -185,14 +190,14 @@ CREATE INDEX schedules_due ON taskq.schedules (next_run_at) WHERE enabled;
 COMMENT ON TABLE taskq.schedules IS
   'periodic jobs: one row per schedule; the publisher enqueues a job into queue_name at each tick of cron in timezone';
 
--- Rate limits: the starts (side 'start', the limit itself) and the
--- publishes (side 'publish', the pacing) of a rate-limited queue in the
--- last rate_period, as (time, count) entries in time order; entries closer
--- together than rate_period / 128 are merged into the later one, so a row
--- holds at most about 130 entries. next_at: the publish side's next paced
--- slot. One row per side, so that starts (workers) and pacing (the
--- publisher) never wait for each other's row lock. Made when first needed;
--- not dumped (it is recent history, rebuilt as jobs start).
+-- Rate limits: side 'start' holds the starts of a rate-limited queue in
+-- the last rate_period (the limit itself), as (time, count) entries in time
+-- order; entries closer together than rate_period / 128 are merged into
+-- the later one, so a row holds at most about 130 entries. Side 'publish'
+-- holds the pacing's next slot (next_at). One row per side, so that starts
+-- (workers) and pacing (the publisher) never wait for each other's row
+-- lock. Made when first needed; not dumped (recent history, rebuilt as
+-- jobs start).
 CREATE TABLE taskq.rate_windows (
   queue_name text NOT NULL,
   side       text NOT NULL CHECK (side IN ('start', 'publish')),

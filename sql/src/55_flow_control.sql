@@ -56,52 +56,41 @@ RETURN (SELECT count(*)::int FROM taskq.jobs j
           AND j.concurrency_key IS NOT NULL
           AND (j.status = 'running' OR (j.status = 'pending' AND j.flow_state IN ('admitted', 'rate_held'))));
 
--- A sliding window over the last rate_period, in the (time, count) entries
--- of one taskq.rate_windows row (locked here until commit): grants up to
--- `wanted` of what the window has room for now and records the grant;
--- returns how many it granted and the earliest time more could be granted.
--- An entry counts while its time is within rate_period of now, so in any
--- window of length rate_period at most rate_limit are granted. Exact while
--- grants are at least rate_period / 128 apart; closer ones are merged into
--- the later entry, which keeps the older ones counted slightly longer than
--- needed (never shorter): at most about 1% of the rate is lost that way.
--- Time is clock_timestamp() taken under the row lock and never goes back,
--- so grants are recorded in the order they were made.
--- side 'publish' paces on top of that: one grant per rate_period / rate_limit
--- (plus 2%, so that the start side, which sees the same jobs a few
--- milliseconds later and not evenly so, rarely finds its window full), with
--- up to 5% of rate_limit at once after a pause; dry_run only reports.
-CREATE FUNCTION taskq._rate_take(queue_name text, side text, rate_limit int, rate_period interval, wanted int,
+-- The rate limit: a sliding window over the last rate_period of the
+-- queue's starts, as (time, count) entries in its taskq.rate_windows row of
+-- side 'start' (locked here until commit). Grants up to `wanted` starts of
+-- what the window has room for now and records the grant; returns how many
+-- it granted and the earliest time more could be granted. An entry counts
+-- while its time is within rate_period of now, so in any window of length
+-- rate_period at most rate_limit are granted. Exact while grants are at
+-- least rate_period / 128 apart; closer ones are merged into the later
+-- entry, which keeps the older ones counted slightly longer than needed
+-- (never shorter): at most about 1% of the rate is lost that way. Time is
+-- clock_timestamp() taken under the row lock and never goes back, so grants
+-- are recorded in the order they were made. dry_run only reports.
+CREATE FUNCTION taskq._rate_take(queue_name text, rate_limit int, rate_period interval, wanted int,
                                  dry_run boolean DEFAULT false, OUT granted int, OUT next_at timestamptz)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   w taskq.rate_windows;
   t timestamptz;
-  span interval := rate_period;
   n int;
   first int := 1;
   used int;
-  pace interval;
-  burst int;
-  credit int;
 BEGIN
   SELECT * INTO w FROM taskq.rate_windows r
-  WHERE r.queue_name = _rate_take.queue_name AND r.side = _rate_take.side FOR UPDATE;
+  WHERE r.queue_name = _rate_take.queue_name AND r.side = 'start' FOR UPDATE;
   IF NOT FOUND THEN
-    INSERT INTO taskq.rate_windows (queue_name, side) VALUES (_rate_take.queue_name, _rate_take.side)
-    ON CONFLICT DO NOTHING;
+    INSERT INTO taskq.rate_windows (queue_name, side) VALUES (_rate_take.queue_name, 'start') ON CONFLICT DO NOTHING;
     SELECT * INTO w FROM taskq.rate_windows r
-    WHERE r.queue_name = _rate_take.queue_name AND r.side = _rate_take.side FOR UPDATE;
-  END IF;
-  IF side = 'publish' THEN
-    span := rate_period * 1.02;
+    WHERE r.queue_name = _rate_take.queue_name AND r.side = 'start' FOR UPDATE;
   END IF;
   n := coalesce(array_length(w.times, 1), 0);
   t := clock_timestamp();
   IF n > 0 AND w.times[n] > t THEN
     t := w.times[n];  -- the clock stepped back: stay in order
   END IF;
-  WHILE first <= n AND w.times[first] < t - span LOOP
+  WHILE first <= n AND w.times[first] < t - rate_period LOOP
     first := first + 1;
   END LOOP;
   IF first > 1 THEN
@@ -111,34 +100,16 @@ BEGIN
   END IF;
   used := coalesce((SELECT sum(c)::int FROM unnest(w.counts) c), 0);
   granted := greatest(least(wanted, rate_limit - used), 0);
-  IF side = 'publish' THEN
-    pace := span / rate_limit;
-    burst := greatest(1, ceil(rate_limit * 0.05))::int;
-    w.next_at := greatest(coalesce(w.next_at, '-infinity'), t - pace * (burst - 1));
-    IF w.next_at > t THEN
-      credit := 0;
-    ELSIF pace = interval '0' THEN
-      credit := granted;
-    ELSE
-      credit := least(burst, floor(extract(epoch FROM t - w.next_at) / extract(epoch FROM pace))::int + 1);
-    END IF;
-    granted := least(granted, credit);
-    w.next_at := w.next_at + pace * granted;
-  END IF;
   IF used + granted < rate_limit OR n = 0 THEN
-    next_at := CASE WHEN side = 'publish' THEN greatest(w.next_at, t) ELSE t END;
+    next_at := t;
   ELSE
-    -- Full until its oldest entry leaves the window.
-    next_at := w.times[1] + span + interval '1 microsecond';
-    IF side = 'publish' THEN
-      next_at := greatest(next_at, w.next_at);
-    END IF;
+    next_at := w.times[1] + rate_period + interval '1 microsecond';  -- full until its oldest entry leaves
   END IF;
   IF dry_run THEN
     RETURN;
   END IF;
   IF granted > 0 THEN
-    IF n > 0 AND w.times[n] > t - span / 128 THEN
+    IF n > 0 AND w.times[n] > t - rate_period / 128 THEN
       w.times[n] := t;
       w.counts[n] := w.counts[n] + granted;
     ELSE
@@ -146,8 +117,83 @@ BEGIN
       w.counts := w.counts || granted;
     END IF;
   END IF;
-  UPDATE taskq.rate_windows r SET times = w.times, counts = w.counts, next_at = w.next_at
-  WHERE r.queue_name = _rate_take.queue_name AND r.side = _rate_take.side;
+  UPDATE taskq.rate_windows r SET times = w.times, counts = w.counts
+  WHERE r.queue_name = _rate_take.queue_name AND r.side = 'start';
+END;
+$$;
+
+-- The pacing before publishing (the flow step): how many rate_held jobs of
+-- the queue may be published now, of `wanted`. Room: what the start window
+-- (read, not locked: workers keep starting meanwhile) has left once the
+-- jobs published and not started yet (`in_flight`) have started, so that
+-- published jobs never find the window full when they arrive (a held start
+-- would be a bounce). Spread: one every rate_period / rate_limit; slots
+-- missed because the publisher woke late go at once, up to a burst (250 ms
+-- worth, or 5% of the limit if more); and no more in flight than a burst,
+-- so that jobs no worker takes yet (none runs, all are busy) do not pile up
+-- in RabbitMQ to start all at once later. The next slot is kept in the
+-- 'publish' row (locked here). Returns the grant and when more could go.
+-- dry_run only reports.
+CREATE FUNCTION taskq._rate_pace(queue_name text, rate_limit int, rate_period interval, in_flight int, wanted int,
+                                 dry_run boolean DEFAULT false, OUT granted int, OUT next_at timestamptz)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  pacing timestamptz;
+  times timestamptz[];
+  counts int[];
+  now_t timestamptz := clock_timestamp();
+  used int;
+  pace interval := rate_period / rate_limit;
+  -- Catching up after the publisher ran late (a busy machine): up to 250 ms
+  -- worth of slots or 5% of the limit, whichever is more; the start window
+  -- keeps any second's starts to the limit whatever the pacing does.
+  burst int := least(rate_limit, greatest(1, ceil(rate_limit * 0.05),
+                                          ceil(extract(epoch FROM interval '250 milliseconds')
+                                               / greatest(extract(epoch FROM pace), 1e-6))))::int;
+  credit int;
+  window_next timestamptz;
+BEGIN
+  SELECT r.next_at INTO pacing FROM taskq.rate_windows r
+  WHERE r.queue_name = _rate_pace.queue_name AND r.side = 'publish' FOR UPDATE;
+  IF NOT FOUND THEN
+    INSERT INTO taskq.rate_windows (queue_name, side) VALUES (_rate_pace.queue_name, 'publish') ON CONFLICT DO NOTHING;
+    PERFORM 1 FROM taskq.rate_windows r WHERE r.queue_name = _rate_pace.queue_name AND r.side = 'publish' FOR UPDATE;
+  END IF;
+  SELECT r.times, r.counts INTO times, counts FROM taskq.rate_windows r
+  WHERE r.queue_name = _rate_pace.queue_name AND r.side = 'start';
+  SELECT coalesce(sum(e.c), 0)::int, min(e.t) + rate_period + interval '1 microsecond' INTO used, window_next
+  FROM unnest(times, counts) AS e(t, c) WHERE e.t >= now_t - rate_period;
+  -- Late by less than the burst: the missed slots may go now. Idle for
+  -- longer: start afresh, one now (a full burst after every pause would
+  -- come back as a burst of starts leaving the window a period later, and
+  -- again, each time a little of the rate lost).
+  IF pacing IS NULL OR pacing < now_t - pace * burst THEN
+    pacing := now_t;
+  END IF;
+  IF pacing > now_t THEN
+    credit := 0;
+  ELSIF pace = interval '0' THEN
+    credit := burst;
+  ELSE
+    credit := least(burst, floor(extract(epoch FROM now_t - pacing) / extract(epoch FROM pace))::int + 1);
+  END IF;
+  -- And no more in flight than a burst: published jobs that no worker takes
+  -- (none runs yet, all are busy) would otherwise pile up in RabbitMQ and
+  -- start at once when one does.
+  granted := greatest(least(wanted, credit, rate_limit - used - in_flight, burst - in_flight), 0);
+  pacing := pacing + pace * granted;
+  IF in_flight + granted >= burst THEN
+    next_at := greatest(pacing, now_t + pace);  -- when some have started (the next call sees it)
+  ELSIF used + in_flight + granted < rate_limit THEN
+    next_at := greatest(pacing, now_t);
+  ELSE
+    -- Room comes back when the oldest start leaves the window (or when a
+    -- published job does not start after all: the next call sees that).
+    next_at := greatest(pacing, coalesce(window_next, now_t + pace));
+  END IF;
+  IF NOT dry_run THEN
+    UPDATE taskq.rate_windows r SET next_at = pacing WHERE r.queue_name = _rate_pace.queue_name AND r.side = 'publish';
+  END IF;
 END;
 $$;
 
@@ -321,7 +367,7 @@ BEGIN
               AND r.status = 'running') >= q.concurrency_limit THEN
       parked := 'key_held';
     ELSIF q.rate_limit IS NOT NULL
-          AND (taskq._rate_take(j.queue_name, 'start', q.rate_limit, q.rate_period, 1)).granted = 0 THEN
+          AND (taskq._rate_take(j.queue_name, q.rate_limit, q.rate_period, 1)).granted = 0 THEN
       parked := 'rate_held';
     END IF;
     IF parked IS NOT NULL THEN
@@ -378,6 +424,7 @@ DECLARE
   fj record;
   fq record;
   fr record;
+  in_flight int;
   lease_due timestamptz;
 BEGIN
   IF cardinality(limited) = 0 THEN
@@ -510,7 +557,9 @@ BEGIN
                     AND h.status = 'pending' AND h.flow_state = 'rate_held')
     ORDER BY qq.queue_name
   LOOP
-    fr := taskq._rate_take(fq.queue_name, 'publish', fq.rate_limit, fq.rate_period, 1000000, dry_run => true);
+    in_flight := (SELECT count(*) FROM taskq.jobs a
+                  WHERE a.queue_name = fq.queue_name AND a.status = 'pending' AND a.flow_state = 'admitted');
+    fr := taskq._rate_pace(fq.queue_name, fq.rate_limit, fq.rate_period, in_flight, 1000000, dry_run => true);
     taken := 0;
     IF fr.granted > 0 THEN
       FOR fj IN
@@ -526,7 +575,7 @@ BEGIN
         taken := taken + 1;
       END LOOP;
       IF taken > 0 THEN
-        fr := taskq._rate_take(fq.queue_name, 'publish', fq.rate_limit, fq.rate_period, taken);
+        fr := taskq._rate_pace(fq.queue_name, fq.rate_limit, fq.rate_period, in_flight, taken);
         PERFORM taskq._wake_publisher_at_commit();
       END IF;
     END IF;

@@ -166,8 +166,11 @@ TEST_F(FlowControl, ConcurrencyLimitHoldsPerKeyAcrossThreeWorkers) {
 TEST_F(FlowControl, RateLimitSpreadsStartsAcrossThreeWorkers) {
   const std::string queue = limited_queue("frate", "rate_limit => 50, rate_period => '1 second'");
   const std::string handler = scratch().script("quick.sh", std::string(kRecordRun) + "\necho '\"ok\"'");
-  enqueue_many(queue, 700);
   auto workers = start_workers(3, queue, handler, {"--concurrency", "8"});
+  ASSERT_TRUE(wait_consumer(queue, 60s)) << "the workers did not start consuming";
+  std::this_thread::sleep_for(500ms);  // all three: their consumers come up within moments of each other
+  // More than 10 s worth, so that the rate and not the supply decides.
+  enqueue_many(queue, 700);
   ASSERT_TRUE(wait_status_count(queue, "completed", 1, 60s)) << "nothing started";
   const std::string first = conn().value("SELECT min(started_at) FROM taskq.jobs WHERE queue_name = $1", {queue.c_str()});
   // Until ten seconds after the first start have passed in PostgreSQL's clock.
@@ -318,7 +321,9 @@ echo '"ok"')");
       },
       30s, 100ms))
       << page;
-  EXPECT_EQ(rabbit_queue_total_messages("taskq." + queue), 0) << "the held delivery was not acknowledged";
+  // Left unacknowledged: only the running job's delivery (acked after its outcome).
+  EXPECT_TRUE(wait_until([&] { return rabbit_queue_total_messages("taskq." + queue) == 1; }, 10s))
+      << "the held delivery was not acknowledged: " << rabbit_queue_total_messages("taskq." + queue) << " messages";
   JobRow held = job(waiting);
   EXPECT_EQ(held.status, "pending");
   EXPECT_EQ(held.attempts, 0) << "a held start spent an attempt";

@@ -243,30 +243,49 @@ SELECT is((SELECT count(*) FROM taskq.start(:'rr1', 1, 'w')), 1::bigint, 'in REA
 -- ---------------------------------------------------------------------------
 -- rate_limit: the window and the pacing
 SELECT lives_ok($$SELECT taskq.create_queue('r', rate_limit => 3, rate_period => '2 seconds')$$, 'queue r');
-SELECT results_eq($$SELECT granted FROM taskq._rate_take('rt', 'start', 3, '10 seconds', 5)$$, ARRAY[3],
+SELECT results_eq($$SELECT granted FROM taskq._rate_take('rt', 3, '10 seconds', 5)$$, ARRAY[3],
                   'the window grants up to the limit');
-SELECT results_eq($$SELECT granted FROM taskq._rate_take('rt', 'start', 3, '10 seconds', 1)$$, ARRAY[0],
+SELECT results_eq($$SELECT granted FROM taskq._rate_take('rt', 3, '10 seconds', 1)$$, ARRAY[0],
                   'then nothing');
-SELECT is((SELECT next_at FROM taskq._rate_take('rt', 'start', 3, '10 seconds', 1, dry_run => true)),
+SELECT is((SELECT next_at FROM taskq._rate_take('rt', 3, '10 seconds', 1, dry_run => true)),
           (SELECT times[1] + interval '10.000001 seconds' FROM taskq.rate_windows WHERE queue_name = 'rt' AND side = 'start'),
           'until the first grant leaves the window');
-SELECT results_eq($$SELECT granted FROM taskq._rate_take('rs', 'start', 3, '300 milliseconds', 5)$$, ARRAY[3],
+SELECT results_eq($$SELECT granted FROM taskq._rate_take('rs', 3, '300 milliseconds', 5)$$, ARRAY[3],
                   'a short window');
 SELECT pg_sleep(0.35);
-SELECT results_eq($$SELECT granted FROM taskq._rate_take('rs', 'start', 3, '300 milliseconds', 5)$$, ARRAY[3],
+SELECT results_eq($$SELECT granted FROM taskq._rate_take('rs', 3, '300 milliseconds', 5)$$, ARRAY[3],
                   'a period later, the limit again');
 SELECT results_eq($$SELECT cardinality(times), counts FROM taskq.rate_windows WHERE queue_name = 'rs' AND side = 'start'$$,
                   $$VALUES (1, ARRAY[3])$$, 'old entries leave the window');
--- The publish side paces: one grant per period / limit (+2%), a burst of 1 here.
-SELECT results_eq($$SELECT granted FROM taskq._rate_take('rt', 'publish', 3, '10 seconds', 5)$$, ARRAY[1],
+-- The pacing: one per period / limit (a burst of 1 here), and never more
+-- than the start window has room for once the jobs in flight have started.
+SELECT clock_timestamp() AS before_grant \gset
+SELECT results_eq($$SELECT granted FROM taskq._rate_pace('rp', 3, '10 seconds', 0, 5)$$, ARRAY[1],
                   'pacing: one at a time');
-SELECT results_eq($$SELECT granted FROM taskq._rate_take('rt', 'publish', 3, '10 seconds', 5)$$, ARRAY[0],
+SELECT clock_timestamp() AS after_grant \gset
+SELECT results_eq($$SELECT granted FROM taskq._rate_pace('rp', 3, '10 seconds', 0, 5)$$, ARRAY[0],
                   'pacing: the next one later');
-SELECT is((SELECT next_at - times[1] FROM taskq.rate_windows WHERE queue_name = 'rt' AND side = 'publish'),
-          interval '3.4 seconds', 'pacing: the next slot is period * 1.02 / limit after the grant');
-SELECT results_eq($$SELECT granted FROM taskq._rate_take('rb', 'publish', 100, '10 seconds', 50)$$, ARRAY[5],
-                  'pacing: after a pause, up to 5% of the limit at once');
-DELETE FROM taskq.rate_windows WHERE queue_name IN ('rt', 'rs', 'rb');
+SELECT ok((SELECT next_at BETWEEN :'before_grant'::timestamptz + interval '10 seconds' / 3
+                          AND :'after_grant'::timestamptz + interval '10 seconds' / 3
+           FROM taskq.rate_windows WHERE queue_name = 'rp' AND side = 'publish'),
+          'pacing: the next slot is a period / limit after the grant');
+SELECT results_eq($$SELECT granted FROM taskq._rate_pace('rc', 100, '10 seconds', 0, 50)$$, ARRAY[1],
+                  'pacing: after a pause, one at once');
+SELECT results_eq($$SELECT granted FROM taskq._rate_pace('rb', 100, '100 seconds', 0, 50)$$, ARRAY[1], 'pacing: one');
+UPDATE taskq.rate_windows SET next_at = clock_timestamp() - interval '2.5 seconds' WHERE queue_name = 'rb' AND side = 'publish';
+SELECT results_eq($$SELECT granted FROM taskq._rate_pace('rb', 100, '100 seconds', 0, 50)$$, ARRAY[3],
+                  'pacing: the slots missed while late by less than the burst go at once');
+SELECT results_eq($$SELECT granted FROM taskq._rate_pace('rt', 3, '10 seconds', 0, 5)$$, ARRAY[0],
+                  'pacing: nothing while the start window is full');
+SELECT ok((SELECT next_at = (SELECT times[1] + interval '10.000001 seconds' FROM taskq.rate_windows
+                             WHERE queue_name = 'rt' AND side = 'start')
+           FROM taskq._rate_pace('rt', 3, '10 seconds', 0, 5, dry_run => true)),
+          'pacing: until the window has room');
+SELECT results_eq($$SELECT granted FROM taskq._rate_pace('rq', 1000, '10 seconds', 1000, 5)$$, ARRAY[0],
+                  'pacing: nothing while the jobs in flight would fill the window');
+SELECT results_eq($$SELECT granted FROM taskq._rate_pace('rq', 100, '1 second', 25, 5)$$, ARRAY[0],
+                  'pacing: nothing while 250 ms worth of jobs are in flight');
+DELETE FROM taskq.rate_windows WHERE queue_name IN ('rt', 'rs', 'rb', 'rc', 'rp', 'rq');
 -- Jobs of a rate-limited queue: the claim sets them aside; the flow step
 -- parks them and paces them out; a start over the limit holds the job back.
 SELECT pg_temp.publish() IS NOT NULL AS drained \gset
@@ -278,16 +297,20 @@ SELECT is((SELECT count(*) FROM taskq.jobs WHERE queue_name = 'r' AND flow_state
 SELECT is((SELECT (payload->>'n')::int FROM taskq.jobs WHERE queue_name = 'r' AND flow_state = 'admitted'), 6,
           'the one of priority 9');
 SELECT is((SELECT held FROM taskq.queue_stats WHERE queue_name = 'r'), 5::bigint, 'five held');
+SELECT is(pg_temp.publish(), 1, 'published');
+SELECT ok(taskq._flow_step() > clock_timestamp(), 'flow step');
+SELECT is((SELECT count(*) FROM taskq.jobs WHERE queue_name = 'r' AND flow_state = 'admitted'), 1::bigint,
+          'no more in flight than the burst (one here) while the first has not started');
+SELECT is((SELECT count(*) FROM taskq.start(id, 1, 'w')), 1::bigint, 'a start within the rate')
+FROM taskq.jobs WHERE queue_name = 'r' AND flow_state = 'admitted';
 SELECT pg_sleep(0.7);
 SELECT ok(taskq._flow_step() > clock_timestamp(), 'flow step');
-SELECT is((SELECT count(*) FROM taskq.jobs WHERE queue_name = 'r' AND flow_state = 'admitted'), 2::bigint,
+SELECT is((SELECT count(*) FROM taskq.jobs WHERE queue_name = 'r' AND flow_state = 'admitted'), 1::bigint,
           'a period / limit later, the next');
-SELECT is(pg_temp.publish(), 2, 'published');
--- Third-party starts: 3 fit in the window, the 4th is held back.
-SELECT is((SELECT count(*) FROM taskq.start(id, 1, 'w')), 1::bigint, 'a start within the rate')
-FROM taskq.jobs WHERE queue_name = 'r' AND flow_state = 'admitted' ORDER BY id LIMIT 1;
+SELECT is(pg_temp.publish(), 1, 'published');
 SELECT is((SELECT count(*) FROM taskq.start(id, 1, 'w')), 1::bigint, 'another')
-FROM taskq.jobs WHERE queue_name = 'r' AND flow_state = 'admitted' ORDER BY id LIMIT 1;
+FROM taskq.jobs WHERE queue_name = 'r' AND flow_state = 'admitted';
+-- Third-party starts of held jobs: the third fits in the window, the fourth is held back.
 SELECT is((SELECT count(*) FROM taskq.start(id, 1, 'w')), 1::bigint, 'a held job started by a third party, within the rate')
 FROM taskq.jobs WHERE queue_name = 'r' AND flow_state = 'rate_held' ORDER BY id LIMIT 1;
 SELECT is((SELECT count(*) FROM taskq.start(id, 1, 'w')), 0::bigint, 'one more in the same window is held back')
