@@ -283,8 +283,8 @@ SELECT ok((SELECT next_at = (SELECT times[1] + interval '10.000001 seconds' FROM
           'pacing: until the window has room');
 SELECT results_eq($$SELECT granted FROM taskq._rate_pace('rq', 1000, '10 seconds', 1000, 5)$$, ARRAY[0],
                   'pacing: nothing while the jobs in flight would fill the window');
-SELECT results_eq($$SELECT granted FROM taskq._rate_pace('rq', 100, '1 second', 25, 5)$$, ARRAY[0],
-                  'pacing: nothing while 250 ms worth of jobs are in flight');
+SELECT results_eq($$SELECT granted FROM taskq._rate_pace('rq', 100, '1 second', 50, 5)$$, ARRAY[0],
+                  'pacing: nothing while 500 ms worth of jobs are in flight');
 DELETE FROM taskq.rate_windows WHERE queue_name IN ('rt', 'rs', 'rb', 'rc', 'rp', 'rq');
 -- Jobs of a rate-limited queue: the claim sets them aside; the flow step
 -- parks them and paces them out; a start over the limit holds the job back.
