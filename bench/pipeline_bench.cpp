@@ -267,9 +267,8 @@ int main(int argc, char** argv) {
   // --- flow control: keyed jobs without and with a concurrency limit ------------
   if (flow_jobs > 0) {
     std::printf("# flow: %ld jobs over 1000 concurrency keys, the same worker settings\n", flow_jobs);
-    for (const auto& [scenario, options_sql] :
-         std::vector<std::pair<std::string, std::string>>{{"keyed_unlimited", ""},
-                                                          {"keyed_limit_100", ", concurrency_limit => 100"}}) {
+    for (const auto& [scenario, options_sql] : std::vector<std::pair<std::string, std::string>>{
+             {"keyed_unlimited", ""}, {"keyed_limit_100", ", concurrency_limit => 100"}}) {
       const std::string queue = "bench_" + scenario;
       db.exec("SELECT taskq.drop_queue(queue_name, force => true) FROM taskq.queues WHERE queue_name = $1",
               {queue.c_str()});
@@ -287,7 +286,8 @@ int main(int argc, char** argv) {
       while (completed(flow_worker, queue) < flow_jobs && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
       const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
       const long done = completed(flow_worker, queue);
-      const long held = metric(flow_worker, "taskq_worker_deliveries_dropped_total{queue=\"" + queue + "\",reason=\"held\"}");
+      const long held =
+          metric(flow_worker, "taskq_worker_deliveries_dropped_total{queue=\"" + queue + "\",reason=\"held\"}");
       flow_worker.stop();
       flow_thread.join();
       std::printf("RESULT peer=taskq scenario=%s jobs=%ld seconds=%.2f rate=%.0f p50_ms=- p99_ms=-\n", scenario.c_str(),

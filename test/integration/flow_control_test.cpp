@@ -45,10 +45,10 @@ class RunningPerKeySampler {
     while (!stop_) {
       try {
         if (!c) c.emplace(db());
-        const long n = std::stol(c->value(
-            "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM taskq.jobs"
-            " WHERE queue_name = $1 AND status = 'running' GROUP BY concurrency_key) per_key",
-            {queue_.c_str()}));
+        const long n =
+            std::stol(c->value("SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM taskq.jobs"
+                               " WHERE queue_name = $1 AND status = 'running' GROUP BY concurrency_key) per_key",
+                               {queue_.c_str()}));
         max_ = std::max(max_.load(), n);
         ++samples_;
         const auto now = Clock::now();
@@ -172,19 +172,18 @@ TEST_F(FlowControl, RateLimitSpreadsStartsAcrossThreeWorkers) {
   // More than 10 s worth, so that the rate and not the supply decides.
   enqueue_many(queue, 700);
   ASSERT_TRUE(wait_status_count(queue, "completed", 1, 60s)) << "nothing started";
-  const std::string first = conn().value("SELECT min(started_at) FROM taskq.jobs WHERE queue_name = $1", {queue.c_str()});
+  const std::string first =
+      conn().value("SELECT min(started_at) FROM taskq.jobs WHERE queue_name = $1", {queue.c_str()});
   // Until ten seconds after the first start have passed in PostgreSQL's clock.
   ASSERT_TRUE(wait_until(
-      [&] {
-        return conn().value("SELECT now() > $1::timestamptz + interval '10.5 seconds'", {first.c_str()}) == "t";
-      },
+      [&] { return conn().value("SELECT now() > $1::timestamptz + interval '10.5 seconds'", {first.c_str()}) == "t"; },
       60s, 100ms));
   stop_all(workers);
 
-  const long in_ten_seconds = std::stol(conn().value(
-      "SELECT count(*) FROM taskq.jobs WHERE queue_name = $1"
-      " AND started_at >= $2::timestamptz AND started_at < $2::timestamptz + interval '10 seconds'",
-      {queue.c_str(), first.c_str()}));
+  const long in_ten_seconds = std::stol(
+      conn().value("SELECT count(*) FROM taskq.jobs WHERE queue_name = $1"
+                   " AND started_at >= $2::timestamptz AND started_at < $2::timestamptz + interval '10 seconds'",
+                   {queue.c_str(), first.c_str()}));
   EXPECT_GE(in_ten_seconds, 475) << "starts in the first 10 s";
   EXPECT_LE(in_ten_seconds, 525) << "starts in the first 10 s";
   // Every window of one second that begins at a start.
@@ -224,9 +223,7 @@ echo '"done"')");
   ASSERT_TRUE(wait_until([&] { return runs().count(first) == 1; }, 60s)) << "the first job never started";
   const std::string second = enqueue(queue, "{}", ", task => 'second', concurrency_key => 'tenant'");
   ASSERT_TRUE(wait_until(
-      [&] {
-        return conn().value("SELECT flow_state FROM taskq.jobs WHERE id = $1", {second.c_str()}) == "key_held";
-      },
+      [&] { return conn().value("SELECT flow_state FROM taskq.jobs WHERE id = $1", {second.c_str()}) == "key_held"; },
       30s))
       << "the second job of the key was not held back";
   doomed.kill();
@@ -293,14 +290,13 @@ if [ "$TASKQ_TASK" = long ]; then
 fi
 echo '"ok"')");
   const int port = free_tcp_port();
-  WorkerProcess worker(worker_args({{queue, "exec:" + handler}}, {"--metrics-addr", "127.0.0.1:" + std::to_string(port)}));
+  WorkerProcess worker(
+      worker_args({{queue, "exec:" + handler}}, {"--metrics-addr", "127.0.0.1:" + std::to_string(port)}));
   const std::string running = enqueue(queue, "{}", ", task => 'long', concurrency_key => 'k'");
   ASSERT_TRUE(wait_until([&] { return runs().count(running) == 1; }, 60s)) << "the first job never started";
   const std::string waiting = enqueue(queue, "{}", ", task => 'short', concurrency_key => 'k'");
   ASSERT_TRUE(wait_until(
-      [&] {
-        return conn().value("SELECT flow_state FROM taskq.jobs WHERE id = $1", {waiting.c_str()}) == "key_held";
-      },
+      [&] { return conn().value("SELECT flow_state FROM taskq.jobs WHERE id = $1", {waiting.c_str()}) == "key_held"; },
       30s));
   // A duplicate (or a message of a third party) for the held job reaches
   // the worker: the start is refused, the delivery acked and counted.
