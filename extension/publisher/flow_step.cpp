@@ -37,7 +37,10 @@ void run_flow_step(PublisherState& st, bool sweep) {
   // point raises the flag again and gets a step of its own.
   const bool asked = take_flow_changed();
   const bool due = st.next_flow_at != 0 && GetCurrentTimestamp() >= st.next_flow_at;
+  // A sweep that did not get through every key goes on in the next round.
+  sweep = sweep || st.flow_sweep_pending;
   if (st.flow_known && !asked && !due && !sweep) return;
+  bool sweep_again = false;
 
   begin_transaction("taskq publisher: flow control");
   TimestampTz next = 0;
@@ -46,19 +49,24 @@ void run_flow_step(PublisherState& st, bool sweep) {
   if (lock_outbox() && step_exists()) {
     Oid argtypes[1] = {BOOLOID};
     Datum args[1] = {BoolGetDatum(sweep)};
-    if (SPI_execute_with_args("SELECT taskq._flow_step($1)", 1, argtypes, args, nullptr, false, 1) == SPI_OK_SELECT &&
+    if (SPI_execute_with_args("SELECT next_at, sweep_again FROM taskq._flow_step($1)", 1, argtypes, args, nullptr,
+                              false, 1) == SPI_OK_SELECT &&
         SPI_processed == 1) {
       bool isnull;
       const Datum when = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
       if (!isnull) next = DatumGetTimestampTz(when);
+      const Datum again = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+      sweep_again = !isnull && DatumGetBool(again);
     }
   }
   finish_transaction();
   st.next_flow_at = next;
   st.flow_known = true;
+  st.flow_sweep_pending = sweep_again;
 }
 
 long milliseconds_until_flow_step(const PublisherState& st) {
+  if (st.flow_sweep_pending) return 0;
   if (st.next_flow_at == 0) return LONG_MAX;
   return TimestampDifferenceMilliseconds(GetCurrentTimestamp(), st.next_flow_at);
 }

@@ -11,7 +11,8 @@
 namespace taskq::publisher {
 
 // Runs the flow step if it is asked for or due; cheap (no query) otherwise.
-// sweep: also the maintenance safety net (fill every key's free slots).
+// sweep: also the maintenance safety net (fill every key's free slots), which
+// goes on in the next rounds while it has more keys to look at.
 void run_flow_step(PublisherState& st, bool sweep);
 
 // Milliseconds until the flow step is due; LONG_MAX if it is not timed.

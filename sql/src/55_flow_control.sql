@@ -408,9 +408,11 @@ $$;
 --    jobs: a safety net behind the releases above.
 -- Keys are locked in lock order within each of 1, 3 and 4, and a call does
 -- only one of them (the next call, at once, does the rest), so that it
--- never takes a key after a higher one. Returns when it should run again
--- (NULL: only when asked).
-CREATE FUNCTION taskq._flow_gate(sweep boolean) RETURNS timestamptz
+-- never takes a key after a higher one; and at most 500 keys, so that the
+-- advisory locks it holds until commit stay well inside PostgreSQL's lock
+-- table. Returns when it should run again (NULL: only when asked) and
+-- whether the sweep has more to do (the publisher then sweeps again).
+CREATE FUNCTION taskq._flow_gate(sweep boolean, OUT next_at timestamptz, OUT sweep_again boolean)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 DECLARE
   limited text[] := ARRAY(SELECT q.queue_name FROM taskq.queues q
@@ -419,7 +421,7 @@ DECLARE
   next_run timestamptz;
   aside_ids bigint[];
   aside jsonb;
-  keys_locked boolean := false;
+  keys_locked int := 0;
   free int;
   taken int;
   fk record;
@@ -429,8 +431,9 @@ DECLARE
   in_flight int;
   lease_due timestamptz;
 BEGIN
+  sweep_again := false;
   IF cardinality(limited) = 0 THEN
-    RETURN NULL;
+    RETURN;
   END IF;
 
   -- 1. Rows set aside by the claim.
@@ -488,7 +491,10 @@ BEGIN
       GROUP BY f.q, f.k
       ORDER BY taskq._key_lock_id(f.q, f.k)
     LOOP
-      keys_locked := true;
+      IF keys_locked = 500 THEN
+        EXIT;  -- the rows of the other keys stay aside for the next call
+      END IF;
+      keys_locked := keys_locked + 1;
       PERFORM taskq._lock_key(fk.queue_name, fk.concurrency_key);
       free := fk.concurrency_limit - taskq._key_slots_taken(fk.queue_name, fk.concurrency_key);
       IF EXISTS (SELECT 1 FROM taskq.jobs h
@@ -519,17 +525,28 @@ BEGIN
     END LOOP;
   END IF;
 
-  IF keys_locked THEN
+  IF keys_locked > 0 THEN
     next_run := now();  -- 3 and 4 in the next call
+    sweep_again := sweep;
   ELSIF sweep THEN
-    -- 4. The safety net: every key with held jobs gets what is free.
+    -- 4. The safety net: every key with held jobs and a free slot gets it.
+    -- Only keys that look free (counted without their lock) are locked and
+    -- counted again: normally none, since the slots of a key with held jobs
+    -- are all taken.
     FOR fk IN
       SELECT s.queue_name, s.concurrency_key
-      FROM (SELECT qq.queue_name, hk.concurrency_key
+      FROM (SELECT qq.queue_name, hk.concurrency_key, qq.concurrency_limit
             FROM taskq.queues qq, LATERAL taskq._held_keys(qq.queue_name) hk(concurrency_key)
             WHERE qq.queue_name = ANY (limited) AND qq.concurrency_limit IS NOT NULL) s
+      WHERE taskq._key_slots_taken(s.queue_name, s.concurrency_key) < s.concurrency_limit
       ORDER BY taskq._key_lock_id(s.queue_name, s.concurrency_key)
+      LIMIT 501
     LOOP
+      IF keys_locked = 500 THEN
+        sweep_again := true;  -- more in the next call
+        EXIT;
+      END IF;
+      keys_locked := keys_locked + 1;
       PERFORM taskq._release_slots(fk.queue_name, fk.concurrency_key);
     END LOOP;
     next_run := now();  -- 3 in the next call
@@ -586,24 +603,25 @@ BEGIN
       next_run := least(coalesce(next_run, 'infinity'), fr.next_at);
     END IF;
   END LOOP;
-  RETURN next_run;
+  next_at := next_run;
 END;
 $$;
 
 -- What the publisher calls: _flow_gate, whose failure (a bug, a deadlock
 -- with a worker's transaction) must not stop the publishing of every other
 -- queue: it is rolled back alone, logged, and tried again a second later.
-CREATE FUNCTION taskq._flow_step(sweep boolean DEFAULT false) RETURNS timestamptz
+CREATE FUNCTION taskq._flow_step(sweep boolean DEFAULT false, OUT next_at timestamptz, OUT sweep_again boolean)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  RETURN taskq._flow_gate(sweep);
+  SELECT g.next_at, g.sweep_again INTO next_at, sweep_again FROM taskq._flow_gate(sweep) g;
 EXCEPTION WHEN OTHERS THEN
   RAISE WARNING 'taskq: the flow control step failed (trying again in a second): % (SQLSTATE %)', SQLERRM, SQLSTATE;
-  RETURN now() + interval '1 second';
+  next_at := now() + interval '1 second';
+  sweep_again := sweep;
 END;
 $$;
 COMMENT ON FUNCTION taskq._flow_step(boolean) IS
-  'internal (publisher): admits or parks jobs set aside for flow limits, paces out rate-held jobs, rescues expired leases holding slots; returns when to run again';
+  'internal (publisher): admits or parks jobs set aside for flow limits, paces out rate-held jobs, rescues expired leases holding slots; returns when to run again and whether the sweep has more to do';
 
 -- After alter_queue or remove_queue_limit changed a queue's limits: what
 -- the new limits allow goes now. Held jobs of a limit that is gone are
@@ -656,9 +674,13 @@ BEGIN
       AND (j.status = 'running' OR (j.status = 'pending' AND j.flow_state IN ('admitted', 'rate_held')))
       AND j.flow_state = 'admitted';
   ELSE
+    -- At most 1,000 keys here (each one's lock is held until commit);
+    -- the maintenance sweep fills the new slots of any more.
     FOR k IN
       SELECT h.concurrency_key FROM taskq._held_keys(q.queue_name) h(concurrency_key)
+      WHERE taskq._key_slots_taken(q.queue_name, h.concurrency_key) < q.concurrency_limit
       ORDER BY taskq._key_lock_id(q.queue_name, h.concurrency_key)
+      LIMIT 1000
     LOOP
       PERFORM taskq._release_slots(q.queue_name, k.concurrency_key);
     END LOOP;

@@ -109,7 +109,7 @@ SELECT taskq.enqueue('c', '{"n": 7}') AS u1 \gset
 SELECT results_eq($$SELECT job_id FROM taskq._outbox_claim(100)$$, ARRAY[:'u1'::uuid],
                   'the claim publishes only the job without a key');
 SELECT is((SELECT count(*) FROM taskq.outbox WHERE held), 6::bigint, 'and sets the keyed ones aside');
-SELECT is(taskq._flow_step(), now(), 'the flow step wants to run again at once after locking keys');
+SELECT is((taskq._flow_step()).next_at, now(), 'the flow step wants to run again at once after locking keys');
 SELECT results_eq($$SELECT id FROM taskq.jobs WHERE queue_name = 'c' AND flow_state = 'admitted' ORDER BY id$$,
                   ARRAY[:'a2'::uuid, :'a5'::uuid, :'b1'::uuid], 'admitted: the highest priorities of each key');
 SELECT results_eq($$SELECT id FROM taskq.jobs WHERE queue_name = 'c' AND flow_state = 'key_held' ORDER BY id$$,
@@ -118,7 +118,7 @@ SELECT is((SELECT held FROM taskq.queue_stats WHERE queue_name = 'c'), 3::bigint
 SELECT is((SELECT count(*) FROM taskq.outbox o JOIN taskq.jobs j ON j.id = o.job_id WHERE j.flow_state = 'key_held'),
           0::bigint, 'held jobs have no outbox row');
 SELECT is(pg_temp.publish(), 4, 'the claim publishes the admitted jobs (and the unkeyed one)');
-SELECT is(taskq._flow_step(), NULL, 'nothing timed while no slot is running');
+SELECT is((taskq._flow_step()).next_at, NULL, 'nothing timed while no slot is running');
 
 -- A third-party consumer starting a held job while the slots are taken by
 -- admitted jobs: it may (the limit counts running jobs), and the limit holds.
@@ -159,7 +159,7 @@ SELECT results_eq($$SELECT id FROM taskq.jobs WHERE flow_state = 'admitted'$$, A
                   'its slot went to a4');
 SELECT results_eq($$SELECT job_id FROM taskq._outbox_claim(100) ORDER BY job_id$$, ARRAY[:'a4'::uuid],
                   'the retry of a5 is set aside by the claim');
-SELECT is(taskq._flow_step(), now(), 'flow step');
+SELECT is((taskq._flow_step()).next_at, now(), 'flow step');
 SELECT is((SELECT flow_state FROM taskq.jobs WHERE id = :'a5'), 'key_held', 'the retry of a5 waits for a slot');
 SELECT is((SELECT count(*) FROM taskq.start(:'a4', 1, 'w')), 1::bigint, 'a4 starts');
 -- cancel of an admitted job frees its slot; cancel of a running one does not (yet).
@@ -174,19 +174,19 @@ SELECT is((SELECT flow_state FROM taskq.jobs WHERE id = :'a5'), NULL, 'a cancell
 SELECT is((SELECT count(*) FROM taskq.start(:'a3', 1, 'w')), 1::bigint, 'a3 starts');
 SELECT taskq.enqueue('c', '{"n": 8}', concurrency_key => 'a') AS a6 \gset
 SELECT is(pg_temp.publish(), 0, 'a6 set aside');
-SELECT is(taskq._flow_step(), now(), 'flow step');
+SELECT is((taskq._flow_step()).next_at, now(), 'flow step');
 SELECT is((SELECT flow_state FROM taskq.jobs WHERE id = :'a6'), 'key_held', 'a6 waits');
 UPDATE taskq.jobs SET lease_expires_at = now() - interval '1 second' WHERE id = :'a3';
-SELECT is(taskq._flow_step(), now(), 'the flow step rescues an expired lease holding a slot that a held job waits for');
+SELECT is((taskq._flow_step()).next_at, now(), 'the flow step rescues an expired lease holding a slot that a held job waits for');
 SELECT is((SELECT status::text FROM taskq.jobs WHERE id = :'a3'), 'pending', 'a3 was rescued');
 SELECT is((SELECT flow_state FROM taskq.jobs WHERE id = :'a6'), 'admitted', 'and its slot went to a6');
-SELECT is(taskq._flow_step(), NULL, 'nothing timed once no job waits');
+SELECT is((taskq._flow_step()).next_at, NULL, 'nothing timed once no job waits');
 -- _complete_batch and _give_back free slots too.
 SELECT is((SELECT count(*) FROM taskq.start(:'a6', 1, 'w')), 1::bigint, 'a6 starts');
 SELECT taskq.enqueue('c', '{"n": 9}', concurrency_key => 'a') AS a7 \gset
 SELECT taskq.enqueue('c', '{"n": 10}', concurrency_key => 'a') AS a8 \gset
 SELECT is(pg_temp.publish(), 0, 'the retry of a3, a7 and a8 are set aside');
-SELECT is(taskq._flow_step(), now(), 'flow step');
+SELECT is((taskq._flow_step()).next_at, now(), 'flow step');
 SELECT results_eq($$SELECT flow_state, count(*) FROM taskq.jobs WHERE id IN ('$$ || :'a3' || $$', '$$ || :'a7' || $$', '$$
                     || :'a8' || $$') GROUP BY 1$$, $$VALUES ('key_held', 3::bigint)$$, 'a3, a7 and a8 wait');
 SELECT is((SELECT count(*) FROM taskq._complete_batch(jsonb_build_array(jsonb_build_object('id', :'a4', 'attempt', 1)))),
@@ -198,7 +198,7 @@ SELECT is(taskq._key_slots_taken('c', 'a'), 2, 'two slots of key a are taken');
 
 -- The reconciler leaves held jobs alone (they have no message on purpose).
 SELECT is(pg_temp.publish(), 2, 'a3, a7 published; the given back a6 set aside');
-SELECT is(taskq._flow_step(), now(), 'flow step');
+SELECT is((taskq._flow_step()).next_at, now(), 'flow step');
 SELECT is((SELECT flow_state FROM taskq.jobs WHERE id = :'a6'), 'key_held', 'a6 waits behind a8');
 UPDATE taskq.jobs SET created_at = created_at - interval '1 hour', published_at = published_at - interval '1 hour',
                       run_at = run_at - interval '1 hour' WHERE queue_name = 'c';
@@ -209,7 +209,7 @@ SELECT is((SELECT count(*) FROM taskq.outbox o JOIN taskq.jobs j ON j.id = o.job
 
 -- alter_queue: a higher limit releases held jobs at once; remove_queue_limit all of them.
 SELECT is(pg_temp.publish(), 3, 'republished');
-SELECT ok(taskq._flow_step() > now() + interval '50 seconds',
+SELECT ok((taskq._flow_step()).next_at > now() + interval '50 seconds',
           'timed: when the lease of a running job of the queue (b1) runs out');
 SELECT is((SELECT count(*) FROM taskq.jobs WHERE queue_name = 'c' AND flow_state = 'key_held'), 2::bigint,
           'two held (a6, a8)');
@@ -233,7 +233,7 @@ SELECT pg_temp.publish() IS NOT NULL AS drained \gset
 SELECT lives_ok($$SELECT taskq.create_queue('rr', concurrency_limit => 1)$$, 'queue rr');
 SELECT taskq.enqueue('rr', '{}', concurrency_key => 'k') AS rr1 \gset
 SELECT is(pg_temp.publish(), 0, 'set aside');
-SELECT is(taskq._flow_step(), now(), 'admitted');
+SELECT is((taskq._flow_step()).next_at, now(), 'admitted');
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT throws_ok($$SELECT taskq.start('$$ || :'rr1' || $$', 1, 'w')$$, '0A000', NULL,
                  'a limited start in REPEATABLE READ is refused');
@@ -291,20 +291,20 @@ DELETE FROM taskq.rate_windows WHERE queue_name IN ('rt', 'rs', 'rb', 'rc', 'rp'
 SELECT pg_temp.publish() IS NOT NULL AS drained \gset
 SELECT taskq.enqueue('r', jsonb_build_object('n', g), priority => CASE WHEN g = 6 THEN 9 ELSE 0 END) FROM generate_series(1, 6) g \gset
 SELECT is(pg_temp.publish(), 0, 'all set aside');
-SELECT ok(taskq._flow_step() > clock_timestamp(), 'the flow step wants to run when the next may go');
+SELECT ok((taskq._flow_step()).next_at > clock_timestamp(), 'the flow step wants to run when the next may go');
 SELECT is((SELECT count(*) FROM taskq.jobs WHERE queue_name = 'r' AND flow_state = 'admitted'), 1::bigint,
           'one admitted');
 SELECT is((SELECT (payload->>'n')::int FROM taskq.jobs WHERE queue_name = 'r' AND flow_state = 'admitted'), 6,
           'the one of priority 9');
 SELECT is((SELECT held FROM taskq.queue_stats WHERE queue_name = 'r'), 5::bigint, 'five held');
 SELECT is(pg_temp.publish(), 1, 'published');
-SELECT ok(taskq._flow_step() > clock_timestamp(), 'flow step');
+SELECT ok((taskq._flow_step()).next_at > clock_timestamp(), 'flow step');
 SELECT is((SELECT count(*) FROM taskq.jobs WHERE queue_name = 'r' AND flow_state = 'admitted'), 1::bigint,
           'no more in flight than the burst (one here) while the first has not started');
 SELECT is((SELECT count(*) FROM taskq.start(id, 1, 'w')), 1::bigint, 'a start within the rate')
 FROM taskq.jobs WHERE queue_name = 'r' AND flow_state = 'admitted';
 SELECT pg_sleep(0.7);
-SELECT ok(taskq._flow_step() > clock_timestamp(), 'flow step');
+SELECT ok((taskq._flow_step()).next_at > clock_timestamp(), 'flow step');
 SELECT is((SELECT count(*) FROM taskq.jobs WHERE queue_name = 'r' AND flow_state = 'admitted'), 1::bigint,
           'a period / limit later, the next');
 SELECT is(pg_temp.publish(), 1, 'published');
@@ -328,8 +328,8 @@ SELECT lives_ok($$SELECT taskq.create_queue('both', rate_limit => 1000, concurre
 SELECT taskq.enqueue('both', '{}', concurrency_key => 'k') AS bo1 \gset
 SELECT taskq.enqueue('both', '{}', concurrency_key => 'k') AS bo2 \gset
 SELECT is(pg_temp.publish(), 0, 'set aside');
-SELECT is(taskq._flow_step(), now(), 'flow step: keys');
-SELECT is(taskq._flow_step(), NULL, 'flow step: pacing');
+SELECT is((taskq._flow_step()).next_at, now(), 'flow step: keys');
+SELECT is((taskq._flow_step()).next_at, NULL, 'flow step: pacing');
 SELECT results_eq($$SELECT flow_state FROM taskq.jobs WHERE queue_name = 'both' ORDER BY id$$,
                   $$VALUES ('admitted'), ('key_held')$$, 'one has the slot and was paced out, one waits');
 SELECT is(pg_temp.publish(), 1, 'published');
@@ -339,19 +339,28 @@ SELECT is((SELECT flow_state FROM taskq.jobs WHERE id = :'bo2'), 'rate_held', 't
 
 -- Paused queues: nothing is paced out; resume asks for the flow step.
 SELECT lives_ok($$SELECT taskq.pause_queue('both')$$, 'pause');
-SELECT is(taskq._flow_step(), NULL, 'a paused queue is left alone');
+SELECT is((taskq._flow_step()).next_at, NULL, 'a paused queue is left alone');
 SELECT is((SELECT flow_state FROM taskq.jobs WHERE id = :'bo2'), 'rate_held', 'still held');
 SELECT lives_ok($$SELECT taskq.resume_queue('both')$$, 'resume');
-SELECT is(taskq._flow_step(), NULL, 'flow step');
+SELECT is((taskq._flow_step()).next_at, NULL, 'flow step');
 SELECT is((SELECT flow_state FROM taskq.jobs WHERE id = :'bo2'), 'admitted', 'paced out after the resume');
 
 -- The sweep fills slots a release missed (here: taken away by hand).
 SELECT lives_ok($$SELECT taskq.create_queue('sw', concurrency_limit => 1)$$, 'queue sw');
 INSERT INTO taskq.jobs (id, queue_name, payload, max_attempts, attempt_budget, run_at, concurrency_key, flow_state)
 VALUES (taskq._uuid_v7(), 'sw', '{}', 1, 1, now(), 'k', 'key_held');
-SELECT is(taskq._flow_step(), NULL, 'without the sweep nothing happens');
-SELECT is(taskq._flow_step(sweep => true), now(), 'the sweep');
+SELECT is((taskq._flow_step()).next_at, NULL, 'without the sweep nothing happens');
+SELECT is((taskq._flow_step(sweep => true)).next_at, now(), 'the sweep');
 SELECT is((SELECT flow_state FROM taskq.jobs WHERE queue_name = 'sw'), 'admitted', 'released the stranded job');
+-- At most 500 keys per call: the lock table stays small; the sweep goes on.
+INSERT INTO taskq.jobs (id, queue_name, payload, max_attempts, attempt_budget, run_at, concurrency_key, flow_state)
+SELECT taskq._uuid_v7(), 'sw', '{}', 1, 1, now(), 'k' || g, 'key_held' FROM generate_series(1, 501) g;
+SELECT results_eq($$SELECT sweep_again FROM taskq._flow_step(sweep => true)$$, ARRAY[true], 'a sweep of 501 keys: more to do');
+SELECT is((SELECT count(*) FROM taskq.jobs WHERE queue_name = 'sw' AND flow_state = 'key_held'), 1::bigint,
+          '500 keys released');
+SELECT results_eq($$SELECT sweep_again FROM taskq._flow_step(sweep => true)$$, ARRAY[false], 'then the last one');
+SELECT is((SELECT count(*) FROM taskq.jobs WHERE queue_name = 'sw' AND flow_state = 'key_held'), 0::bigint,
+          'all released');
 
 -- drop_queue takes the window rows with it.
 SELECT lives_ok($$SELECT taskq.create_queue('gone', rate_limit => 5)$$, 'queue gone');
