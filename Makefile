@@ -9,6 +9,8 @@
 #                           and RabbitMQ, run every test, stop them
 #   make demo               the same set-up, then a worked example
 #   make bench              the benchmark (RESULT lines)
+#   make soak               the chaos harness, long form: SOAK_MINUTES (default
+#                           20) of mixed faults, then the promise checked
 #   make bench-peers        taskq beside graphile-worker and pg-boss in the shared
 #                           peer benchmark (ARGS='--quick' etc. go to run-peers.sh)
 
@@ -72,7 +74,7 @@ $(DATA_built): $(SQL_SOURCES) taskq.control
 CMAKE_BUILD_TYPE ?= RelWithDebInfo
 CMAKE_FLAGS ?=
 
-.PHONY: worker test demo bench bench-build bench-peers deps format format-check
+.PHONY: worker test demo soak bench bench-build bench-peers deps format format-check
 build/CMakeCache.txt:
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=$(CMAKE_BUILD_TYPE) -DTASKQ_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF) $(CMAKE_FLAGS) >/dev/null
 
@@ -95,6 +97,15 @@ demo:
 	$(MAKE) install >/dev/null
 	$(MAKE) worker
 	scripts/test-env run scripts/demo
+
+SOAK_MINUTES ?= 20
+soak:
+	scripts/install-deps
+	$(MAKE) WERROR=1
+	$(MAKE) install >/dev/null
+	$(MAKE) WERROR=1 worker
+	scripts/test-env run env SOAK_MINUTES=$(SOAK_MINUTES) \
+	  ctest --test-dir build -R '^faults\.' --output-on-failure --timeout $$(( $(SOAK_MINUTES) * 60 + 1200 ))
 
 # What both benchmarks run on: the extension installed, the worker in Release.
 bench-build:

@@ -1,4 +1,4 @@
-// Wakes the publisher when a transaction that wrote outbox rows, or changed
+// Wakes the database's publisher when a transaction that wrote outbox rows, or changed
 // taskq.schedules, commits.
 //
 // taskq._wake_publisher_at_commit() is called by every SQL function that
@@ -9,20 +9,40 @@
 // rolled-back savepoint can cause one spurious wake-up, which is harmless.
 //
 // taskq._schedules_changed_at_commit() (schedule, unschedule, drop_queue)
-// does the same and also raises taskq_shared->schedules_changed, so that
+// does the same and also raises the slot's schedules_changed, so that
 // the publisher, which otherwise sleeps until the next tick it knows of,
 // looks at the schedules again.
 //
 // taskq._flow_changed_at_commit() (flow control: rows set aside for a
-// limit, a start held back, limits changed) raises
-// taskq_shared->flow_changed the same way: the publisher then runs
-// taskq._flow_step() before it would otherwise.
+// limit, a start held back, limits changed) raises the slot's
+// flow_changed the same way: the publisher then runs taskq._flow_step()
+// before it would otherwise.
 #include "pg_includes.hpp"
 #include "shared_state.hpp"
 
 static bool wake_at_commit = false;
 static bool schedules_changed = false;
 static bool flow_changed = false;
+// The slot of this database's publisher (see shared_state.hpp), looked up
+// at the first commit that needs it and checked at every later one: a
+// publisher that restarts keeps its slot.
+static int my_publisher_slot = -1;
+
+// The latch of this database's publisher, or NULL; raises its
+// schedules_changed and flow_changed flags when asked. Called with the
+// spinlock held.
+static Latch* publisher_latch_locked(bool raise_schedules_changed, bool raise_flow_changed) {
+  if (my_publisher_slot < 0 || taskq_shared->slots[my_publisher_slot].database != MyDatabaseId) {
+    my_publisher_slot = -1;
+    for (int i = 0; i < kTaskqMaxPublishers && my_publisher_slot < 0; i++)
+      if (taskq_shared->slots[i].database == MyDatabaseId) my_publisher_slot = i;
+    if (my_publisher_slot < 0) return nullptr;  // no publisher serves this database (yet)
+  }
+  TaskqPublisherSlot& slot = taskq_shared->slots[my_publisher_slot];
+  if (raise_schedules_changed) slot.schedules_changed = true;
+  if (raise_flow_changed) slot.flow_changed = true;
+  return slot.latch;
+}
 
 static void taskq_xact_callback(XactEvent event, void*) {
   switch (event) {
@@ -30,9 +50,7 @@ static void taskq_xact_callback(XactEvent event, void*) {
     case XACT_EVENT_PARALLEL_COMMIT:
       if ((wake_at_commit || schedules_changed || flow_changed) && taskq_shared != nullptr) {
         SpinLockAcquire(&taskq_shared->mutex);
-        Latch* latch = taskq_shared->publisher_latch;
-        if (schedules_changed) taskq_shared->schedules_changed = true;
-        if (flow_changed) taskq_shared->flow_changed = true;
+        Latch* latch = publisher_latch_locked(schedules_changed, flow_changed);
         SpinLockRelease(&taskq_shared->mutex);
         if (latch != nullptr) SetLatch(latch);
       }

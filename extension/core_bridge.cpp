@@ -14,6 +14,7 @@
 #include "core/amqp_error.hpp"
 #include "core/backoff.hpp"
 #include "core/broker_password_file.hpp"
+#include "core/broker_nodes.hpp"
 #include "core/broker_url.hpp"
 #include "core/confirmed_publisher.hpp"
 #include "core/cron_schedule.hpp"
@@ -86,7 +87,7 @@ extern "C" long taskq_bridge_backoff_ms(unsigned attempt) noexcept {
 }
 
 extern "C" bool taskq_bridge_redact_url(const char* url, char* out, size_t outlen, char* err, size_t errlen) noexcept {
-  return guarded(err, errlen, [&] { copy_error(out, outlen, taskq::BrokerUrl::parse(url).redacted().c_str()); });
+  return guarded(err, errlen, [&] { copy_error(out, outlen, taskq::BrokerNodes::parse(url).redacted().c_str()); });
 }
 
 // The core says "out of memory" for an allocation failure; every other
@@ -125,21 +126,37 @@ extern "C" int taskq_bridge_cron_ticks(const char* expression, size_t expression
 }
 
 extern "C" taskq_publisher* taskq_pub_connect(const char* url, const char* password_file, const char* exchange,
-                                              const char* connection_name, char* err, size_t errlen) noexcept {
+                                              const char* connection_name, size_t* node, char* node_url,
+                                              size_t node_urllen, char* err, size_t errlen) noexcept {
   taskq_publisher* pub = nullptr;
   guarded(err, errlen, [&] {
     taskq::ConnectOptions options;
     options.connection_name = connection_name;
     options.send_timeout_ms = 3000;
-    taskq::BrokerUrl broker = taskq::BrokerUrl::parse(url);
+    taskq::BrokerNodes nodes = taskq::BrokerNodes::parse(url);
     const std::string file = password_file != nullptr ? password_file : "";
-    const bool from_file = taskq::apply_broker_password_file(broker, file);
-    pub = new taskq_publisher{taskq::ConfirmedPublisher(broker, exchange, options),
-                              {},
-                              from_file ? file : "",
-                              std::hash<std::string>{}(broker.password)};
+    bool from_file = false;
+    for (auto& each : nodes.nodes()) from_file = taskq::apply_broker_password_file(each, file) || from_file;
+    nodes.start_at(*node);
+    try {
+      pub = nodes.connect_any<taskq_publisher*>([&](const taskq::BrokerUrl& each) {
+        return new taskq_publisher{taskq::ConfirmedPublisher(each, exchange, options),
+                                   {},
+                                   from_file ? file : "",
+                                   std::hash<std::string>{}(each.password)};
+      });
+    } catch (...) {
+      *node = nodes.current_index();
+      throw;
+    }
+    *node = nodes.current_index();
+    copy_error(node_url, node_urllen, nodes.current().redacted().c_str());
   });
   return pub;
+}
+
+extern "C" uint64_t taskq_pub_nacks_in_a_row(const taskq_publisher* pub) noexcept {
+  return pub->publisher.nacks_in_a_row();
 }
 
 extern "C" int taskq_pub_password_file_changed(const taskq_publisher* pub, char* err, size_t errlen) noexcept {

@@ -23,7 +23,8 @@ bool taskq_bridge_next_uuid(uint8_t out[16], char* err, size_t errlen) noexcept;
  * capped exponential backoff with jitter. */
 long taskq_bridge_backoff_ms(unsigned attempt) noexcept;
 
-/* Validates a broker URL and writes its password-free form. */
+/* Validates a broker URL (or a comma-separated list of them) and writes
+ * its password-free form. */
 bool taskq_bridge_redact_url(const char* url, char* out, size_t outlen, char* err, size_t errlen) noexcept;
 
 /* --- schedules --------------------------------------------------------- */
@@ -72,10 +73,17 @@ enum taskq_pub_status {
 };
 
 /* Connects in confirm mode and declares the exchange; NULL on failure.
- * password_file (NULL or "": none) gives the password of a URL without one
- * (see broker_password_file.hpp); it is read now, on every connect. */
+ * url is one amqp:// URL or a comma-separated list of a cluster's nodes
+ * (see broker_nodes.hpp): they are tried in turn from *node on, and *node
+ * becomes the one connected to (or, on failure, the one to try first next
+ * time); node_url gets its password-free URL. password_file (NULL or "":
+ * none) gives the password of URLs without one (see
+ * broker_password_file.hpp); it is read now, on every connect. */
 taskq_publisher* taskq_pub_connect(const char* url, const char* password_file, const char* exchange,
-                                   const char* connection_name, char* err, size_t errlen) noexcept;
+                                   const char* connection_name, size_t* node, char* node_url, size_t node_urllen,
+                                   char* err, size_t errlen) noexcept;
+/* basic.nacks since the broker last acked a publish on this connection. */
+uint64_t taskq_pub_nacks_in_a_row(const taskq_publisher* pub) noexcept;
 /* Whether the password file this connection logged in with now holds
  * another password: 1 yes, 0 no (or no file was used), -1 the file cannot
  * be read now (err says why, never with the password). */

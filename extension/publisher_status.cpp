@@ -25,15 +25,22 @@ extern "C" Datum taskq_publisher_status(PG_FUNCTION_ARGS) {
     ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("taskq.publisher_status must return a record")));
   desc = BlessTupleDesc(desc);
 
+  // The publisher of the current database: each database of taskq.database
+  // has its own, and sees only its own.
   TaskqPublisherStatus status;
-  bool preloaded = taskq_shared != nullptr;
-  if (preloaded) {
-    SpinLockAcquire(&taskq_shared->mutex);
-    status = taskq_shared->status;
-    SpinLockRelease(&taskq_shared->mutex);
-  } else {
-    memset(&status, 0, sizeof(status));
+  memset(&status, 0, sizeof(status));
+  if (taskq_shared == nullptr) {
     strlcpy(status.state, "not preloaded (add taskq to shared_preload_libraries)", sizeof(status.state));
+  } else {
+    bool found = false;
+    SpinLockAcquire(&taskq_shared->mutex);
+    for (int i = 0; i < kTaskqMaxPublishers && !found; i++) {
+      if (taskq_shared->slots[i].database != MyDatabaseId) continue;
+      status = taskq_shared->slots[i].status;
+      found = true;
+    }
+    SpinLockRelease(&taskq_shared->mutex);
+    if (!found) strlcpy(status.state, "not running (is this database in taskq.database?)", sizeof(status.state));
   }
 
   Datum values[15];

@@ -3,6 +3,11 @@
 #include "settings.hpp"
 
 #include "pg_includes.hpp"
+#include "shared_state.hpp"
+
+extern "C" {
+#include "utils/guc.h"
+}
 
 extern "C" {
 char* taskq_database = nullptr;
@@ -15,12 +20,76 @@ int taskq_maintenance_interval_s = 30;
 int taskq_reconcile_after_s = 300;
 }
 
+namespace {
+
+// Finds entry `index` of a taskq.database list: its start and length
+// without the blanks around it; false past the end.
+bool find_entry(const char* list, int index, const char** start, size_t* len) {
+  const char* p = list;
+  for (int i = 0;; i++) {
+    const char* comma = strchr(p, ',');
+    const char* end = comma != nullptr ? comma : p + strlen(p);
+    if (i == index) {
+      while (p < end && isspace(static_cast<unsigned char>(*p))) p++;
+      while (end > p && isspace(static_cast<unsigned char>(end[-1]))) end--;
+      *start = p;
+      *len = static_cast<size_t>(end - p);
+      return true;
+    }
+    if (comma == nullptr) return false;
+    p = comma + 1;
+  }
+}
+
+int count_entries(const char* list) {
+  int n = 1;
+  for (const char* p = list; *p != '\0'; p++) n += *p == ',' ? 1 : 0;
+  return n;
+}
+
+bool check_database(char** newval, void** extra, GucSource source) {
+  const char* list = *newval != nullptr ? *newval : "";
+  const int n = count_entries(list);
+  if (n > kTaskqMaxPublishers) {
+    GUC_check_errdetail("taskq.database lists %d databases; at most %d are served.", n, kTaskqMaxPublishers);
+    return false;
+  }
+  for (int i = 0; i < n; i++) {
+    const char* start;
+    size_t len;
+    find_entry(list, i, &start, &len);
+    if (len == 0) {
+      GUC_check_errdetail("Database %d of %d in taskq.database is empty.", i + 1, n);
+      return false;
+    }
+    if (len >= NAMEDATALEN) {
+      GUC_check_errdetail("Database %d of %d in taskq.database is longer than %d bytes.", i + 1, n, NAMEDATALEN - 1);
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+int taskq_database_count(void) { return count_entries(taskq_database != nullptr ? taskq_database : ""); }
+
+bool taskq_database_entry(int index, char* out, size_t outlen) {
+  const char* start;
+  size_t len;
+  if (taskq_database == nullptr || !find_entry(taskq_database, index, &start, &len)) return false;
+  snprintf(out, outlen, "%.*s", static_cast<int>(len), start);
+  return true;
+}
+
 void taskq_define_settings(void) {
-  // Reloadable: on a change the publisher exits and is started again by the
-  // postmaster, connected to the new database.
-  DefineCustomStringVariable("taskq.database", "Database the taskq background worker connects to.",
-                             "The extension must be created in this database.", &taskq_database, "postgres", PGC_SIGHUP,
-                             0, nullptr, nullptr, nullptr);
+  // Reloadable: a publisher whose entry changed exits and is started again
+  // by the postmaster, connected to the new database. The number of
+  // publishers is fixed at server start (static background workers): more
+  // entries after a reload wait for the next restart.
+  DefineCustomStringVariable("taskq.database", "Databases the taskq publisher serves, comma-separated.",
+                             "One publisher per database; the extension must be created in each.", &taskq_database,
+                             "postgres", PGC_SIGHUP, 0, check_database, nullptr, nullptr);
   // Superuser-only: the URL may carry the broker password. PostgreSQL still
   // logs its new value on reload, hence taskq.broker_password_file.
   DefineCustomStringVariable("taskq.broker_url",

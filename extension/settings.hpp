@@ -1,6 +1,8 @@
 // GUC settings of taskq (names and meaning: docs/settings.md).
 #pragma once
 
+#include <stddef.h>
+
 extern "C" {
 extern char* taskq_database;              // database the background worker serves
 extern char* taskq_broker_url;            // amqp://user:pass@host:port/vhost
@@ -13,3 +15,9 @@ extern int taskq_reconcile_after_s;       // a published, unstarted job older th
 }
 
 void taskq_define_settings(void);
+
+// taskq.database is a comma-separated list of databases, one publisher
+// each; blanks around a name are ignored, case is kept. How many there are,
+// and the index-th one (0-based) copied into out (false past the end).
+int taskq_database_count(void);
+bool taskq_database_entry(int index, char* out, size_t outlen);

@@ -1,5 +1,6 @@
-// Shared memory of taskq: where committing backends find the publisher's
-// latch, and the publisher's status for taskq.publisher_status(). Exists
+// Shared memory of taskq: where committing backends find their database's
+// publisher's latch, and each publisher's status for
+// taskq.publisher_status(). Exists
 // only when taskq is in shared_preload_libraries; otherwise taskq_shared is
 // NULL.
 #pragma once
@@ -24,14 +25,27 @@ struct TaskqPublisherStatus {
   uint64 reconciled;  // lost messages published again
 };
 
-struct TaskqSharedState {
-  slock_t mutex;           // guards every field below
-  Latch* publisher_latch;  // NULL while no publisher runs
+// One publisher per database of taskq.database, each in its own slot: slot
+// i belongs to the background worker started for the list's i-th entry.
+constexpr int kTaskqMaxPublishers = 16;
+
+struct TaskqPublisherSlot {
+  Oid database;            // set by the slot's publisher once connected; InvalidOid before
+  Latch* latch;            // NULL while the slot's publisher does not run
   bool schedules_changed;  // set at commit by schedule changes, taken by the publisher
   bool flow_changed;       // set at commit when flow control has work for the publisher, taken by it
   TaskqPublisherStatus status;
 };
 
+struct TaskqSharedState {
+  slock_t mutex;  // guards every field of every slot
+  TaskqPublisherSlot slots[kTaskqMaxPublishers];
+};
+
 extern "C" TaskqSharedState* taskq_shared;
 
 void taskq_request_shared_memory(void);
+
+// The slot of the publisher serving the current database, or -1. Takes
+// the spinlock; call it with taskq_shared set.
+int taskq_slot_of_my_database(void);

@@ -1066,8 +1066,58 @@ COMMENT ON VIEW taskq.queue_stats IS
 REVOKE ALL ON taskq.queue_stats FROM PUBLIC;
 GRANT SELECT ON taskq.queue_stats TO taskq_producer;
 
--- =========================================================================
--- Flow control (00_tables, 10_validation, 20_queues, 30_enqueue,
+-- == taskq-web dashboard: job lists and statistics from indexes ==
+-- 00_tables: jobs_finished also carries status (per-minute counts of
+-- finished jobs index-only); jobs_list for a queue's jobs of one status,
+-- newest first, and for the counts of queue_stats. Building them reads the
+-- whole table under a lock that holds up writes to it (seconds per million
+-- jobs; docs/upgrading.md).
+DROP INDEX taskq.jobs_finished;
+CREATE INDEX jobs_finished ON taskq.jobs (queue_name, finished_at) INCLUDE (status)
+  WHERE status IN ('completed', 'failed', 'cancelled');
+CREATE INDEX jobs_list ON taskq.jobs (queue_name, status, id) WHERE status <> 'pending';
+
+-- 70_maintenance: queue_stats counted from those indexes, queue by queue
+-- (same columns, same order).
+CREATE OR REPLACE VIEW taskq.queue_stats AS
+SELECT q.queue_name,
+       q.paused,
+       f.waiting,
+       p.pending,
+       f.running,
+       f.completed,
+       f.failed,
+       f.cancelled,
+       p.scheduled,
+       p.oldest_pending_age,
+       (SELECT count(*) FROM taskq.outbox o WHERE o.queue_name = q.queue_name) AS outbox_backlog
+FROM taskq.queues q
+CROSS JOIN LATERAL (
+  SELECT count(*) AS pending,
+         count(*) FILTER (WHERE j.run_at > now()) AS scheduled,
+         now() - min(j.run_at) FILTER (WHERE j.run_at <= now()) AS oldest_pending_age
+  FROM taskq.jobs j
+  WHERE j.queue_name = q.queue_name AND j.status = 'pending'
+) p
+CROSS JOIN LATERAL (
+  -- 'waiting' is the only status that sorts before 'pending'. Written as
+  -- a comparison because the 0.2.0 upgrade adds the enum value in the
+  -- transaction that makes this view, and PostgreSQL refuses to name a
+  -- value added in the same transaction.
+  SELECT count(*) FILTER (WHERE j.status < 'pending')   AS waiting,
+         count(*) FILTER (WHERE j.status = 'running')   AS running,
+         count(*) FILTER (WHERE j.status = 'completed') AS completed,
+         count(*) FILTER (WHERE j.status = 'failed')    AS failed,
+         count(*) FILTER (WHERE j.status = 'cancelled') AS cancelled
+  FROM taskq.jobs j
+  WHERE j.queue_name = q.queue_name AND j.status <> 'pending'
+) f;
+
+-- 95_privileges: a job's callbacks and their delivery state.
+GRANT SELECT ON taskq.callbacks TO taskq_producer;
+
+-- == Flow control ==
+-- (00_tables, 10_validation, 20_queues, 30_enqueue,
 -- 40_transitions, 45_worker_batches, 50_outbox, 55_flow_control,
 -- 70_maintenance, 95_privileges): rate_limit, rate_period and
 -- concurrency_limit on taskq.queues, concurrency_key and flow_state on
@@ -2576,23 +2626,42 @@ DROP VIEW taskq.queue_stats;
 CREATE VIEW taskq.queue_stats AS
 SELECT q.queue_name,
        q.paused,
-       -- 'waiting' is the only status that sorts before 'pending'. Written
-       -- as a comparison because the 0.2.0 upgrade adds the enum value in
-       -- the transaction that makes this view, and PostgreSQL refuses to
-       -- name a value added in the same transaction.
-       count(j.id) FILTER (WHERE j.status < 'pending')   AS waiting,
-       count(j.id) FILTER (WHERE j.status = 'pending')   AS pending,
-       count(j.id) FILTER (WHERE j.status = 'running')   AS running,
-       count(j.id) FILTER (WHERE j.status = 'completed') AS completed,
-       count(j.id) FILTER (WHERE j.status = 'failed')    AS failed,
-       count(j.id) FILTER (WHERE j.status = 'cancelled') AS cancelled,
-       count(j.id) FILTER (WHERE j.status = 'pending' AND j.run_at > now()) AS scheduled,
-       now() - min(j.run_at) FILTER (WHERE j.status = 'pending' AND j.run_at <= now()) AS oldest_pending_age,
+       f.waiting,
+       p.pending,
+       f.running,
+       f.completed,
+       f.failed,
+       f.cancelled,
+       p.scheduled,
+       p.oldest_pending_age,
        (SELECT count(*) FROM taskq.outbox o WHERE o.queue_name = q.queue_name) AS outbox_backlog,
-       count(j.id) FILTER (WHERE j.status = 'pending' AND j.flow_state IN ('key_held', 'rate_held')) AS held
+       -- From the partial indexes of flow control: nothing to read for a
+       -- queue without limits.
+       (SELECT count(*) FROM taskq.jobs h
+        WHERE h.queue_name = q.queue_name AND h.status = 'pending' AND h.flow_state = 'key_held')
+       + (SELECT count(*) FROM taskq.jobs h
+          WHERE h.queue_name = q.queue_name AND h.status = 'pending' AND h.flow_state = 'rate_held') AS held
 FROM taskq.queues q
-LEFT JOIN taskq.jobs j ON j.queue_name = q.queue_name
-GROUP BY q.queue_name, q.paused;
+CROSS JOIN LATERAL (
+  SELECT count(*) AS pending,
+         count(*) FILTER (WHERE j.run_at > now()) AS scheduled,
+         now() - min(j.run_at) FILTER (WHERE j.run_at <= now()) AS oldest_pending_age
+  FROM taskq.jobs j
+  WHERE j.queue_name = q.queue_name AND j.status = 'pending'
+) p
+CROSS JOIN LATERAL (
+  -- 'waiting' is the only status that sorts before 'pending'. Written as
+  -- a comparison because the 0.2.0 upgrade adds the enum value in the
+  -- transaction that makes this view, and PostgreSQL refuses to name a
+  -- value added in the same transaction.
+  SELECT count(*) FILTER (WHERE j.status < 'pending')   AS waiting,
+         count(*) FILTER (WHERE j.status = 'running')   AS running,
+         count(*) FILTER (WHERE j.status = 'completed') AS completed,
+         count(*) FILTER (WHERE j.status = 'failed')    AS failed,
+         count(*) FILTER (WHERE j.status = 'cancelled') AS cancelled
+  FROM taskq.jobs j
+  WHERE j.queue_name = q.queue_name AND j.status <> 'pending'
+) f;
 COMMENT ON VIEW taskq.queue_stats IS
   'per queue: jobs per status (waiting: dependencies not all completed), jobs scheduled for later, age of the oldest due pending job, outbox rows not yet confirmed by RabbitMQ, pending jobs held back by a flow limit (held)';
 

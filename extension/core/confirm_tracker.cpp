@@ -10,7 +10,8 @@ void ConfirmTracker::published(std::uint64_t delivery_tag, std::int64_t outbox_i
 void ConfirmTracker::settle(std::map<std::uint64_t, Pending>::iterator it, bool positive, const char* negative_reason) {
   ConfirmOutcome outcome{it->second.outbox_id, positive, {}};
   auto ret = returned_.find(it->second.message_id);
-  if (ret != returned_.end()) {
+  const bool was_returned = ret != returned_.end();
+  if (was_returned) {
     // Acked after a basic.return: the broker took it but no queue did.
     outcome.confirmed = false;
     outcome.reason = "returned: " + ret->second;
@@ -18,6 +19,7 @@ void ConfirmTracker::settle(std::map<std::uint64_t, Pending>::iterator it, bool 
   } else if (!positive) {
     outcome.reason = negative_reason;
   }
+  nacks_in_a_row_ = positive ? 0 : nacks_in_a_row_ + (was_returned ? 0 : 1);
   resolved_.push_back(std::move(outcome));
   pending_.erase(it);
 }

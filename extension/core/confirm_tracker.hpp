@@ -38,6 +38,11 @@ class ConfirmTracker {
   void fail_all(const std::string& reason);
 
   std::size_t outstanding() const { return pending_.size(); }
+  // basic.nacks since the last basic.ack. RabbitMQ 3.10 nacks every publish
+  // on a channel that began publishing to a quorum queue just as its leader
+  // died, for as long as the channel lives, while a new channel is
+  // confirmed: a long run of nacks means "open a fresh channel".
+  std::uint64_t nacks_in_a_row() const { return nacks_in_a_row_; }
   // Outcomes resolved since the last call.
   std::vector<ConfirmOutcome> take_resolved();
 
@@ -52,6 +57,7 @@ class ConfirmTracker {
   std::map<std::uint64_t, Pending> pending_;               // ordered: `multiple` resolves a prefix
   std::unordered_map<std::string, std::string> returned_;  // message_id -> reason
   std::vector<ConfirmOutcome> resolved_;
+  std::uint64_t nacks_in_a_row_ = 0;
 };
 
 }  // namespace taskq

@@ -38,6 +38,7 @@ class ConfirmedPublisher {
   void poll();
 
   std::size_t outstanding() const { return tracker_.outstanding(); }
+  std::uint64_t nacks_in_a_row() const { return tracker_.nacks_in_a_row(); }
   std::vector<ConfirmOutcome> take_resolved() { return tracker_.take_resolved(); }
   void fail_outstanding(const std::string& reason) { tracker_.fail_all(reason); }
 

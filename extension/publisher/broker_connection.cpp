@@ -73,7 +73,7 @@ void close_connection(PublisherState& st) {
   taskq_pub_close(st.publisher);
   st.publisher = nullptr;
   st.broker_blocked = false;
-  update_shared([](TaskqSharedState& shared) {
+  update_shared([](TaskqPublisherSlot& shared) {
     shared.status.connected = false;
     shared.status.blocked = false;
   });
@@ -88,7 +88,9 @@ void disconnect(PublisherState& st, const char* why) {
   redacted_broker(broker, sizeof(broker));
   ereport(WARNING, (errmsg("taskq publisher: lost the connection to %s: %s", broker, why)));
   strlcpy(st.last_logged_error, why, sizeof(st.last_logged_error));
-  // Reconnect at once the first time; back off if that fails too.
+  // Reconnect at once the first time, to a cluster's next node (this one
+  // may be gone); back off if that fails too.
+  st.broker_node++;
   st.next_connect_at = GetCurrentTimestamp();
 }
 
@@ -100,9 +102,11 @@ void ensure_connected(PublisherState& st) {
   snprintf(name, sizeof(name), "taskq publisher (%s)", st.serving_database);
   char broker[256];
   redacted_broker(broker, sizeof(broker));
-  update_shared([&](TaskqSharedState& shared) { strlcpy(shared.status.broker, broker, sizeof(shared.status.broker)); });
-  st.publisher =
-      taskq_pub_connect(taskq_broker_url, taskq_broker_password_file, taskq_exchange, name, err, sizeof(err));
+  update_shared(
+      [&](TaskqPublisherSlot& shared) { strlcpy(shared.status.broker, broker, sizeof(shared.status.broker)); });
+  char node[256] = "";
+  st.publisher = taskq_pub_connect(taskq_broker_url, taskq_broker_password_file, taskq_exchange, name, &st.broker_node,
+                                   node, sizeof(node), err, sizeof(err));
   if (st.publisher == nullptr) {
     ++st.connect_failures;
     const long delay = taskq_bridge_backoff_ms(st.connect_failures);
@@ -119,14 +123,14 @@ void ensure_connected(PublisherState& st) {
   remember(st.connected_url, taskq_broker_url);
   remember(st.connected_exchange, taskq_exchange);
   remember(st.connected_password_file, taskq_broker_password_file);
-  update_shared([&](TaskqSharedState& shared) {
+  update_shared([&](TaskqPublisherSlot& shared) {
     if (shared.status.connected_since != 0) shared.status.reconnects++;
     shared.status.connected = true;
     shared.status.connected_since = GetCurrentTimestamp();
-    strlcpy(shared.status.broker, broker, sizeof(shared.status.broker));
+    strlcpy(shared.status.broker, node, sizeof(shared.status.broker));
     strlcpy(shared.status.state, "connected", sizeof(shared.status.state));
   });
-  ereport(LOG, (errmsg("taskq publisher: connected to %s", broker)));
+  ereport(LOG, (errmsg("taskq publisher: connected to %s", node)));
 }
 
 void refresh_blocked(PublisherState& st) {
@@ -134,7 +138,7 @@ void refresh_blocked(PublisherState& st) {
   const bool blocked = taskq_pub_blocked(st.publisher, reason, sizeof(reason));
   if (blocked == st.broker_blocked) return;
   st.broker_blocked = blocked;
-  update_shared([&](TaskqSharedState& shared) { shared.status.blocked = blocked; });
+  update_shared([&](TaskqPublisherSlot& shared) { shared.status.blocked = blocked; });
   set_state(blocked ? "blocked" : "connected");
   if (blocked)
     ereport(WARNING, (errmsg("taskq publisher: the broker blocks publishing: %s", reason),

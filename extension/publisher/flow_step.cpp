@@ -14,7 +14,7 @@ namespace {
 
 bool take_flow_changed(void) {
   bool changed = false;
-  update_shared([&](TaskqSharedState& shared) {
+  update_shared([&](TaskqPublisherSlot& shared) {
     changed = shared.flow_changed;
     shared.flow_changed = false;
   });

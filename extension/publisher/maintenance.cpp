@@ -127,7 +127,7 @@ void run_maintenance(PublisherState& st) {
   if (n_queues > 0 && ask_broker(st, queues, n_queues)) reconciled = reconcile_empty_queues(queues, n_queues);
   MemoryContextReset(st.pass_context);
 
-  update_shared([&](TaskqSharedState& shared) {
+  update_shared([&](TaskqPublisherSlot& shared) {
     shared.status.rescued += static_cast<uint64>(rescued);
     shared.status.reconciled += static_cast<uint64>(reconciled);
   });

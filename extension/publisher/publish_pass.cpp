@@ -31,6 +31,14 @@ namespace {
 // locks are not held for long.
 constexpr int kBatchesPerTransaction = 8;
 
+// Publishes nacked in a row before the publisher gives up on its channel
+// (see ConfirmTracker::nacks_in_a_row): a quorum queue's new leader may
+// nack a channel for good, while a fresh one is confirmed at once. A queue
+// that rejects publishes (an x-overflow policy) nacks any channel; there
+// this costs one reconnect per this many publishes, which the outbox's
+// backoff of the nacked rows keeps rare.
+constexpr uint64 kNacksBeforeFreshConnection = 32;
+
 // Hands a batch to the broker. Rows not sent because the connection died
 // stay untouched: they unlock at commit and go in a later pass, with no
 // publish attempt counted against them.
@@ -75,7 +83,7 @@ void note_next_due(PublisherState& st) {
 }
 
 void publish_counters(const PassState& pass) {
-  update_shared([&](TaskqSharedState& shared) {
+  update_shared([&](TaskqPublisherSlot& shared) {
     shared.status.published += static_cast<uint64>(pass.total_sent);
     shared.status.confirmed += static_cast<uint64>(pass.total_confirmed);
     shared.status.failed += static_cast<uint64>(pass.total_failed);
@@ -120,6 +128,13 @@ int publish_pass(PublisherState& st) {
   while (!pass.lost && pass.resolved < pass.sent) {
     wait_for_confirms(st, &pass, pass.sent);
     record_outcomes(&pass);
+  }
+  if (!pass.lost && taskq_pub_nacks_in_a_row(st.publisher) >= kNacksBeforeFreshConnection) {
+    snprintf(pass.error, sizeof(pass.error),
+             "the broker nacked the last %llu publishes; opening a fresh connection (a quorum queue's leader may "
+             "have moved)",
+             static_cast<unsigned long long>(taskq_pub_nacks_in_a_row(st.publisher)));
+    pass.lost = true;
   }
   if (pass.lost) taskq_pub_fail_outstanding(st.publisher, pass.error);
   do {

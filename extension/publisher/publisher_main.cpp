@@ -44,6 +44,10 @@ constexpr long kServiceIntervalMs = 5000;
 // however the loop is left.
 PublisherState state;
 
+// Publishers started with the server: one per taskq.database entry then
+// (set in the postmaster, inherited by the workers it forks).
+int registered_publishers = 0;
+
 bool extension_installed(void) {
   SetCurrentStatementStartTimestamp();
   StartTransactionCommand();
@@ -59,11 +63,20 @@ void reload_settings(PublisherState& st) {
   const TimestampTz soonest =
       TimestampTzPlusMilliseconds(GetCurrentTimestamp(), static_cast<long>(taskq_maintenance_interval_s) * 1000);
   if (st.next_maintenance_at > soonest) st.next_maintenance_at = soonest;
-  if (strcmp(st.serving_database, taskq_database) != 0) {
-    ereport(LOG, (errmsg("taskq publisher: taskq.database changed from \"%s\" to \"%s\"; restarting",
-                         st.serving_database, taskq_database)));
+  char wanted[NAMEDATALEN];
+  if (!taskq_database_entry(my_slot, wanted, sizeof(wanted))) {
+    ereport(LOG, (errmsg("taskq publisher: \"%s\" is no longer in taskq.database; stopping", st.serving_database)));
+    proc_exit(0);  // not started again until the server restarts
+  }
+  if (strcmp(st.serving_database, wanted) != 0) {
+    ereport(LOG, (errmsg("taskq publisher: taskq.database entry %d changed from \"%s\" to \"%s\"; restarting",
+                         my_slot + 1, st.serving_database, wanted)));
     proc_exit(1);  // the postmaster starts us again, connected to the new database
   }
+  if (my_slot == 0 && taskq_database_count() > registered_publishers)
+    ereport(WARNING, (errmsg("taskq.database now lists %d databases, but %d publishers were started with the server",
+                             taskq_database_count(), registered_publishers),
+                      errhint("Restart PostgreSQL to start publishers for the new databases.")));
   follow_broker_settings(st);
 }
 
@@ -75,8 +88,8 @@ void publisher_exit(int code, Datum arg) {
   taskq_pub_close(st->publisher);
   st->publisher = nullptr;
   if (taskq_shared == nullptr) return;
-  update_shared([](TaskqSharedState& shared) {
-    shared.publisher_latch = nullptr;
+  update_shared([](TaskqPublisherSlot& shared) {
+    shared.latch = nullptr;
     shared.status.pid = 0;
     shared.status.connected = false;
     strlcpy(shared.status.state, "stopped", sizeof(shared.status.state));
@@ -84,8 +97,9 @@ void publisher_exit(int code, Datum arg) {
 }
 
 void announce_start(void) {
-  update_shared([](TaskqSharedState& shared) {
-    shared.publisher_latch = MyLatch;
+  update_shared([](TaskqPublisherSlot& shared) {
+    shared.latch = MyLatch;
+    shared.database = MyDatabaseId;
     memset(&shared.status, 0, sizeof(shared.status));
     shared.status.pid = MyProcPid;
     strlcpy(shared.status.state, "starting", sizeof(shared.status.state));
@@ -144,10 +158,7 @@ void sleep_until_woken(const PublisherState& st, long sleep_ms) {
   (void)WaitLatchOrSocket(MyLatch, events, socket, sleep_ms, PG_WAIT_EXTENSION);
 }
 
-}  // namespace
-}  // namespace taskq::publisher
-
-void taskq_register_publisher(void) {
+void register_one_publisher(int slot) {
   BackgroundWorker worker;
   memset(&worker, 0, sizeof(worker));
   worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -155,9 +166,20 @@ void taskq_register_publisher(void) {
   worker.bgw_restart_time = 2;
   strlcpy(worker.bgw_library_name, "taskq", sizeof(worker.bgw_library_name));
   strlcpy(worker.bgw_function_name, "taskq_publisher_main", sizeof(worker.bgw_function_name));
-  strlcpy(worker.bgw_name, "taskq publisher", sizeof(worker.bgw_name));
+  snprintf(worker.bgw_name, sizeof(worker.bgw_name), "taskq publisher %d", slot + 1);
   strlcpy(worker.bgw_type, "taskq publisher", sizeof(worker.bgw_type));
+  worker.bgw_main_arg = Int32GetDatum(slot);
   RegisterBackgroundWorker(&worker);
+}
+
+}  // namespace
+}  // namespace taskq::publisher
+
+void taskq_register_publisher(void) {
+  using taskq::publisher::register_one_publisher;
+  using taskq::publisher::registered_publishers;
+  registered_publishers = Min(taskq_database_count(), kTaskqMaxPublishers);
+  for (int i = 0; i < registered_publishers; i++) register_one_publisher(i);
 }
 
 extern "C" void taskq_publisher_main(Datum arg) {
@@ -166,7 +188,21 @@ extern "C" void taskq_publisher_main(Datum arg) {
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   pqsignal(SIGTERM, die);
   BackgroundWorkerUnblockSignals();
-  st.serving_database = MemoryContextStrdup(TopMemoryContext, taskq_database);
+  my_slot = DatumGetInt32(arg);
+  char database[NAMEDATALEN];
+  if (!taskq_database_entry(my_slot, database, sizeof(database))) {
+    ereport(LOG, (errmsg("taskq publisher %d: taskq.database has no entry %d any more; stopping", my_slot + 1,
+                         my_slot + 1)));
+    proc_exit(0);
+  }
+  for (int earlier = 0; earlier < my_slot; earlier++) {
+    char other[NAMEDATALEN];
+    if (taskq_database_entry(earlier, other, sizeof(other)) && strcmp(other, database) == 0) {
+      ereport(WARNING, (errmsg("taskq.database lists \"%s\" twice; publisher %d serves it", database, earlier + 1)));
+      proc_exit(0);
+    }
+  }
+  st.serving_database = MemoryContextStrdup(TopMemoryContext, database);
   BackgroundWorkerInitializeConnection(st.serving_database, nullptr, 0);
   pgstat_report_appname("taskq publisher");
   st.pass_context = AllocSetContextCreate(TopMemoryContext, "taskq publisher pass", ALLOCSET_DEFAULT_SIZES);

@@ -31,6 +31,9 @@ struct PublisherState {
   char* connected_url;  // broker_url/exchange/password_file of the live connection
   char* connected_exchange;
   char* connected_password_file;
+  // Of the nodes in taskq.broker_url, the one connected to or to try first
+  // (an index the core takes modulo the number of nodes).
+  size_t broker_node;
 
   // Rounds ended by an ERROR in a row, and no round before next_pass_at
   // while there are any (error_recovery.hpp).

@@ -13,7 +13,7 @@ namespace {
 
 bool take_schedules_changed(void) {
   bool changed = false;
-  update_shared([&](TaskqSharedState& shared) {
+  update_shared([&](TaskqPublisherSlot& shared) {
     changed = shared.schedules_changed;
     shared.schedules_changed = false;
   });

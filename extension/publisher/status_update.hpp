@@ -1,4 +1,4 @@
-// Changes to the publisher's status in shared memory (what taskq.publisher
+// Changes to this publisher's status in shared memory (what taskq.publisher
 // shows, see publisher_status.cpp). Every change goes through
 // update_shared(), which holds the spinlock for as long as the change runs:
 // a change only copies plain values, never calls anything that may fail.
@@ -9,10 +9,14 @@
 
 namespace taskq::publisher {
 
+// This publisher's slot in shared memory: its background worker's
+// argument, its index in taskq.database.
+extern int my_slot;
+
 template <typename Change>
 void update_shared(Change&& change) {
   SpinLockAcquire(&taskq_shared->mutex);
-  change(*taskq_shared);
+  change(taskq_shared->slots[my_slot]);
   SpinLockRelease(&taskq_shared->mutex);
 }
 

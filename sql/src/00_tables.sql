@@ -92,9 +92,16 @@ CREATE UNIQUE INDEX jobs_unique_key ON taskq.jobs (queue_name, unique_key)
   WHERE unique_key IS NOT NULL AND status IN ('pending', 'running');
 -- rescue_expired scans only running jobs by lease end.
 CREATE INDEX jobs_running_lease ON taskq.jobs (lease_expires_at) WHERE status = 'running';
--- purge_finished and the reconciler.
-CREATE INDEX jobs_finished ON taskq.jobs (queue_name, finished_at) WHERE status IN ('completed', 'failed', 'cancelled');
+-- purge_finished, the reconciler, and per-minute counts of finished jobs
+-- (taskq-web's chart): status is included so those are index-only.
+CREATE INDEX jobs_finished ON taskq.jobs (queue_name, finished_at) INCLUDE (status)
+  WHERE status IN ('completed', 'failed', 'cancelled');
 CREATE INDEX jobs_pending ON taskq.jobs (queue_name, run_at) WHERE status = 'pending';
+-- A queue's jobs of one status, newest first (job lists), and the counts
+-- per status of taskq.queue_stats, index-only. Pending jobs are left out
+-- so that enqueue writes no entry here (jobs_pending has them); a job
+-- enters it when it starts.
+CREATE INDEX jobs_list ON taskq.jobs (queue_name, status, id) WHERE status <> 'pending';
 -- Flow control. Jobs without a concurrency key and without a flow state
 -- (every job of a queue without limits) are in none of these, and never
 -- change their columns: their updates stay as HOT as before.

@@ -53,25 +53,47 @@ $$;
 COMMENT ON FUNCTION taskq.purge_finished() IS
   'deletes finished jobs older than their queue''s retention (at most 10000 per call) and their delivered or dead callbacks';
 
+-- Counted from indexes, queue by queue, never from the table's rows: the
+-- pending side from jobs_pending, every other status from jobs_list (both
+-- index-only once autovacuum has marked the pages all-visible).
 CREATE VIEW taskq.queue_stats AS
 SELECT q.queue_name,
        q.paused,
-       -- 'waiting' is the only status that sorts before 'pending'. Written
-       -- as a comparison because the 0.2.0 upgrade adds the enum value in
-       -- the transaction that makes this view, and PostgreSQL refuses to
-       -- name a value added in the same transaction.
-       count(j.id) FILTER (WHERE j.status < 'pending')   AS waiting,
-       count(j.id) FILTER (WHERE j.status = 'pending')   AS pending,
-       count(j.id) FILTER (WHERE j.status = 'running')   AS running,
-       count(j.id) FILTER (WHERE j.status = 'completed') AS completed,
-       count(j.id) FILTER (WHERE j.status = 'failed')    AS failed,
-       count(j.id) FILTER (WHERE j.status = 'cancelled') AS cancelled,
-       count(j.id) FILTER (WHERE j.status = 'pending' AND j.run_at > now()) AS scheduled,
-       now() - min(j.run_at) FILTER (WHERE j.status = 'pending' AND j.run_at <= now()) AS oldest_pending_age,
+       f.waiting,
+       p.pending,
+       f.running,
+       f.completed,
+       f.failed,
+       f.cancelled,
+       p.scheduled,
+       p.oldest_pending_age,
        (SELECT count(*) FROM taskq.outbox o WHERE o.queue_name = q.queue_name) AS outbox_backlog,
-       count(j.id) FILTER (WHERE j.status = 'pending' AND j.flow_state IN ('key_held', 'rate_held')) AS held
+       -- From the partial indexes of flow control: nothing to read for a
+       -- queue without limits.
+       (SELECT count(*) FROM taskq.jobs h
+        WHERE h.queue_name = q.queue_name AND h.status = 'pending' AND h.flow_state = 'key_held')
+       + (SELECT count(*) FROM taskq.jobs h
+          WHERE h.queue_name = q.queue_name AND h.status = 'pending' AND h.flow_state = 'rate_held') AS held
 FROM taskq.queues q
-LEFT JOIN taskq.jobs j ON j.queue_name = q.queue_name
-GROUP BY q.queue_name, q.paused;
+CROSS JOIN LATERAL (
+  SELECT count(*) AS pending,
+         count(*) FILTER (WHERE j.run_at > now()) AS scheduled,
+         now() - min(j.run_at) FILTER (WHERE j.run_at <= now()) AS oldest_pending_age
+  FROM taskq.jobs j
+  WHERE j.queue_name = q.queue_name AND j.status = 'pending'
+) p
+CROSS JOIN LATERAL (
+  -- 'waiting' is the only status that sorts before 'pending'. Written as
+  -- a comparison because the 0.2.0 upgrade adds the enum value in the
+  -- transaction that makes this view, and PostgreSQL refuses to name a
+  -- value added in the same transaction.
+  SELECT count(*) FILTER (WHERE j.status < 'pending')   AS waiting,
+         count(*) FILTER (WHERE j.status = 'running')   AS running,
+         count(*) FILTER (WHERE j.status = 'completed') AS completed,
+         count(*) FILTER (WHERE j.status = 'failed')    AS failed,
+         count(*) FILTER (WHERE j.status = 'cancelled') AS cancelled
+  FROM taskq.jobs j
+  WHERE j.queue_name = q.queue_name AND j.status <> 'pending'
+) f;
 COMMENT ON VIEW taskq.queue_stats IS
   'per queue: jobs per status (waiting: dependencies not all completed), jobs scheduled for later, age of the oldest due pending job, outbox rows not yet confirmed by RabbitMQ, pending jobs held back by a flow limit (held)';

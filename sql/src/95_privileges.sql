@@ -34,6 +34,8 @@ GRANT EXECUTE ON FUNCTION
   taskq.job(uuid)
 TO taskq_producer;
 GRANT SELECT ON taskq.jobs, taskq.queues, taskq.queue_stats, taskq.schedules TO taskq_producer;
+-- A job's callbacks and their delivery state (taskq-web's job page).
+GRANT SELECT ON taskq.callbacks TO taskq_producer;
 -- Monitoring: the publisher's state (no password in it).
 GRANT EXECUTE ON FUNCTION taskq.publisher_status() TO taskq_producer, taskq_worker;
 GRANT SELECT ON taskq.publisher TO taskq_producer, taskq_worker;

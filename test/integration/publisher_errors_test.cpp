@@ -306,4 +306,23 @@ TEST_F(PublisherErrors, ANackedPublishIsRetriedWhenItsBackoffEnds) {
   EXPECT_LT(late_s, 1.5) << "published late: the publisher did not wake when the retry was due";
 }
 
+// A long run of nacks makes the publisher open a fresh connection (a
+// quorum queue whose leader moved keeps nacking the old channel, see
+// ConfirmTracker::nacks_in_a_row), and the nacked rows are published once
+// the broker takes them again.
+TEST_F(PublisherErrors, ALongRunOfNacksOpensAFreshConnection) {
+  RejectingQueue rejecting(queue_);
+  ASSERT_TRUE(rejecting.set);
+  const long reconnects_before = std::stol(status("reconnects"));
+  conn().exec("SELECT taskq.enqueue_many($1, (SELECT jsonb_agg(i) FROM generate_series(1, 40) i))", {queue_.c_str()});
+  EXPECT_TRUE(wait_until([&] { return std::stol(status("reconnects")) > reconnects_before; }, 20s))
+      << "no fresh connection after 40 nacks; last_error: " << status("last_error");
+  EXPECT_NE(status("last_error").find("nacked the last"), std::string::npos) << status("last_error");
+  rejecting.clear();
+  BrokerClient broker;
+  EXPECT_EQ(collect(broker, rabbit_queue(), 40, 60s).size(), 40u) << "nacked jobs were not published later";
+  EXPECT_TRUE(wait_until([&] { return outbox_rows() == 0; }, 10s));
+  EXPECT_EQ(status("connected"), "t");
+}
+
 }  // namespace

@@ -1,6 +1,7 @@
-// The curl examples of docs/web.md work: every ```sh block that starts with
-// curl is run, in the order of the page, against a real taskq-web with an
-// admin token, and must succeed (curl --fail-with-body: no 4xx or 5xx).
+// The curl examples of docs/web.md and of the README's taskq-web section
+// work: every ```sh block that starts with curl is run, in the order of the
+// page, against a real taskq-web with an admin token, and must succeed
+// (curl --fail-with-body: no 4xx or 5xx).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -36,21 +37,19 @@ std::string shell_quote(const std::string& s) {
   return out + "'";
 }
 
-TEST(WebDocs, EveryCurlExampleWorks) {
-  TASKQ_REQUIRE_TEST_ENV();
-  std::ifstream in(std::string(TASKQ_SOURCE_DIR) + "/docs/web.md");
-  std::stringstream text;
-  text << in.rdbuf();
-  const std::vector<std::string> examples = curl_examples(text.str());
-  ASSERT_GE(examples.size(), 15u) << "docs/web.md lost its examples";
-
+// Runs every example of `markdown` (a section of it, from `from` to the
+// next "## " heading, when `from` is given) against a fresh taskq-web.
+void run_examples(const std::string& markdown, std::size_t minimum, const std::string& queue) {
+  const std::vector<std::string> examples = curl_examples(markdown);
+  ASSERT_GE(examples.size(), minimum) << "the page lost its examples";
   PgConnection db = taskq::test::db();
-  // The page works on a queue named emails; an earlier run may have left it.
-  db.exec("SELECT taskq.drop_queue('emails', true) FROM taskq.queues WHERE queue_name = 'emails'");
+  // The examples work on one queue; an earlier run may have left it.
+  db.exec("SELECT taskq.drop_queue(queue_name, true) FROM taskq.queues WHERE queue_name = $1", {queue.c_str()});
   WebProcess web(true);
   ScratchDir dir;
   for (const std::string& example : examples) {
-    const std::string job = db.value("SELECT id FROM taskq.jobs WHERE queue_name = 'emails' ORDER BY id DESC LIMIT 1");
+    const std::string job =
+        db.value("SELECT id FROM taskq.jobs WHERE queue_name = $1 ORDER BY id DESC LIMIT 1", {queue.c_str()});
     const std::string out = dir.file("out");
     const std::string command = "TASKQ_WEB=" + shell_quote(web.base_url()) + " TOKEN=" + shell_quote(kAdminToken) +
                                 " JOB_ID=" + shell_quote(job) + " bash -c " + shell_quote(example) + " >" + out +
@@ -61,8 +60,29 @@ TEST(WebDocs, EveryCurlExampleWorks) {
     body << result.rdbuf();
     EXPECT_EQ(rc, 0) << example << "answered:\n" << body.str();
   }
-  EXPECT_EQ(db.value("SELECT count(*) FROM taskq.queues WHERE queue_name = 'emails'"), "0")
+  EXPECT_EQ(db.value("SELECT count(*) FROM taskq.queues WHERE queue_name = $1", {queue.c_str()}), "0")
       << "the last example drops the queue";
+}
+
+std::string read_file(const std::string& relative) {
+  std::ifstream in(std::string(TASKQ_SOURCE_DIR) + "/" + relative);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TEST(WebDocs, TheReadmesExamplesWork) {
+  TASKQ_REQUIRE_TEST_ENV();
+  const std::string readme = read_file("README.md");
+  const std::size_t from = readme.find("\n## taskq-web\n");
+  ASSERT_NE(from, std::string::npos);
+  const std::size_t to = readme.find("\n## ", from + 1);
+  run_examples(readme.substr(from, to - from), 5, "newsletters");
+}
+
+TEST(WebDocs, EveryCurlExampleWorks) {
+  TASKQ_REQUIRE_TEST_ENV();
+  run_examples(read_file("docs/web.md"), 22, "emails");
 }
 
 }  // namespace

@@ -38,11 +38,11 @@ WebProcess::WebProcess(bool with_tokens, std::vector<std::string> extra) {
 }
 
 HttpAnswer WebProcess::request(const std::string& method, const std::string& path, const std::string& body,
-                               const std::string& token) const {
+                               const std::string& token, const httplib::Headers& extra) const {
   httplib::Client client("127.0.0.1", port_);
   client.set_connection_timeout(5, 0);
   client.set_read_timeout(30, 0);
-  httplib::Headers headers;
+  httplib::Headers headers = extra;
   if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
   httplib::Result r(nullptr, httplib::Error::Unknown);
   const char* type = "application/json";

@@ -44,7 +44,7 @@ class WebProcess {
   WorkerProcess& process() { return *process_; }
 
   HttpAnswer request(const std::string& method, const std::string& path, const std::string& body = "",
-                     const std::string& token = "") const;
+                     const std::string& token = "", const httplib::Headers& extra = {}) const;
   HttpAnswer get(const std::string& path, const std::string& token = "") const {
     return request("GET", path, "", token);
   }

@@ -165,7 +165,7 @@ TEST_F(WebRoutes, QueueLifeCycle) {
   EXPECT_EQ(db.value("SELECT count(*) FROM taskq.queues WHERE queue_name = $1", {name.c_str()}), "0");
 }
 
-TEST_F(WebRoutes, StatsHealthzMetricsAndThePlaceholderPage) {
+TEST_F(WebRoutes, StatsHealthzMetricsAndTheDashboardPage) {
   PgConnection db = taskq::test::db();
   const std::string queue = make_queue(db);
   WebProcess web;
@@ -199,6 +199,15 @@ TEST_F(WebRoutes, StatsHealthzMetricsAndThePlaceholderPage) {
   const HttpAnswer page = web.get("/");
   EXPECT_EQ(page.status, 200);
   EXPECT_NE(page.content_type.find("text/html"), std::string::npos);
+  EXPECT_NE(page.body.find("/assets/app.js"), std::string::npos);
+  // No inline script: every <script> has a src.
+  for (std::size_t at = page.body.find("<script"); at != std::string::npos; at = page.body.find("<script", at + 1))
+    EXPECT_EQ(page.body.compare(at, 12, "<script src="), 0) << page.body.substr(at, 40);
+  const HttpAnswer chart = web.get("/assets/chart.min.js");
+  EXPECT_EQ(chart.status, 200);
+  EXPECT_NE(chart.content_type.find("text/javascript"), std::string::npos);
+  EXPECT_GT(chart.body.size(), 100000u);  // Chart.js itself, from libjs-chart.js
+  EXPECT_EQ(web.get("/assets/no-such-file.js").status, 404);
 }
 
 }  // namespace

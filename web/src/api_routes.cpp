@@ -8,7 +8,8 @@ namespace taskq::web {
 
 std::vector<Route> api_routes(Services* services) {
   std::vector<Route> all;
-  for (auto* group : {&job_routes, &queue_routes, &system_routes}) {
+  for (auto* group :
+       {&job_routes, &queue_routes, &schedule_routes, &activity_routes, &system_routes, &session_routes}) {
     std::vector<Route> routes = (*group)(services);
     all.insert(all.end(), std::make_move_iterator(routes.begin()), std::make_move_iterator(routes.end()));
   }

@@ -13,9 +13,12 @@ namespace taskq::web {
 
 std::vector<Route> api_routes(Services* services);
 
-std::vector<Route> job_routes(Services* services);     // job_routes.cpp
-std::vector<Route> queue_routes(Services* services);   // queue_routes.cpp
-std::vector<Route> system_routes(Services* services);  // system_routes.cpp
+std::vector<Route> job_routes(Services* services);       // job_routes.cpp
+std::vector<Route> queue_routes(Services* services);     // queue_routes.cpp
+std::vector<Route> schedule_routes(Services* services);  // schedule_routes.cpp
+std::vector<Route> activity_routes(Services* services);  // activity_routes.cpp
+std::vector<Route> session_routes(Services* services);   // session_routes.cpp
+std::vector<Route> system_routes(Services* services);    // system_routes.cpp
 
 // Helpers shared by the route files.
 // A route handler calling f(services, request).

@@ -2,6 +2,8 @@
 // see db_session.hpp.
 #include "db_session.hpp"
 
+#include <atomic>
+
 #include "api_error.hpp"
 
 namespace taskq::web {
@@ -14,7 +16,13 @@ constexpr const char* kSessionSetup =
     "SELECT pg_catalog.set_config('TimeZone', 'UTC', false), "
     "pg_catalog.set_config('IntervalStyle', 'iso_8601', false), "
     "pg_catalog.set_config('statement_timeout', '30s', false), "
-    "pg_catalog.set_config('application_name', 'taskq-web', false)";
+    "pg_catalog.set_config('application_name', 'taskq-web', false), "
+    // Every statement of the API is short and index-driven; JIT compiling
+    // one costs more than running it (its cost estimates on large tables
+    // cross jit_above_cost easily).
+    "pg_catalog.set_config('jit', 'off', false)";
+
+std::atomic<std::uint64_t> statements{0};
 
 std::string field(const PGresult* r, int code) {
   const char* v = r ? PQresultErrorField(r, code) : nullptr;
@@ -54,7 +62,10 @@ const std::string& DbSession::prepared(const std::string& sql, int n_params) {
   return statements_.emplace(sql, std::move(name)).first->second;
 }
 
+std::uint64_t statements_run() { return statements.load(std::memory_order_relaxed); }
+
 PgResult DbSession::run(const std::string& sql, const std::vector<Param>& params) {
+  statements.fetch_add(1, std::memory_order_relaxed);
   const std::string& name = prepared(sql, static_cast<int>(params.size()));
   const auto v = values(params);
   PgResult result(PQexecPrepared(conn_.get(), name.c_str(), static_cast<int>(v.size()), v.data(), nullptr, nullptr, 0));
@@ -63,6 +74,7 @@ PgResult DbSession::run(const std::string& sql, const std::vector<Param>& params
 }
 
 PgResult DbSession::run_planned_each_time(const std::string& sql, const std::vector<Param>& params) {
+  statements.fetch_add(1, std::memory_order_relaxed);
   const auto v = values(params);
   PgResult result(
       PQexecParams(conn_.get(), sql.c_str(), static_cast<int>(v.size()), nullptr, v.data(), nullptr, nullptr, 0));
@@ -72,6 +84,7 @@ PgResult DbSession::run_planned_each_time(const std::string& sql, const std::vec
 
 PgResult DbSession::run_pair(const std::string& first, const std::vector<Param>& params, const std::string& second) {
   PGconn* conn = conn_.get();
+  statements.fetch_add(2, std::memory_order_relaxed);
   const std::string first_name = prepared(first, static_cast<int>(params.size()));
   const std::string second_name = prepared(second, 0);
   const auto v = values(params);

@@ -5,6 +5,7 @@
 // parameters; statement texts are built from constants alone.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <optional>
 #include <unordered_map>
@@ -16,6 +17,10 @@ namespace taskq::web {
 
 // A statement parameter: nullopt is SQL NULL.
 using Param = std::optional<std::string>;
+
+// Statements run by every DbSession since start (taskq_web_db_statements_total:
+// what an open dashboard costs the database).
+std::uint64_t statements_run();
 
 class DbSession {
  public:

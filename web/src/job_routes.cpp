@@ -11,7 +11,9 @@ namespace taskq::web {
 namespace {
 
 // The contract columns of taskq.jobs (docs/sql-api.md); internal columns
-// stay inside the database.
+// stay inside the database. (A job's dependencies, once taskq has them, are
+// one more column here and one more section of the dashboard's job page:
+// see renderDependencies in web/dashboard/app.js.)
 constexpr const char* kJobColumns =
     "j.id, j.queue_name, j.task, j.payload, j.status, j.priority, j.attempts, j.max_attempts, j.run_at, "
     "j.lease_expires_at, j.worker, j.result, j.last_error, j.callback_url, j.unique_key, j.headers, "
@@ -93,24 +95,34 @@ Reply list_jobs(Services* s, const RouteRequest& req) {
   // are time-ordered, so newest first is a backward index scan from
   // `after`; which index serves it best depends on how rare the filtered
   // queue, status or task is, so each list is planned for its values.
-  std::string where = " WHERE true";
   std::vector<Param> params;
-  const std::pair<const char*, const char*> filters[] = {{"queue", " AND j.queue_name = $%::text"},
-                                                         {"status", " AND j.status = $%::taskq.job_status"},
-                                                         {"task", " AND j.task = $%::text"},
-                                                         {"after", " AND j.id < $%::uuid"}};
-  for (const auto& [name, fragment] : filters) {
-    if (Param value = given(name)) {
-      params.push_back(std::move(value));
-      std::string f = fragment;
-      f.replace(f.find('%'), 1, std::to_string(params.size()));
-      where += f;
+  auto placeholder = [&](Param value, const char* cast) {
+    params.push_back(std::move(value));
+    return " $" + std::to_string(params.size()) + "::" + cast;
+  };
+  std::string where = " WHERE true";
+  const Param queue = given("queue"), status = given("status"), task = given("task"), after = given("after");
+  if (queue) where += " AND j.queue_name =" + placeholder(queue, "text");
+  if (task) where += " AND j.task =" + placeholder(task, "text");
+  if (after) where += " AND j.id <" + placeholder(after, "uuid");
+  const std::string limit_param = placeholder(std::to_string(limit + 1), "int");  // one more: is there a next page
+  const std::string select = std::string("SELECT ") + kJobColumns + " FROM taskq.jobs j";
+  std::string source;
+  if (queue && !status && !s->job_statuses.empty()) {
+    // A queue's jobs of every status: jobs_list (queue_name, status, id)
+    // holds each status in id order, so one short backward scan per status
+    // (pending ones from jobs_pending or the primary key), merged.
+    for (const std::string& value : s->job_statuses) {
+      if (!source.empty()) source += " UNION ALL ";
+      source += "(" + select + where + " AND j.status =" + placeholder(value, "taskq.job_status") +
+                " ORDER BY j.id DESC LIMIT" + limit_param + ")";
     }
+  } else {
+    if (status) where += " AND j.status =" + placeholder(status, "taskq.job_status");
+    source = select + where + " ORDER BY j.id DESC LIMIT" + limit_param;
   }
-  params.push_back(std::to_string(limit + 1));  // one more says whether a next page exists
-  const std::string sql = std::string("SELECT pg_catalog.to_json(j)::text, j.id::text FROM (SELECT ") + kJobColumns +
-                          " FROM taskq.jobs j" + where + " ORDER BY j.id DESC LIMIT $" + std::to_string(params.size()) +
-                          "::int) j ORDER BY j.id DESC";
+  const std::string sql =
+      "SELECT pg_catalog.to_json(j)::text, j.id::text FROM (" + source + ") j ORDER BY j.id DESC LIMIT" + limit_param;
   auto db = s->pool->acquire();
   PgResult r = db->run_planned_each_time(sql, params);
   const int rows = PQntuples(r.get());
@@ -118,6 +130,22 @@ Reply list_jobs(Services* s, const RouteRequest& req) {
   std::string body = "{\"jobs\":" + json_array(r.get(), 0, limit) + ",\"next_after\":";
   body += more ? "\"" + std::string(PQgetvalue(r.get(), limit - 1, 1)) + "\"" : "null";
   return {200, body + "}\n"};
+}
+
+Reply callbacks(Services* s, const RouteRequest& req) {
+  check_query(req.http.params, {});
+  // callbacks_job (job_id) finds them; the body (a snapshot of the job) is
+  // left out, the job itself says it.
+  static const std::string sql =
+      "SELECT EXISTS (SELECT FROM taskq.jobs j WHERE j.id = $1::uuid)::text, "
+      "(SELECT COALESCE(pg_catalog.json_agg(c ORDER BY c.id), '[]')::text FROM ("
+      "SELECT c.id, c.delivery_id, c.event, c.url, c.state, c.attempts, c.next_attempt_at, c.last_status, "
+      "c.last_error, c.created_at, c.delivered_at FROM taskq.callbacks c WHERE c.job_id = $1::uuid) c)";
+  const std::string& id = req.path.at("id");
+  auto db = s->pool->acquire();
+  PgResult r = db->run(sql, {id});
+  if (std::string(PQgetvalue(r.get(), 0, 0)) != "true") throw ApiError(404, "42704", "job " + id + " does not exist");
+  return {200, "{\"callbacks\":" + std::string(PQgetvalue(r.get(), 0, 1)) + "}\n"};
 }
 
 Reply retry(Services* s, const RouteRequest& req) {
@@ -175,6 +203,19 @@ std::vector<Route> job_routes(Services* s) {
         "JobPage",
         {400, 422}},
        with_services(s, list_jobs)},
+      {"GET",
+       "/v1/jobs/{id}/callbacks",
+       "listJobCallbacks",
+       Role::kRead,
+       {"A job's callbacks",
+        "The rows of taskq.callbacks for the job (without their body), oldest first: where each POST goes, its "
+        "event and its delivery state (pending, delivered, dead).",
+        {},
+        {},
+        200,
+        "CallbackList",
+        {400, 404, 422}},
+       with_services(s, callbacks)},
       {"POST",
        "/v1/jobs/{id}/retry",
        "retryJob",

@@ -12,6 +12,7 @@
 #include "operations/log.hpp"
 #include "openapi.hpp"
 #include "route_table.hpp"
+#include "sessions.hpp"
 #include "taskq/worker.hpp"
 #include "web_metrics.hpp"
 #include "web_options.hpp"
@@ -57,12 +58,16 @@ int main(int argc, char** argv) {
   }
 
   std::optional<ConnectionPool> pool;
+  std::vector<std::string> job_statuses;
   try {
     pool.emplace(options.database, options.pool_size);
     auto db = pool->acquire();
     taskq::PgResult r = db->run("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'taskq'", {});
     if (PQntuples(r.get()) == 0)
       return fail_start("the database has no taskq extension (run CREATE EXTENSION taskq there first)");
+    taskq::PgResult statuses =
+        db->run("SELECT s::text FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::taskq.job_status)) s", {});
+    for (int i = 0; i < PQntuples(statuses.get()); ++i) job_statuses.emplace_back(PQgetvalue(statuses.get(), i, 0));
   } catch (const taskq::DbError& e) {
     return fail_start(e.what());
   } catch (const ApiError& e) {
@@ -70,9 +75,13 @@ int main(int argc, char** argv) {
   }
 
   WebMetrics metrics;
+  SessionStore sessions;
   Services services;
   services.pool = &*pool;
   services.metrics = &metrics;
+  services.sessions = &sessions;
+  services.tokens = tokens ? &*tokens : nullptr;
+  services.job_statuses = std::move(job_statuses);
   RouteTable routes(api_routes(&services));
   services.openapi_json = openapi_document(routes.routes()).dump(2) + "\n";
 
@@ -81,6 +90,7 @@ int main(int argc, char** argv) {
     ServerOptions server_options;
     server_options.listen = options.listen_at;
     server_options.tokens = tokens ? &*tokens : nullptr;
+    server_options.sessions = &sessions;
     server_options.threads = std::max(4, options.pool_size * 2);
     server.emplace(server_options, routes, metrics);
   } catch (const taskq::StartupError& e) {
@@ -96,7 +106,7 @@ int main(int argc, char** argv) {
   });
   signal_thread.detach();
 
-  taskq::log::info("serving the taskq API on http://{} ({})",
+  taskq::log::info("serving the taskq API and dashboard on http://{}/ ({})",
                    taskq::HostPort{options.listen_at.host, server->port()}.to_string(),
                    tokens ? std::to_string(tokens->size()) + " tokens" : "no token file: loopback only");
   server->run();

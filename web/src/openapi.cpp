@@ -84,6 +84,76 @@ J schemas() {
       {"outbox_backlog", typed("integer")},
   });
   stats["description"] = "a row of the view taskq.queue_stats";
+  J schedule = object_of({
+      {"schedule_name", typed("string")},
+      {"cron", typed("string")},
+      {"timezone", typed("string")},
+      {"queue_name", typed("string")},
+      {"task", nullable("string")},
+      {"payload", J::object()},
+      {"priority", typed("integer")},
+      {"max_attempts", nullable("integer")},
+      {"headers", J::object()},
+      {"callback_url", nullable("string")},
+      {"catch_up", typed("boolean")},
+      {"enabled", typed("boolean")},
+      {"next_run_at", nullable("string", "date-time")},
+      {"last_run_at", nullable("string", "date-time")},
+      {"last_job_id", nullable("string", "uuid")},
+      {"created_at", typed("string", "date-time")},
+      {"updated_at", typed("string", "date-time")},
+  });
+  schedule["description"] = "a row of taskq.schedules (without its internal anchor_at)";
+  J publisher = object_of({
+      {"pid", nullable("integer")},
+      {"state", typed("string")},
+      {"connected", typed("boolean")},
+      {"blocked", typed("boolean")},
+      {"broker", nullable("string")},
+      {"connected_since", nullable("string", "date-time")},
+      {"last_error", nullable("string")},
+      {"last_error_at", nullable("string", "date-time")},
+      {"last_publish_at", nullable("string", "date-time")},
+      {"published", typed("integer")},
+      {"confirmed", typed("integer")},
+      {"failed", typed("integer")},
+      {"reconnects", typed("integer")},
+      {"rescued", typed("integer")},
+      {"reconciled", typed("integer")},
+      {"backlog", typed("integer")},
+      {"due_backlog", typed("integer")},
+  });
+  publisher["description"] = "the row of the view taskq.publisher";
+  J worker = object_of({
+      {"worker", typed("string")},
+      {"running", typed("integer")},
+      {"queues", {{"type", "array"}, {"items", typed("string")}}},
+      {"oldest_started_at", typed("string", "date-time")},
+      {"lease_expires_at", typed("string", "date-time")},
+  });
+  worker["description"] = "a worker (the worker column of running jobs) and the jobs it runs now";
+  J minute = object_of({
+      {"queue_name", typed("string")},
+      {"minute", typed("string", "date-time")},
+      {"completed", typed("integer")},
+      {"failed", typed("integer")},
+      {"cancelled", typed("integer")},
+  });
+  minute["description"] = "jobs of a queue that finished in one minute (minutes without any are left out)";
+  J callback = object_of({
+      {"id", typed("integer")},
+      {"delivery_id", typed("string", "uuid")},
+      {"event", typed("string")},
+      {"url", typed("string")},
+      {"state", typed("string")},
+      {"attempts", typed("integer")},
+      {"next_attempt_at", typed("string", "date-time")},
+      {"last_status", nullable("integer")},
+      {"last_error", nullable("string")},
+      {"created_at", typed("string", "date-time")},
+      {"delivered_at", nullable("string", "date-time")},
+  });
+  callback["description"] = "a row of taskq.callbacks without its body: one POST to the job's callback_url";
   J error =
       object_of({{"error",
                   {{"type", "object"},
@@ -98,6 +168,14 @@ J schemas() {
       {"QueueList", object_of({{"queues", {{"type", "array"}, {"items", ref("Queue")}}}})},
       {"QueueStats", stats},
       {"StatsList", object_of({{"queues", {{"type", "array"}, {"items", ref("QueueStats")}}}})},
+      {"Schedule", schedule},
+      {"ScheduleList", object_of({{"schedules", {{"type", "array"}, {"items", ref("Schedule")}}}})},
+      {"Session",
+       object_of({{"role", typed("string")}, {"csrf_token", typed("string")}, {"sign_in", typed("string")}})},
+      {"Publisher", publisher},
+      {"WorkerList", object_of({{"workers", {{"type", "array"}, {"items", worker}}}})},
+      {"Throughput", object_of({{"minutes", {{"type", "array"}, {"items", minute}}}})},
+      {"CallbackList", object_of({{"callbacks", {{"type", "array"}, {"items", callback}}}})},
       {"Health", object_of({{"status", typed("string")}, {"database", typed("string")}})},
       {"Error", error},
   };
@@ -116,9 +194,9 @@ const char* reason(int status) {
     case 401:
       return "No token, or an unknown one";
     case 403:
-      return "The token's role may not do this";
+      return "The token's role may not do this, the CSRF token is missing, or the request came from another site";
     case 404:
-      return "No such job or queue";
+      return "No such job, queue or schedule";
     case 409:
       return "Not allowed in the current state, or already exists";
     case 413:
@@ -164,15 +242,15 @@ J operation(const Route& r) {
 
   J responses = {{std::to_string(r.doc.success_status), success_response(r)}};
   std::vector<int> errors = r.doc.errors;
-  if (r.role != Role::kPublic) {
-    errors.push_back(401);
-    errors.push_back(403);
-  }
+  if (r.role != Role::kPublic) errors.push_back(401);
+  // Any request may be refused for where it came from (another site's
+  // page, a non-loopback Host without a token file), besides its role.
+  errors.push_back(403);
   if (r.doc.response_schema != "Health") errors.push_back(503);
   std::sort(errors.begin(), errors.end());
   errors.erase(std::unique(errors.begin(), errors.end()), errors.end());
   for (int status : errors) {
-    const std::string body = r.doc.response_schema == "Health" ? "Health" : "Error";
+    const std::string body = r.doc.response_schema == "Health" && status == 503 ? "Health" : "Error";
     responses[std::to_string(status)] = {{"description", reason(status)},
                                          {"content", {{"application/json", {{"schema", ref(body)}}}}}};
   }

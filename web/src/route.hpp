@@ -9,11 +9,13 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "access_tokens.hpp"
 #include "request_input.hpp"
+#include "sessions.hpp"
 
 namespace taskq::web {
 
@@ -24,7 +26,12 @@ class WebMetrics;
 struct Services {
   ConnectionPool* pool = nullptr;
   WebMetrics* metrics = nullptr;
-  std::string openapi_json;  // the served /v1/openapi.json, made once at start
+  SessionStore* sessions = nullptr;
+  const AccessTokens* tokens = nullptr;  // null: no token file (loopback only, no sign-in)
+  std::string openapi_json;              // the served /v1/openapi.json, made once at start
+  // The values of taskq.job_status in their order, read at start (job
+  // lists of a queue merge one index scan per status).
+  std::vector<std::string> job_statuses;
 };
 
 struct QueryParam {
@@ -46,15 +53,24 @@ struct RouteDoc {
   std::vector<int> errors;  // error statuses besides 401/403 (added by role)
 };
 
+// Who is asking, as the server found out before calling the handler.
+struct Caller {
+  Role role = Role::kPublic;
+  std::string session_id;          // the session cookie's value when it names a live session
+  std::optional<Session> session;  // that session
+};
+
 struct RouteRequest {
   const httplib::Request& http;
   std::map<std::string, std::string> path;  // {name} -> value, percent-decoded
+  const Caller& caller;
 };
 
 struct Reply {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers = {};  // e.g. Set-Cookie
 };
 
 using Handler = std::function<Reply(const RouteRequest&)>;

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include "db_session.hpp"
+
 namespace taskq::web {
 
 void WebMetrics::request_done(const std::string& route, int status, double seconds) {
@@ -41,9 +43,12 @@ std::string WebMetrics::render() const {
     out += fmt::format("taskq_web_request_duration_seconds_sum{{route=\"{}\"}} {}\n", route, h.sum);
     out += fmt::format("taskq_web_request_duration_seconds_count{{route=\"{}\"}} {}\n", route, h.count);
   }
-  out += "# HELP taskq_web_auth_failures_total Requests refused for their token: missing, unknown, or too weak.\n";
+  out += "# HELP taskq_web_db_statements_total SQL statements sent to the database.\n";
+  out += "# TYPE taskq_web_db_statements_total counter\n";
+  out += fmt::format("taskq_web_db_statements_total {}\n", statements_run());
+  out += "# HELP taskq_web_auth_failures_total Requests refused for their token, session or origin.\n";
   out += "# TYPE taskq_web_auth_failures_total counter\n";
-  for (const char* reason : {"missing_token", "unknown_token", "forbidden"}) {
+  for (const char* reason : {"missing_token", "unknown_token", "forbidden", "csrf", "cross_origin", "host"}) {
     const auto found = auth_failures_.find(reason);
     out += fmt::format("taskq_web_auth_failures_total{{reason=\"{}\"}} {}\n", reason,
                        found == auth_failures_.end() ? 0 : found->second);

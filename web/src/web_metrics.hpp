@@ -3,7 +3,9 @@
 //   taskq_web_requests_total{route,status}             counter
 //   taskq_web_request_duration_seconds{route}          histogram
 //   taskq_web_auth_failures_total{reason}              counter (missing_token,
-//                                                      unknown_token, forbidden)
+//                                                      unknown_token, forbidden, csrf,
+//                                                      cross_origin, host)
+//   taskq_web_db_statements_total                      counter
 // `route` is the route's template ("GET /v1/jobs/{id}"), or "unmatched",
 // so label values stay few whatever clients send. Thread-safe.
 #pragma once

@@ -12,6 +12,7 @@
 #include "api_error.hpp"
 #include "operations/log.hpp"
 #include "static_assets.hpp"
+#include "web_options.hpp"
 #include "taskq/worker.hpp"
 
 namespace taskq::web {
@@ -61,6 +62,10 @@ WebServer::WebServer(const ServerOptions& options, const RouteTable& routes, Web
   const int threads = options_.threads;
   server_.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
   server_.set_socket_options(socket_options);
+  // Answers go out at once: with Nagle's algorithm a keep-alive client
+  // that writes headers and body separately waits for a delayed ACK
+  // (40 ms per request).
+  server_.set_tcp_nodelay(true);
   server_.set_payload_max_length(kMaxBodyBytes);
   server_.set_keep_alive_timeout(5);
   server_.set_read_timeout(10, 0);
@@ -68,7 +73,8 @@ WebServer::WebServer(const ServerOptions& options, const RouteTable& routes, Web
   server_.set_default_headers({{"X-Content-Type-Options", "nosniff"},
                                {"Cache-Control", "no-store"},
                                {"Referrer-Policy", "no-referrer"},
-                               {"X-Frame-Options", "DENY"}});
+                               {"X-Frame-Options", "DENY"},
+                               {"Content-Security-Policy", kContentSecurityPolicy}});
 
   server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     request_start = Clock::now();
@@ -132,25 +138,96 @@ void WebServer::stop() {
   if (!finished_.load()) server_.stop();
 }
 
-void WebServer::authorize(const Route& route, const httplib::Request& req) {
-  if (route.role == Role::kPublic || options_.tokens == nullptr) return;
+namespace {
+
+bool changes_something(const std::string& method) { return method != "GET" && method != "HEAD" && method != "OPTIONS"; }
+
+// The host name of a Host header value ("127.0.0.1:8080", "[::1]:8080").
+std::string host_name(const std::string& value) {
+  if (!value.empty() && value[0] == '[') return value.substr(1, value.find(']') - 1);
+  return value.substr(0, value.find(':'));
+}
+
+// What browsers add and other clients do not: a request that has any of
+// these may have been made by a page, so it needs the page's CSRF token.
+bool from_a_browser(const httplib::Request& req) {
+  return req.has_header("Origin") || req.has_header("Sec-Fetch-Site") || req.has_header("Cookie");
+}
+
+}  // namespace
+
+void WebServer::check_request_origin(const httplib::Request& req) {
+  if (options_.tokens == nullptr && req.has_header("Host") &&
+      !is_loopback_host(host_name(req.get_header_value("Host")))) {
+    metrics_.auth_failed("host");
+    throw ApiError(403, "forbidden_host",
+                   "without a token file taskq-web answers only requests addressed to a loopback host name");
+  }
+  if (!changes_something(req.method)) return;
+  const std::string host = req.get_header_value("Host");
+  bool foreign = false;
+  if (req.has_header("Origin")) {
+    const std::string origin = req.get_header_value("Origin");
+    foreign = origin != "http://" + host && origin != "https://" + host;
+  }
+  if (req.has_header("Sec-Fetch-Site")) {
+    const std::string site = req.get_header_value("Sec-Fetch-Site");
+    foreign = foreign || (site != "same-origin" && site != "none");
+  }
+  if (foreign) {
+    metrics_.auth_failed("cross_origin");
+    throw ApiError(403, "cross_origin", "requests that change something are not taken from other sites' pages");
+  }
+}
+
+Caller WebServer::identify(const Route& route, const httplib::Request& req) {
+  check_request_origin(req);
+  Caller caller;
+  const std::string cookie = cookie_value(req.get_header_value("Cookie"), kSessionCookie);
+  if (!cookie.empty() && options_.sessions) {
+    caller.session = options_.sessions->find(cookie);
+    if (caller.session) caller.session_id = cookie;
+  }
+  if (route.role == Role::kPublic) {
+    caller.role = caller.session ? caller.session->role : (options_.tokens ? Role::kPublic : Role::kAdmin);
+    return caller;
+  }
   const std::string header = req.get_header_value("Authorization");
   constexpr const char* kScheme = "Bearer ";
-  if (header.size() <= std::strlen(kScheme) || header.compare(0, std::strlen(kScheme), kScheme) != 0) {
+  const bool bearer = header.size() > std::strlen(kScheme) && header.compare(0, std::strlen(kScheme), kScheme) == 0;
+  auto require_csrf = [&] {
+    if (!changes_something(req.method)) return;
+    if (caller.session && SessionStore::csrf_matches(*caller.session, req.get_header_value("X-CSRF-Token"))) return;
+    metrics_.auth_failed("csrf");
+    throw ApiError(403, "csrf",
+                   "a request from the dashboard needs its session's X-CSRF-Token header (reload the page)");
+  };
+  if (bearer && options_.tokens) {
+    // A bearer token is never sent by a browser on its own, so it needs no
+    // CSRF token.
+    const auto role = options_.tokens->find(header.substr(std::strlen(kScheme)));
+    if (!role) {
+      metrics_.auth_failed("unknown_token");
+      throw ApiError(401, "unauthorized", "unknown token");
+    }
+    caller.role = *role;
+  } else if (caller.session) {
+    caller.role = caller.session->role;
+    require_csrf();
+  } else if (options_.tokens == nullptr) {
+    caller.role = Role::kAdmin;
+    if (from_a_browser(req)) require_csrf();
+  } else {
     metrics_.auth_failed("missing_token");
     throw ApiError(401, "unauthorized", "this request needs an Authorization: Bearer TOKEN header");
   }
-  const auto role = options_.tokens->find(header.substr(std::strlen(kScheme)));
-  if (!role) {
-    metrics_.auth_failed("unknown_token");
-    throw ApiError(401, "unauthorized", "unknown token");
-  }
-  if (*role < route.role) {
+  if (caller.role < route.role) {
     metrics_.auth_failed("forbidden");
     throw ApiError(403, "forbidden",
                    std::string("this request needs a token of role ") + to_string(route.role) + " (this one is " +
-                       to_string(*role) + ")");
+                       to_string(caller.role) + ")");
   }
+  return caller;
 }
 
 void WebServer::dispatch(const httplib::Request& req, httplib::Response& res) {
@@ -159,8 +236,10 @@ void WebServer::dispatch(const httplib::Request& req, httplib::Response& res) {
     if (!m.route) {
       const StaticAsset* asset = find_static_asset(req.path);
       if (asset && (req.method == "GET" || req.method == "HEAD")) {
-        res.set_header("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'");
-        res.set_content(asset->body, asset->content_type);
+        if (options_.tokens == nullptr) check_request_origin(req);
+        // The dashboard's files change only with the program.
+        res.set_header("Cache-Control", asset->cacheable ? "max-age=3600" : "no-cache");
+        res.set_content(asset->body, asset->size, asset->content_type);
         return;
       }
       if (m.path_known) {
@@ -171,10 +250,11 @@ void WebServer::dispatch(const httplib::Request& req, httplib::Response& res) {
       }
       throw ApiError(404, "not_found", "no such route: " + req.method + " " + req.path);
     }
-    authorize(*m.route, req);
+    const Caller caller = identify(*m.route, req);
     for (const auto& [name, value] : m.params) check_text(name, value);
-    const Reply reply = m.route->handler(RouteRequest{req, m.params});
+    const Reply reply = m.route->handler(RouteRequest{req, m.params, caller});
     res.status = reply.status;
+    for (const auto& [name, value] : reply.headers) res.set_header(name, value);
     if (reply.status != 204) res.set_content(reply.body, reply.content_type);
   } catch (const ApiError& e) {
     set_error(res, e);

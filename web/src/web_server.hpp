@@ -10,6 +10,7 @@
 #include <string>
 
 #include "access_tokens.hpp"
+#include "sessions.hpp"
 #include "operations/host_port.hpp"
 #include "route_table.hpp"
 #include "web_metrics.hpp"
@@ -23,8 +24,16 @@ constexpr std::size_t kMaxBodyBytes = 2 * 1024 * 1024;
 struct ServerOptions {
   HostPort listen;
   const AccessTokens* tokens = nullptr;  // null: no authorization (loopback only)
+  SessionStore* sessions = nullptr;      // the dashboard's sign-ins (required)
   int threads = 8;
 };
+
+// The Content-Security-Policy of every answer: scripts, styles and
+// everything else only from taskq-web itself, no inline script or style,
+// no framing.
+constexpr const char* kContentSecurityPolicy =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 class WebServer {
  public:
@@ -42,7 +51,12 @@ class WebServer {
 
  private:
   void dispatch(const httplib::Request& req, httplib::Response& res);
-  void authorize(const Route& route, const httplib::Request& req);
+  // Who is asking and whether they may (throws ApiError 401/403).
+  Caller identify(const Route& route, const httplib::Request& req);
+  // Requests that change something must come from this server's own page
+  // or from outside a browser; without a token file, every request must
+  // name a loopback host (against DNS rebinding). Throws ApiError 403.
+  void check_request_origin(const httplib::Request& req);
 
   ServerOptions options_;
   const RouteTable& routes_;

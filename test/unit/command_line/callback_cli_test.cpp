@@ -49,6 +49,18 @@ TEST(CallbackCli, FlagsFillTheCallbackOptions) {
   EXPECT_TRUE(o.worker.callbacks.enabled);
 }
 
+TEST(CallbackCli, RetryMaxCapsTheBackoffAndTheFirstRetry) {
+  taskq::CliOptions o;
+  std::string m;
+  ASSERT_EQ(parse({"--callback-retry-max", "2"}, &o, &m), -1) << m;
+  EXPECT_EQ(o.worker.callbacks.retry_max, 2000ms);
+  EXPECT_EQ(o.worker.callbacks.retry_base, 2000ms);
+  taskq::CliOptions d;
+  ASSERT_EQ(parse({}, &d, &m), -1) << m;
+  EXPECT_EQ(d.worker.callbacks.retry_max, taskq::CallbackOptions{}.retry_max);
+  EXPECT_EQ(d.worker.callbacks.retry_base, taskq::CallbackOptions{}.retry_base);
+}
+
 TEST(CallbackCli, SecretFromTheEnvironmentAndNoCallbacks) {
   setenv("TASKQ_CALLBACK_SECRET", "from-env", 1);
   taskq::CliOptions o;
@@ -66,6 +78,8 @@ TEST(CallbackCli, BadValuesAreOneLineErrorsWithExitTwo) {
                                                {"--callback-concurrency", "5000"},
                                                {"--callback-timeout", "0"},
                                                {"--callback-timeout", "-3"},
+                                               {"--callback-retry-max", "0"},
+                                               {"--callback-retry-max", "100000"},
                                                {"--callback-refuse-private=maybe"},
                                                {"--no-callbacks=yes please"}}) {
     taskq::CliOptions o;

@@ -87,3 +87,17 @@ TEST(ConfirmTracker, FailAllResolvesEverythingOutstandingAsFailed) {
   t.ack(5, true);  // late confirm after the channel died: nothing to resolve
   EXPECT_TRUE(t.take_resolved().empty());
 }
+
+TEST(ConfirmTracker, CountsNacksSinceTheLastAck) {
+  auto t = with_five();
+  EXPECT_EQ(t.nacks_in_a_row(), 0u);
+  t.nack(2, true);  // 1, 2
+  EXPECT_EQ(t.nacks_in_a_row(), 2u);
+  t.ack(3, false);
+  EXPECT_EQ(t.nacks_in_a_row(), 0u);
+  t.returned("job-4", "NO_ROUTE");
+  t.ack(4, false);  // returned, then acked: a failure, but not a nack
+  EXPECT_EQ(t.nacks_in_a_row(), 0u);
+  t.nack(5, false);
+  EXPECT_EQ(t.nacks_in_a_row(), 1u);
+}

@@ -2,6 +2,7 @@
 #include "command_line/cli_options.hpp"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 
 #include <cstdlib>
 
@@ -69,6 +70,12 @@ int parse_cli(int argc, char** argv, CliOptions* out, std::string* message) {
                  "(default 10)")
       ->type_name("SECONDS")
       ->check(CLI::Range(1, 3600).description(""));
+  int callback_retry_max = static_cast<int>(callbacks.retry_max.count() / 1000);
+  app.add_option("--callback-retry-max", callback_retry_max,
+                 "longest wait between two deliveries of a callback, 1-86400\n"
+                 "(default 3600; the first retry comes after 10 s, then doubling)")
+      ->type_name("SECONDS")
+      ->check(CLI::Range(1, 86400).description(""));
   app.add_flag("--callback-refuse-private", callbacks.refuse_private_addresses,
                "refuse callback URLs that resolve to loopback, private,\n"
                "link-local or other non-public addresses (SSRF guard)");
@@ -116,6 +123,8 @@ int parse_cli(int argc, char** argv, CliOptions* out, std::string* message) {
   out->worker.shutdown_timeout = std::chrono::seconds(shutdown);
   out->worker.early_ack_after = std::chrono::seconds(early_ack);
   callbacks.timeout = std::chrono::seconds(callback_timeout);
+  callbacks.retry_max = std::chrono::seconds(callback_retry_max);
+  callbacks.retry_base = std::min(callbacks.retry_base, callbacks.retry_max);
   callbacks.enabled = !no_callbacks;
   if (out->worker.database.empty()) {
     *message = "taskq-worker: --database (or TASKQ_DATABASE_URL) is required";

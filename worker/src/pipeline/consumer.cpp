@@ -22,10 +22,15 @@ constexpr auto kPrefetchChangeEvery = 5s;
 void Consumer::connect() { broker_ = connect_broker(); }
 
 std::unique_ptr<BrokerConsumer> Consumer::connect_broker() {
+  if (nodes_.size() == 0) nodes_ = BrokerNodes::parse(options_.broker);
   ConnectOptions connect;
   connect.connection_name = "taskq-worker " + options_.name;
-  auto consumer = std::make_unique<BrokerConsumer>(BrokerUrl::parse(options_.broker), connect, topology_.exchange,
-                                                   topology_.queues, wanted_prefetch(), ++generation_);
+  const int prefetch = wanted_prefetch();
+  const std::uint64_t generation = ++generation_;
+  auto consumer = nodes_.connect_any<std::unique_ptr<BrokerConsumer>>([&](const BrokerUrl& node) {
+    return std::make_unique<BrokerConsumer>(node, connect, topology_.exchange, topology_.queues, prefetch, generation);
+  });
+  if (nodes_.size() > 1) log::info("broker: connected to node {}", nodes_.current().redacted());
   metrics_.set_connected("broker", true);
   // Deliveries of the dead connection that were not started yet: the
   // broker has requeued them and delivers them again.
@@ -108,7 +113,10 @@ void Consumer::run() {
       wait_for_events(broker_.get(), 1s);
       broker_->drain([this](Delivery&& d) { take_delivery(std::move(d)); });
     } catch (const std::exception& e) {
-      if (broker_) broker_->close_quickly();  // a half-open socket must not hold us up
+      if (broker_) {
+        broker_->close_quickly();  // a half-open socket must not hold us up
+        nodes_.move_on();          // a cluster's next node first: this one may be gone
+      }
       broker_.reset();
       metrics_.set_connected("broker", false);
       const auto delay = reconnect.next();

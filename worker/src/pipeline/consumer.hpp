@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "broker/broker_consumer.hpp"
+#include "core/broker_nodes.hpp"
 #include "operations/metrics.hpp"
 #include "pipeline/in_flight.hpp"
 #include "pipeline/shutdown.hpp"
@@ -53,6 +54,7 @@ class Consumer {
   const WakeFd& wake_;
   const StopRequest& stop_;
   Metrics& metrics_;
+  BrokerNodes nodes_;                       // parsed from options_.broker by the first connect
   std::unique_ptr<BrokerConsumer> broker_;  // null while disconnected
   std::uint64_t generation_ = 0;            // of the latest connection
 };
