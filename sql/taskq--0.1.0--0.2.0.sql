@@ -1395,7 +1395,9 @@ BEGIN
   -- One notification per transaction however many callbacks it wrote:
   -- PostgreSQL folds identical ones.
   PERFORM pg_catalog.pg_notify('taskq_callbacks', '');
-=======
+END;
+$$;
+
 -- == Waiting for a result ==
 -- 48_wait (new file): taskq.wait() and its C helpers; the signal
 -- taskq._wake_waiters_at_commit(uuid[]). 40_transitions, 45_worker_batches:
