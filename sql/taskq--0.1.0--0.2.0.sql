@@ -1650,3 +1650,1317 @@ BEGIN
   END IF;
 END;
 $$;
+
+-- =========================================================================
+-- == Dependencies and workflows ==
+-- (00_tables, 20_queues, 30_enqueue, 35_dependencies, 36_workflows,
+-- 40_transitions, 45_worker_batches, 50_outbox, 70_maintenance,
+-- 95_privileges) depends_on, the release of waiting jobs by their last
+-- dependency's completion and the cascading cancel; enqueue_workflow;
+-- complete's follow-up jobs (a new argument: dropped and created again,
+-- with its grant); the message body's "depends_on". taskq.jobs gains two
+-- internal columns (no rewrite: a NULL column and a constant default), so
+-- taskq.job (SELECT *) is created again; jobs_unique_key counts waiting
+-- jobs as unfinished (built again: it reads the jobs table once).
+-- 'waiting' is named only inside PL/pgSQL bodies (see the section above).
+
+ALTER TABLE taskq.jobs ADD COLUMN dependencies_left integer,
+                       ADD COLUMN has_dependents boolean NOT NULL DEFAULT false;
+
+DROP INDEX taskq.jobs_unique_key;
+CREATE UNIQUE INDEX jobs_unique_key ON taskq.jobs (queue_name, unique_key)
+  WHERE unique_key IS NOT NULL AND status < 'completed';
+
+CREATE TABLE taskq.job_dependencies (
+  job_id            uuid NOT NULL,
+  depends_on_job_id uuid NOT NULL,
+  satisfied         boolean NOT NULL DEFAULT false,
+  cancelled_job     boolean NOT NULL DEFAULT false,
+  PRIMARY KEY (job_id, depends_on_job_id)
+);
+CREATE INDEX job_dependencies_dependents ON taskq.job_dependencies (depends_on_job_id, job_id);
+COMMENT ON TABLE taskq.job_dependencies IS
+  'dependency edges: job_id is not published before depends_on_job_id completed; satisfied once it did';
+SELECT pg_catalog.pg_extension_config_dump('taskq.job_dependencies', '');
+REVOKE ALL ON taskq.job_dependencies FROM PUBLIC;
+GRANT SELECT ON taskq.job_dependencies TO taskq_producer, taskq_worker;
+
+CREATE FUNCTION taskq._dependency_ids(job_id uuid) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off
+RETURN (SELECT coalesce(json_agg(e.depends_on_job_id ORDER BY e.depends_on_job_id)::text, '[]')
+        FROM taskq.job_dependencies e WHERE e.job_id = _dependency_ids.job_id);
+COMMENT ON FUNCTION taskq._dependency_ids(uuid) IS
+  'internal (publisher): the jobs a job depends on, as the JSON array of its message''s "depends_on"';
+
+CREATE FUNCTION taskq._forget_dependencies(job_ids uuid[]) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off
+BEGIN ATOMIC
+  DELETE FROM taskq.job_dependencies e WHERE e.job_id = ANY (job_ids);
+END;
+COMMENT ON FUNCTION taskq._forget_dependencies(uuid[]) IS
+  'internal (purge_finished): deletes the dependency edges of these (purged) jobs';
+
+CREATE FUNCTION taskq._max_dependencies() RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN 100000;
+
+CREATE FUNCTION taskq._lock_dependencies(depends_on uuid[], OUT unfinished uuid[], OUT completed uuid[])
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  read_committed boolean := current_setting('transaction_isolation') = 'read committed';
+  dep uuid;
+  dep_status taskq.job_status;
+  flagged boolean;
+BEGIN
+  unfinished := '{}';
+  completed := '{}';
+  IF array_ndims(depends_on) > 1 THEN
+    RAISE EXCEPTION 'depends_on must be a one-dimensional array of job ids' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF array_position(depends_on, NULL) IS NOT NULL THEN
+    RAISE EXCEPTION 'depends_on must not contain nulls' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF cardinality(depends_on) > taskq._max_dependencies() THEN
+    RAISE EXCEPTION 'depends_on has % elements; at most % per job', cardinality(depends_on), taskq._max_dependencies()
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- One job at a time, in id order: each lock is taken in the order every
+  -- other path takes them (a set-wise lock would not keep the order between
+  -- the rows it updates and the rows it only locks).
+  FOR dep IN SELECT DISTINCT d.id FROM unnest(depends_on) d(id) ORDER BY d.id LOOP
+    SELECT j.status, j.has_dependents INTO dep_status, flagged FROM taskq.jobs j WHERE j.id = dep;
+    -- Completed is final for a dependency: a later retry does not undo it.
+    IF FOUND AND dep_status <> 'completed' THEN
+      IF NOT flagged THEN
+        -- (At READ COMMITTED an UPDATE acts on the row's latest version.)
+        UPDATE taskq.jobs j SET has_dependents = true WHERE j.id = dep RETURNING j.status INTO dep_status;
+      ELSIF read_committed THEN
+        -- A KEY SHARE lock is granted on the version the statement saw, even
+        -- after waiting for a finish that changed it: read the status again,
+        -- in a statement of its own, once the lock is held.
+        PERFORM 1 FROM taskq.jobs j WHERE j.id = dep FOR KEY SHARE;
+        SELECT j.status INTO dep_status FROM taskq.jobs j WHERE j.id = dep;
+      ELSE
+        -- Fails (40001) if the row changed after this transaction's snapshot.
+        SELECT j.status INTO dep_status FROM taskq.jobs j WHERE j.id = dep FOR SHARE;
+      END IF;
+    END IF;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'dependency % does not exist', dep USING ERRCODE = 'undefined_object';
+    END IF;
+    IF dep_status = 'completed' THEN
+      completed[cardinality(completed) + 1] := dep;
+    ELSIF dep_status IN ('failed', 'cancelled') THEN
+      RAISE EXCEPTION 'dependency % is %', dep, dep_status
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'a job cannot wait for a job that will not complete; retry that one first';
+    ELSE
+      unfinished[cardinality(unfinished) + 1] := dep;
+    END IF;
+  END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION taskq._lock_dependencies(uuid[]) IS
+  'internal (enqueue): locks the unfinished jobs of depends_on against finishing unseen; returns them and the completed ones';
+
+CREATE FUNCTION taskq._add_dependencies(job_ids uuid[], unfinished uuid[], completed uuid[]) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  INSERT INTO taskq.job_dependencies (job_id, depends_on_job_id, satisfied)
+  SELECT j.id, d.id, d.satisfied
+  FROM unnest(job_ids) j(id)
+  CROSS JOIN (SELECT u.id, false AS satisfied FROM unnest(unfinished) u(id)
+              UNION ALL
+              SELECT c.id, true FROM unnest(completed) c(id)) d;
+END;
+COMMENT ON FUNCTION taskq._add_dependencies(uuid[], uuid[], uuid[]) IS
+  'internal (enqueue): records that each of job_ids depends on the unfinished and the completed jobs';
+
+CREATE FUNCTION taskq._check_read_committed() RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'finishing a job that other jobs depend on needs read committed isolation, not %',
+      current_setting('transaction_isolation')
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'call taskq.complete, fail and cancel outside REPEATABLE READ and SERIALIZABLE transactions';
+  END IF;
+END;
+$$;
+
+CREATE FUNCTION taskq._release_dependents(completed uuid[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
+DECLARE
+  dependents uuid[];
+  decrements int[];
+BEGIN
+  PERFORM taskq._check_read_committed();
+  -- Waits for the transactions that are adding dependents to these jobs.
+  PERFORM 1 FROM taskq.jobs j WHERE j.id = ANY (completed) ORDER BY j.id FOR UPDATE;
+  -- Each edge is satisfied once: a dependency that completes again after a
+  -- retry counts nothing more.
+  WITH satisfied AS (
+    UPDATE taskq.job_dependencies e SET satisfied = true
+    WHERE e.depends_on_job_id = ANY (completed) AND NOT e.satisfied
+    RETURNING e.job_id
+  ), per_job AS (
+    SELECT s.job_id, count(*)::int AS n FROM satisfied s GROUP BY s.job_id
+  )
+  SELECT array_agg(p.job_id ORDER BY p.job_id), array_agg(p.n ORDER BY p.job_id) INTO dependents, decrements
+  FROM per_job p;
+  IF dependents IS NULL THEN
+    RETURN;
+  END IF;
+  PERFORM 1 FROM taskq.jobs j WHERE j.id = ANY (dependents) ORDER BY j.id FOR NO KEY UPDATE;
+  -- A dependent that is not waiting (cancelled meanwhile) keeps its count;
+  -- retry recounts its edges.
+  WITH released AS (
+    UPDATE taskq.jobs j
+    SET dependencies_left = j.dependencies_left - d.n,
+        status = CASE WHEN j.dependencies_left = d.n THEN 'pending'::taskq.job_status ELSE j.status END,
+        -- Not before its dependencies completed, nor before the run_at asked for.
+        run_at = CASE WHEN j.dependencies_left = d.n THEN greatest(j.run_at, now()) ELSE j.run_at END,
+        updated_at = now()
+    FROM unnest(dependents, decrements) d(id, n)
+    WHERE j.id = d.id AND j.status = 'waiting'
+    RETURNING j.id, j.queue_name, j.status, j.attempts, j.run_at
+  )
+  INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at)
+  SELECT r.id, r.queue_name, r.attempts + 1, r.run_at FROM released r WHERE r.status = 'pending';
+  IF FOUND THEN
+    PERFORM taskq._wake_publisher_at_commit();
+  END IF;
+END;
+$$;
+COMMENT ON FUNCTION taskq._release_dependents(uuid[]) IS
+  'internal (complete): counts the completion of these jobs for the jobs waiting for them; publishes those that wait for nothing more';
+
+CREATE FUNCTION taskq._cancel_dependents(job_id uuid, what text) RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
+DECLARE
+  root_cause text := format('dependency %s %s', job_id, what);
+  frontier uuid[] := ARRAY[job_id];
+  doomed uuid[];
+  causes uuid[];
+  cancelled uuid[];
+  c taskq.jobs;
+  total int := 0;
+BEGIN
+  PERFORM taskq._check_read_committed();
+  -- (Callers hold it already; this waits for enqueues adding dependents.)
+  PERFORM 1 FROM taskq.jobs j WHERE j.id = _cancel_dependents.job_id FOR UPDATE;
+  LOOP
+    -- The waiting jobs that wait for the frontier, each with one job of the
+    -- frontier it waits for.
+    SELECT array_agg(w.job_id ORDER BY w.job_id), array_agg(w.cause ORDER BY w.job_id) INTO doomed, causes
+    FROM (SELECT e.job_id, min(e.depends_on_job_id::text)::uuid AS cause
+          FROM taskq.job_dependencies e
+          WHERE e.depends_on_job_id = ANY (frontier) AND NOT e.satisfied
+          GROUP BY e.job_id) w;
+    EXIT WHEN doomed IS NULL;
+    -- FOR UPDATE: also waits for enqueues adding dependents to them.
+    PERFORM 1 FROM taskq.jobs j WHERE j.id = ANY (doomed) ORDER BY j.id FOR UPDATE;
+    frontier := '{}';
+    cancelled := '{}';
+    FOR c IN
+      UPDATE taskq.jobs j
+      SET status = 'cancelled', finished_at = now(), updated_at = now(),
+          last_error = CASE WHEN d.cause = _cancel_dependents.job_id THEN root_cause
+                            ELSE format('dependency %s was cancelled (%s)', d.cause, root_cause) END
+      FROM unnest(doomed, causes) d(id, cause)
+      WHERE j.id = d.id AND j.status = 'waiting'
+      RETURNING j.*
+    LOOP
+      -- The job is finished (cancelled): what every finish does.
+      PERFORM taskq._write_callback(c);
+      cancelled := cancelled || c.id;
+      IF c.has_dependents THEN
+        frontier := frontier || c.id;
+      END IF;
+    END LOOP;
+    total := total + cardinality(cancelled);
+    IF cardinality(cancelled) > 0 THEN
+      PERFORM taskq._wake_waiters_at_commit(cancelled);
+    END IF;
+    UPDATE taskq.job_dependencies e SET cancelled_job = true
+    FROM unnest(doomed, causes) d(id, cause)
+    WHERE e.job_id = d.id AND e.depends_on_job_id = d.cause AND d.id = ANY (cancelled);
+    EXIT WHEN cardinality(frontier) = 0;
+  END LOOP;
+  RETURN total;
+END;
+$$;
+COMMENT ON FUNCTION taskq._cancel_dependents(uuid, text) IS
+  'internal: cancels, transitively, the jobs waiting for a job that ended failed or cancelled; returns how many';
+
+CREATE FUNCTION taskq._lock_unfinished_dependencies(job_ids uuid[], OUT bad_job uuid, OUT bad_status text,
+                                                    OUT unfinished int)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
+DECLARE
+  read_committed boolean := current_setting('transaction_isolation') = 'read committed';
+  dep uuid;
+  dep_status taskq.job_status;
+BEGIN
+  unfinished := 0;
+  -- Edges only ever become satisfied: reading them before the locks finds
+  -- at most a few more than needed.
+  FOR dep IN SELECT DISTINCT e.depends_on_job_id FROM taskq.job_dependencies e
+             WHERE e.job_id = ANY (job_ids) AND NOT e.satisfied ORDER BY 1 LOOP
+    -- Every unfinished dependency has has_dependents set (by its first
+    -- dependent). The status is read again once locked, as above.
+    IF read_committed THEN
+      PERFORM 1 FROM taskq.jobs j WHERE j.id = dep FOR KEY SHARE;
+      SELECT j.status INTO dep_status FROM taskq.jobs j WHERE j.id = dep;
+    ELSE
+      SELECT j.status INTO dep_status FROM taskq.jobs j WHERE j.id = dep FOR SHARE;
+    END IF;
+    IF bad_job IS NULL AND (NOT FOUND OR dep_status IN ('failed', 'cancelled')) THEN
+      bad_job := dep;
+      bad_status := CASE WHEN FOUND THEN dep_status::text ELSE 'deleted' END;
+    END IF;
+    unfinished := unfinished + 1;
+  END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION taskq._lock_unfinished_dependencies(uuid[]) IS
+  'internal (retry): locks the unfinished dependencies of these jobs; returns one that failed, was cancelled or is gone, and how many';
+
+CREATE FUNCTION taskq._rewait(j taskq.jobs, due timestamptz) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
+DECLARE
+  left_count int;
+BEGIN
+  SELECT count(*)::int INTO left_count FROM taskq.job_dependencies e WHERE e.job_id = j.id AND NOT e.satisfied;
+  BEGIN
+    UPDATE taskq.jobs
+    SET status = CASE WHEN left_count > 0 THEN 'waiting'::taskq.job_status ELSE 'pending' END,
+        dependencies_left = left_count, run_at = due, max_attempts = attempts + attempt_budget,
+        lease_expires_at = NULL, worker = NULL, result = NULL, finished_at = NULL, cancel_requested = false,
+        failed_attempt = NULL, updated_at = now()
+    WHERE id = j.id;
+  EXCEPTION WHEN unique_violation THEN
+    RETURN false;
+  END;
+  UPDATE taskq.job_dependencies e SET cancelled_job = false WHERE e.job_id = j.id AND e.cancelled_job;
+  IF left_count = 0 THEN
+    INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at) VALUES (j.id, j.queue_name, j.attempts + 1, due);
+    PERFORM taskq._wake_publisher_at_commit();
+  END IF;
+  RETURN true;
+END;
+$$;
+COMMENT ON FUNCTION taskq._rewait(taskq.jobs, timestamptz) IS
+  'internal (retry): a cancelled job with dependencies waits again for those that have not completed';
+
+CREATE FUNCTION taskq._revive_dependents(job_id uuid) RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
+DECLARE
+  frontier uuid[] := ARRAY[job_id];
+  candidates uuid[];
+  next_frontier uuid[];
+  bad record;
+  d taskq.jobs;
+  total int := 0;
+BEGIN
+  LOOP
+    SELECT array_agg(DISTINCT e.job_id) INTO candidates
+    FROM taskq.job_dependencies e WHERE e.depends_on_job_id = ANY (frontier) AND e.cancelled_job;
+    EXIT WHEN candidates IS NULL;
+    -- Dependencies first, then the dependents: the order enqueue and the
+    -- completions lock them in.
+    PERFORM taskq._lock_unfinished_dependencies(candidates);
+    next_frontier := '{}';
+    FOR d IN SELECT * FROM taskq.jobs j WHERE j.id = ANY (candidates) ORDER BY j.id FOR UPDATE LOOP
+      CONTINUE WHEN d.status <> 'cancelled';
+      SELECT * INTO bad FROM taskq._lock_unfinished_dependencies(ARRAY[d.id]);
+      IF bad.bad_job IS NOT NULL THEN
+        UPDATE taskq.job_dependencies e SET cancelled_job = (e.depends_on_job_id = bad.bad_job)
+        WHERE e.job_id = d.id AND (e.cancelled_job OR e.depends_on_job_id = bad.bad_job);
+        UPDATE taskq.jobs j SET last_error = format('dependency %s %s', bad.bad_job,
+                                                    CASE bad.bad_status WHEN 'failed' THEN 'failed'
+                                                                        ELSE 'was ' || bad.bad_status END),
+                                updated_at = now()
+        WHERE j.id = d.id;
+      ELSIF taskq._rewait(d, greatest(d.run_at, now())) THEN
+        total := total + 1;
+        IF d.has_dependents THEN
+          next_frontier := next_frontier || d.id;
+        END IF;
+      END IF;
+    END LOOP;
+    frontier := next_frontier;
+    EXIT WHEN cardinality(frontier) = 0;
+  END LOOP;
+  RETURN total;
+END;
+$$;
+COMMENT ON FUNCTION taskq._revive_dependents(uuid) IS
+  'internal (retry): the jobs cancelled because this job failed or was cancelled wait again, transitively; returns how many';
+
+CREATE FUNCTION taskq._max_job_specs() RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN 10000;
+
+CREATE FUNCTION taskq._check_job_specs(specs jsonb, what text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF jsonb_typeof(specs) IS DISTINCT FROM 'array' THEN
+    RAISE EXCEPTION '% must be a JSON array of job specs, not %', what, coalesce(jsonb_typeof(specs), 'null')
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'each element is an object with "queue" and taskq.enqueue''s arguments by name, e.g. [{"queue": "emails", "payload": {"to": "a@b.c"}}]';
+  END IF;
+  IF jsonb_array_length(specs) > taskq._max_job_specs() THEN
+    RAISE EXCEPTION '% has % elements; at most % per call', what, jsonb_array_length(specs), taskq._max_job_specs()
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END;
+$$;
+
+CREATE FUNCTION taskq._spec_text(spec jsonb, key text, what text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF jsonb_typeof(spec -> key) IS NULL OR jsonb_typeof(spec -> key) = 'null' THEN
+    RETURN NULL;
+  END IF;
+  IF jsonb_typeof(spec -> key) <> 'string' THEN
+    RAISE EXCEPTION '%.% must be a string, not %', what, key, jsonb_typeof(spec -> key)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN spec ->> key;
+END;
+$$;
+
+CREATE FUNCTION taskq._spec_int(spec jsonb, key text, what text) RETURNS int
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF jsonb_typeof(spec -> key) IS NULL OR jsonb_typeof(spec -> key) = 'null' THEN
+    RETURN NULL;
+  END IF;
+  IF jsonb_typeof(spec -> key) <> 'number' OR (spec ->> key) !~ '^-?[0-9]{1,9}$' THEN
+    RAISE EXCEPTION '%.% must be an integer, not %', what, key, left((spec -> key)::text, 40)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN (spec ->> key)::int;
+END;
+$$;
+
+CREATE FUNCTION taskq._enqueue_spec(spec jsonb, what text, workflow_depends_on uuid[] DEFAULT NULL) RETURNS uuid
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  unknown text;
+  queue text;
+  spec_run_at timestamptz;
+  spec_delay interval;
+  spec_depends_on uuid[];
+BEGIN
+  IF jsonb_typeof(spec) IS DISTINCT FROM 'object' THEN
+    RAISE EXCEPTION '% must be a JSON object, not %', what, coalesce(jsonb_typeof(spec), 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT k INTO unknown FROM jsonb_object_keys(spec) k
+  WHERE k <> ALL (ARRAY['queue', 'payload', 'task', 'run_at', 'delay', 'priority', 'max_attempts', 'callback_url',
+                        'unique_key', 'headers', 'depends_on', 'concurrency_key'])
+    AND NOT (k = 'name' AND workflow_depends_on IS NOT NULL)
+  ORDER BY k LIMIT 1;
+  IF unknown IS NOT NULL THEN
+    RAISE EXCEPTION '% has an unknown member "%"', what, left(unknown, 100)
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'a job spec has "queue" and any of taskq.enqueue''s arguments by name: payload, task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers, depends_on, concurrency_key';
+  END IF;
+  queue := taskq._spec_text(spec, 'queue', what);
+  IF queue IS NULL THEN
+    RAISE EXCEPTION '% has no queue', what USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM taskq.queues q WHERE q.queue_name = queue) THEN
+    RAISE EXCEPTION '%: queue "%" does not exist', what, left(queue, 120)
+      USING ERRCODE = 'undefined_object', HINT = 'create it with taskq.create_queue()';
+  END IF;
+  -- Casts only of what is there: a bad value is 22023 naming the spec.
+  IF spec ? 'run_at' AND jsonb_typeof(spec -> 'run_at') <> 'null' THEN
+    BEGIN
+      spec_run_at := taskq._spec_text(spec, 'run_at', what)::timestamptz;
+    EXCEPTION WHEN data_exception THEN
+      RAISE EXCEPTION '%.run_at: %', what, SQLERRM USING ERRCODE = 'invalid_parameter_value';
+    END;
+  END IF;
+  IF spec ? 'delay' AND jsonb_typeof(spec -> 'delay') <> 'null' THEN
+    BEGIN
+      spec_delay := taskq._spec_text(spec, 'delay', what)::interval;
+    EXCEPTION WHEN data_exception THEN
+      RAISE EXCEPTION '%.delay: %', what, SQLERRM USING ERRCODE = 'invalid_parameter_value';
+    END;
+  END IF;
+  IF workflow_depends_on IS NOT NULL THEN
+    spec_depends_on := workflow_depends_on;
+  ELSIF spec ? 'depends_on' AND jsonb_typeof(spec -> 'depends_on') <> 'null' THEN
+    IF jsonb_typeof(spec -> 'depends_on') <> 'array'
+       OR EXISTS (SELECT 1 FROM jsonb_array_elements(spec -> 'depends_on') d
+                  WHERE jsonb_typeof(d) <> 'string'
+                     OR d #>> '{}' !~* '^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$') THEN
+      RAISE EXCEPTION '%.depends_on must be an array of job ids', what USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    spec_depends_on := ARRAY(SELECT (d #>> '{}')::uuid FROM jsonb_array_elements(spec -> 'depends_on') d);
+  END IF;
+  RETURN taskq.enqueue(
+    queue_name => queue,
+    payload => coalesce(spec -> 'payload', '{}'),
+    task => taskq._spec_text(spec, 'task', what),
+    run_at => spec_run_at,
+    delay => spec_delay,
+    priority => coalesce(taskq._spec_int(spec, 'priority', what), 0),
+    max_attempts => taskq._spec_int(spec, 'max_attempts', what),
+    callback_url => taskq._spec_text(spec, 'callback_url', what),
+    unique_key => taskq._spec_text(spec, 'unique_key', what),
+    headers => CASE WHEN jsonb_typeof(spec -> 'headers') = 'null' THEN NULL ELSE spec -> 'headers' END,
+    depends_on => spec_depends_on,
+    concurrency_key => taskq._spec_text(spec, 'concurrency_key', what));
+END;
+$$;
+COMMENT ON FUNCTION taskq._enqueue_spec(jsonb, text, uuid[]) IS
+  'internal: enqueues the job of one job spec ({"queue": ..., enqueue arguments by name}); returns its id';
+
+CREATE FUNCTION taskq._enqueue_specs(specs jsonb, what text) RETURNS uuid[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  ids uuid[] := '{}';
+  i int;
+BEGIN
+  PERFORM taskq._check_job_specs(specs, what);
+  FOR i IN 0 .. jsonb_array_length(specs) - 1 LOOP
+    ids[i + 1] := taskq._enqueue_spec(specs -> i, format('%s[%s]', what, i));
+  END LOOP;
+  RETURN ids;
+END;
+$$;
+COMMENT ON FUNCTION taskq._enqueue_specs(jsonb, text) IS
+  'internal (complete): enqueues the jobs of a JSON array of job specs; returns their ids in array order';
+
+CREATE FUNCTION taskq.enqueue_workflow(jobs jsonb) RETURNS TABLE (name text, job_id uuid)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n int;
+  names text[];
+  bad text;
+  bad_at int;
+  -- Edges "dependent waits for dependency", by position (1-based), twice:
+  -- sorted by dependency with offsets (forward), and by dependent (backward).
+  fwd_to int[];
+  fwd_first int[];
+  back_from int[];
+  back_first int[];
+  indegree int[];
+  ready int[];
+  head int := 1;
+  topo int[] := '{}';
+  u int;
+  k int;
+  ids uuid[];
+  dep_ids uuid[];
+  path int[];
+  e_dependent int[];
+  e_dependency int[];
+BEGIN
+  IF jsonb_typeof(jobs) IS DISTINCT FROM 'array' THEN
+    RAISE EXCEPTION 'jobs must be a JSON array of job specs with names, not %', coalesce(jsonb_typeof(jobs), 'null')
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'e.g. [{"name": "fetch", "queue": "q"}, {"name": "report", "queue": "q", "depends_on": ["fetch"]}]';
+  END IF;
+  n := jsonb_array_length(jobs);
+  IF n = 0 THEN
+    RETURN;
+  END IF;
+  IF n > taskq._max_job_specs() THEN
+    RAISE EXCEPTION 'jobs has % elements; at most % per workflow', n, taskq._max_job_specs()
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT e.ord INTO bad_at FROM jsonb_array_elements(jobs) WITH ORDINALITY e(value, ord)
+  WHERE jsonb_typeof(e.value) <> 'object' OR jsonb_typeof(e.value -> 'name') IS DISTINCT FROM 'string'
+     OR e.value ->> 'name' = '' OR octet_length(e.value ->> 'name') > 255
+  ORDER BY e.ord LIMIT 1;
+  IF bad_at IS NOT NULL THEN
+    RAISE EXCEPTION 'jobs[%] has no name', bad_at - 1
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'each job needs a "name" of 1 to 255 bytes, unique in the workflow';
+  END IF;
+  names := ARRAY(SELECT e.value ->> 'name' FROM jsonb_array_elements(jobs) WITH ORDINALITY e(value, ord) ORDER BY e.ord);
+  SELECT x.nm INTO bad FROM unnest(names) x(nm) GROUP BY x.nm HAVING count(*) > 1 ORDER BY x.nm LIMIT 1;
+  IF bad IS NOT NULL THEN
+    RAISE EXCEPTION 'jobs has two jobs named "%"', left(bad, 100) USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT e.ord INTO bad_at FROM jsonb_array_elements(jobs) WITH ORDINALITY e(value, ord)
+  WHERE jsonb_typeof(e.value -> 'depends_on') NOT IN ('array', 'null')
+     OR EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(e.value -> 'depends_on') = 'array'
+                                                        THEN e.value -> 'depends_on' ELSE '[]' END) d
+                WHERE jsonb_typeof(d) <> 'string')
+  ORDER BY e.ord LIMIT 1;
+  IF bad_at IS NOT NULL THEN
+    RAISE EXCEPTION 'jobs[%].depends_on must be an array of names of the workflow''s jobs', bad_at - 1
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+
+  -- The edges, by position; an unknown name is an error, a repeated one counts once.
+  SELECT d.dependent, d.dep_name INTO bad_at, bad
+  FROM (SELECT e.ord::int AS dependent, dn.nm AS dep_name
+        FROM jsonb_array_elements(jobs) WITH ORDINALITY e(value, ord),
+             jsonb_array_elements_text(CASE WHEN jsonb_typeof(e.value -> 'depends_on') = 'array'
+                                            THEN e.value -> 'depends_on' ELSE '[]' END) dn(nm)) d
+  WHERE d.dep_name <> ALL (names)
+  ORDER BY d.dependent LIMIT 1;
+  IF bad_at IS NOT NULL THEN
+    RAISE EXCEPTION 'jobs[%] depends on "%", which is not a job of the workflow', bad_at - 1, left(bad, 100)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT array_agg(x.dependent ORDER BY x.dependent, x.dependency), array_agg(x.dependency ORDER BY x.dependent, x.dependency)
+  INTO e_dependent, e_dependency
+  FROM (SELECT DISTINCT e.ord::int AS dependent, array_position(names, dn.nm) AS dependency
+        FROM jsonb_array_elements(jobs) WITH ORDINALITY e(value, ord),
+             jsonb_array_elements_text(CASE WHEN jsonb_typeof(e.value -> 'depends_on') = 'array'
+                                            THEN e.value -> 'depends_on' ELSE '[]' END) dn(nm)) x;
+  e_dependent := coalesce(e_dependent, '{}');
+  e_dependency := coalesce(e_dependency, '{}');
+  -- Forward (a job's dependents) and backward (its dependencies) adjacency:
+  -- the edges sorted by one end, and where each job's run starts.
+  fwd_to := ARRAY(SELECT x.t FROM unnest(e_dependency, e_dependent) x(f, t) ORDER BY x.f, x.t);
+  back_from := ARRAY(SELECT x.f FROM unnest(e_dependency, e_dependent) x(f, t) ORDER BY x.t, x.f);
+  fwd_first := ARRAY(
+    SELECT 1 + coalesce(sum(c.cnt) OVER (ORDER BY c.u ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)::int
+    FROM (SELECT g.u, count(x.f) AS cnt FROM generate_series(1, n + 1) g(u)
+          LEFT JOIN unnest(e_dependency) x(f) ON x.f = g.u GROUP BY g.u) c
+    ORDER BY c.u);
+  back_first := ARRAY(
+    SELECT 1 + coalesce(sum(c.cnt) OVER (ORDER BY c.u ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)::int
+    FROM (SELECT g.u, count(x.t) AS cnt FROM generate_series(1, n + 1) g(u)
+          LEFT JOIN unnest(e_dependent) x(t) ON x.t = g.u GROUP BY g.u) c
+    ORDER BY c.u);
+
+  -- Kahn's algorithm: a job is ready once every job it waits for is placed.
+  indegree := array_fill(0, ARRAY[n]);
+  ready := '{}';
+  FOR u IN 1 .. n LOOP
+    indegree[u] := back_first[u + 1] - back_first[u];
+    IF indegree[u] = 0 THEN
+      ready[cardinality(ready) + 1] := u;
+    END IF;
+  END LOOP;
+  WHILE head <= cardinality(ready) LOOP
+    u := ready[head];
+    head := head + 1;
+    topo[cardinality(topo) + 1] := u;
+    FOR k IN fwd_first[u] .. fwd_first[u + 1] - 1 LOOP
+      indegree[fwd_to[k]] := indegree[fwd_to[k]] - 1;
+      IF indegree[fwd_to[k]] = 0 THEN
+        ready[cardinality(ready) + 1] := fwd_to[k];
+      END IF;
+    END LOOP;
+  END LOOP;
+  IF cardinality(topo) < n THEN
+    -- Every job left waits for another job left: walk from one of them
+    -- along such dependencies until a job comes round again.
+    path := '{}';
+    u := array_position(ARRAY(SELECT indegree[g] > 0 FROM generate_series(1, n) g ORDER BY g), true);
+    WHILE u <> ALL (path) LOOP
+      path := path || u;
+      FOR k IN back_first[u] .. back_first[u + 1] - 1 LOOP
+        IF indegree[back_from[k]] > 0 THEN
+          u := back_from[k];
+          EXIT;
+        END IF;
+      END LOOP;
+    END LOOP;
+    path := path[array_position(path, u):] || u;
+    RAISE EXCEPTION 'jobs form a cycle: %',
+      (SELECT string_agg('"' || left(names[p.pos], 100) || '"', ' waits for ' ORDER BY p.i)
+       FROM unnest(path) WITH ORDINALITY p(pos, i))
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'a workflow must be a directed acyclic graph';
+  END IF;
+
+  -- Dependencies first; each spec enqueued as taskq.enqueue would (an error
+  -- there undoes the whole call).
+  ids := array_fill(NULL::uuid, ARRAY[n]);
+  FOREACH u IN ARRAY topo LOOP
+    dep_ids := '{}';
+    FOR k IN back_first[u] .. back_first[u + 1] - 1 LOOP
+      dep_ids[cardinality(dep_ids) + 1] := ids[back_from[k]];
+    END LOOP;
+    ids[u] := taskq._enqueue_spec(jobs -> (u - 1), format('jobs[%s]', u - 1), dep_ids);
+  END LOOP;
+  RETURN QUERY SELECT names[g], ids[g] FROM generate_series(1, n) g ORDER BY g;
+END;
+$$;
+COMMENT ON FUNCTION taskq.enqueue_workflow(jsonb) IS
+  'enqueues a graph of jobs in one call: job specs with a name and depends_on (names of other elements); returns each name with its job id, in array order';
+
+REVOKE EXECUTE ON FUNCTION
+  taskq._dependency_ids(uuid), taskq._forget_dependencies(uuid[]), taskq._max_dependencies(), taskq._lock_dependencies(uuid[]), taskq._add_dependencies(uuid[], uuid[], uuid[]),
+  taskq._check_read_committed(), taskq._release_dependents(uuid[]), taskq._cancel_dependents(uuid, text),
+  taskq._lock_unfinished_dependencies(uuid[]), taskq._rewait(taskq.jobs, timestamptz), taskq._revive_dependents(uuid),
+  taskq._max_job_specs(), taskq._check_job_specs(jsonb, text), taskq._spec_text(jsonb, text, text),
+  taskq._spec_int(jsonb, text, text), taskq._enqueue_spec(jsonb, text, uuid[]), taskq._enqueue_specs(jsonb, text),
+  taskq.enqueue_workflow(jsonb)
+FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION taskq.enqueue_workflow(jsonb) TO taskq_producer;
+
+CREATE OR REPLACE FUNCTION taskq.drop_queue(queue_name text, force boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  unfinished bigint;
+  scheduled bigint;
+  dependency uuid;
+BEGIN
+  PERFORM taskq._check_queue_name(queue_name);
+  PERFORM taskq._require(force, 'force');
+  -- Conflicts with the ROW EXCLUSIVE lock every enqueue holds until it
+  -- commits: in-flight enqueues finish first and their jobs are seen below,
+  -- and no new job can slip in between the check and the delete.
+  LOCK TABLE taskq.jobs IN SHARE ROW EXCLUSIVE MODE;
+  PERFORM 1 FROM taskq.queues q WHERE q.queue_name = drop_queue.queue_name FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM taskq._raise_unknown_queue(queue_name);
+  END IF;
+  SELECT count(*) INTO unfinished FROM taskq.jobs j
+  WHERE j.queue_name = drop_queue.queue_name AND j.status IN ('waiting', 'pending', 'running');
+  IF unfinished > 0 AND NOT force THEN
+    RAISE EXCEPTION 'queue "%" has % unfinished jobs', queue_name, unfinished
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'wait for them, cancel them, or use taskq.drop_queue(queue_name, force => true) to delete them';
+  END IF;
+  -- schedule() holds the queue row FOR KEY SHARE until it commits, so the
+  -- FOR UPDATE above waited for it and its schedule is seen here.
+  SELECT count(*) INTO scheduled FROM taskq.schedules s WHERE s.queue_name = drop_queue.queue_name;
+  IF scheduled > 0 AND NOT force THEN
+    RAISE EXCEPTION 'queue "%" is the target of % schedules', queue_name, scheduled
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'remove them with taskq.unschedule(), or use taskq.drop_queue(queue_name, force => true) to drop them with the queue';
+  END IF;
+  IF scheduled > 0 THEN
+    DELETE FROM taskq.schedules s WHERE s.queue_name = drop_queue.queue_name;
+    PERFORM taskq._schedules_changed_at_commit();
+  END IF;
+  -- Jobs of other queues waiting for unfinished jobs deleted here would
+  -- wait forever: they are cancelled, as when a dependency is cancelled.
+  FOR dependency IN SELECT j.id FROM taskq.jobs j
+                    WHERE j.queue_name = drop_queue.queue_name AND j.has_dependents
+                      AND j.status IN ('waiting', 'pending', 'running')
+                    ORDER BY j.id LOOP
+    PERFORM taskq._cancel_dependents(dependency, 'was deleted');
+  END LOOP;
+  DELETE FROM taskq.job_dependencies e USING taskq.jobs j
+  WHERE e.job_id = j.id AND j.queue_name = drop_queue.queue_name AND j.dependencies_left IS NOT NULL;
+  DELETE FROM taskq.outbox o WHERE o.queue_name = drop_queue.queue_name;
+  DELETE FROM taskq.callbacks c USING taskq.jobs j
+  WHERE c.job_id = j.id AND j.queue_name = drop_queue.queue_name AND c.state <> 'pending';
+  DELETE FROM taskq.jobs j WHERE j.queue_name = drop_queue.queue_name;
+  DELETE FROM taskq.queues q WHERE q.queue_name = drop_queue.queue_name;
+END;
+$$;
+COMMENT ON FUNCTION taskq.drop_queue(text, boolean) IS
+  'drops a queue and its finished jobs; refused (55000) while it has unfinished jobs or schedules unless force, which drops them too; the RabbitMQ queue is left for the operator';
+
+CREATE OR REPLACE FUNCTION taskq.enqueue(
+  queue_name text,
+  payload jsonb DEFAULT '{}',
+  task text DEFAULT NULL,
+  run_at timestamptz DEFAULT NULL,
+  delay interval DEFAULT NULL,
+  priority int DEFAULT 0,
+  max_attempts int DEFAULT NULL,
+  callback_url text DEFAULT NULL,
+  unique_key text DEFAULT NULL,
+  headers jsonb DEFAULT NULL,
+  depends_on uuid[] DEFAULT NULL,
+  concurrency_key text DEFAULT NULL
+) RETURNS uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  q_max_attempts int;
+  q_delivery_delay interval;
+  q_paused boolean;
+  due timestamptz;
+  new_id uuid;
+  deps record;              -- depends_on sorted into unfinished and completed (35_dependencies)
+  waiting_on int;           -- how many dependencies are unfinished; NULL: none given
+BEGIN
+  SELECT q.max_attempts, q.delivery_delay, q.paused INTO q_max_attempts, q_delivery_delay, q_paused
+  FROM taskq.queues q WHERE q.queue_name = enqueue.queue_name;
+  IF NOT FOUND THEN
+    PERFORM taskq._check_queue_name(queue_name);  -- a malformed name gets the more precise error
+    PERFORM taskq._raise_unknown_queue(queue_name);
+  END IF;
+  IF payload IS NULL THEN
+    RAISE EXCEPTION 'payload must not be null' USING ERRCODE = 'null_value_not_allowed', HINT = 'use ''{}'' for no payload';
+  END IF;
+  -- The checks are called only when there is something to check: each call
+  -- of a function with a pinned search_path saves and restores settings,
+  -- which costs more than the whole insert on this path.
+  IF pg_column_size(payload) > taskq._max_document_bytes() THEN
+    PERFORM taskq._check_document(payload, 'payload');
+  END IF;
+  IF task IS NOT NULL OR run_at IS NOT NULL OR delay IS NOT NULL OR priority IS DISTINCT FROM 0
+     OR max_attempts IS NOT NULL OR callback_url IS NOT NULL OR unique_key IS NOT NULL OR headers IS NOT NULL THEN
+    PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
+  END IF;
+  IF concurrency_key IS NOT NULL THEN
+    PERFORM taskq._reject_unfinished_options(NULL, concurrency_key);
+  END IF;
+  IF cardinality(depends_on) > 0 THEN
+    -- Locks the dependencies until this transaction ends, so that none can
+    -- finish unseen: 42704 for an unknown one, 55000 for a failed or
+    -- cancelled one; completed ones count as done.
+    SELECT * INTO deps FROM taskq._lock_dependencies(depends_on);
+    waiting_on := cardinality(deps.unfinished);
+  END IF;
+  -- The trace context: looked at only when there is one (a trace header or
+  -- the session setting), so a job without pays one setting look-up.
+  IF headers ?| ARRAY['traceparent', 'tracestate'] OR current_setting('taskq.traceparent', true) <> '' THEN
+    headers := taskq._trace_headers(headers);
+  END IF;
+
+  due := greatest(coalesce(run_at, now() + coalesce(delay, interval '0')), now()) + q_delivery_delay;
+  max_attempts := coalesce(max_attempts, q_max_attempts);
+
+  IF unique_key IS NULL THEN
+    new_id := taskq._uuid_v7();
+    INSERT INTO taskq.jobs (id, queue_name, task, payload, status, priority, max_attempts, attempt_budget, run_at,
+                            callback_url, headers, dependencies_left)
+    VALUES (new_id, queue_name, task, payload,
+            CASE WHEN waiting_on > 0 THEN 'waiting' ELSE 'pending' END::taskq.job_status, priority, max_attempts,
+            max_attempts, due, callback_url, headers, waiting_on);
+  ELSE
+    -- Dedup that holds under concurrency: the partial unique index decides;
+    -- a concurrent enqueue of the same key waits for ours and then sees it.
+    LOOP
+      INSERT INTO taskq.jobs AS j (id, queue_name, task, payload, status, priority, max_attempts, attempt_budget,
+                                   run_at, callback_url, unique_key, headers, dependencies_left)
+      VALUES (taskq._uuid_v7(), queue_name, task, payload,
+              CASE WHEN waiting_on > 0 THEN 'waiting' ELSE 'pending' END::taskq.job_status, priority, max_attempts,
+              max_attempts, due, callback_url, unique_key, headers, waiting_on)
+      ON CONFLICT (queue_name, unique_key) WHERE unique_key IS NOT NULL AND status < 'completed'
+      DO NOTHING
+      RETURNING j.id INTO new_id;
+      EXIT WHEN new_id IS NOT NULL;
+      SELECT j.id INTO new_id FROM taskq.jobs j
+      WHERE j.queue_name = enqueue.queue_name AND j.unique_key = enqueue.unique_key
+        AND j.status < 'completed';
+      IF FOUND THEN
+        RETURN new_id;  -- the existing job; nothing new is created
+      END IF;
+      -- It finished between our insert and our look-up: try again.
+    END LOOP;
+  END IF;
+
+  IF waiting_on IS NOT NULL THEN
+    PERFORM taskq._add_dependencies(ARRAY[new_id], deps.unfinished, deps.completed);
+    IF waiting_on > 0 THEN
+      RETURN new_id;  -- published when its last dependency completes
+    END IF;
+  END IF;
+  INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at) VALUES (new_id, queue_name, 1, due);
+  IF NOT q_paused THEN
+    PERFORM taskq._wake_publisher_at_commit();  -- a paused queue's jobs wait for resume_queue's wake-up
+  END IF;
+  RETURN new_id;
+END;
+$$;
+COMMENT ON FUNCTION taskq.enqueue(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb, uuid[], text) IS
+  'adds a job to a queue in the caller''s transaction and returns its id; it is published to RabbitMQ once that transaction commits';
+
+CREATE OR REPLACE FUNCTION taskq.enqueue_many(
+  queue_name text,
+  payloads jsonb,
+  task text DEFAULT NULL,
+  run_at timestamptz DEFAULT NULL,
+  delay interval DEFAULT NULL,
+  priority int DEFAULT 0,
+  max_attempts int DEFAULT NULL,
+  callback_url text DEFAULT NULL,
+  unique_key text DEFAULT NULL,
+  headers jsonb DEFAULT NULL,
+  depends_on uuid[] DEFAULT NULL,
+  concurrency_key text DEFAULT NULL
+) RETURNS SETOF uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  q_max_attempts int;
+  q_delivery_delay interval;
+  q_paused boolean;
+  due timestamptz;
+  element jsonb;
+  deps record;
+  waiting_on int;
+  new_ids uuid[];
+BEGIN
+  SELECT q.max_attempts, q.delivery_delay, q.paused INTO q_max_attempts, q_delivery_delay, q_paused
+  FROM taskq.queues q WHERE q.queue_name = enqueue_many.queue_name;
+  IF NOT FOUND THEN
+    PERFORM taskq._check_queue_name(queue_name);
+    PERFORM taskq._raise_unknown_queue(queue_name);
+  END IF;
+  IF payloads IS NULL THEN
+    RAISE EXCEPTION 'payloads must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF jsonb_typeof(payloads) <> 'array' THEN
+    RAISE EXCEPTION 'payloads must be a JSON array, not %', jsonb_typeof(payloads)
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'one job is created per array element';
+  END IF;
+  IF jsonb_array_length(payloads) > 100000 THEN
+    RAISE EXCEPTION 'payloads has % elements; at most 100000 per call', jsonb_array_length(payloads)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
+  IF concurrency_key IS NOT NULL THEN
+    PERFORM taskq._reject_unfinished_options(NULL, concurrency_key);
+  END IF;
+  -- The trace context, as in enqueue: one for all the jobs of the call.
+  IF headers ?| ARRAY['traceparent', 'tracestate'] OR current_setting('taskq.traceparent', true) <> '' THEN
+    headers := taskq._trace_headers(headers);
+  END IF;
+  IF EXISTS (SELECT 1 FROM jsonb_array_elements(payloads) e(value) WHERE pg_column_size(e.value) > taskq._max_document_bytes()) THEN
+    RAISE EXCEPTION 'a payload in payloads is too large'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = format('the limit is %s bytes per payload', taskq._max_document_bytes());
+  END IF;
+
+  IF unique_key IS NOT NULL THEN
+    -- Every element shares the key: the first creates the job, the others
+    -- get its id (the same rule as enqueue). Rare, so no set-wise path.
+    FOR element IN SELECT e.value FROM jsonb_array_elements(payloads) e(value) LOOP
+      RETURN NEXT taskq.enqueue(queue_name, element, task, run_at, delay, priority, max_attempts,
+                                callback_url, unique_key, headers, depends_on, concurrency_key);
+    END LOOP;
+    RETURN;
+  END IF;
+
+  due := greatest(coalesce(run_at, now() + coalesce(delay, interval '0')), now()) + q_delivery_delay;
+  max_attempts := coalesce(max_attempts, q_max_attempts);
+
+  IF cardinality(depends_on) > 0 THEN
+    -- Every element waits for the same jobs: locked once, as in enqueue.
+    SELECT * INTO deps FROM taskq._lock_dependencies(depends_on);
+    waiting_on := cardinality(deps.unfinished);
+    WITH new_jobs AS (
+      INSERT INTO taskq.jobs (id, queue_name, task, payload, status, priority, max_attempts, attempt_budget, run_at,
+                              callback_url, headers, dependencies_left)
+      SELECT taskq._uuid_v7(), enqueue_many.queue_name, enqueue_many.task, ordered.value,
+             CASE WHEN waiting_on > 0 THEN 'waiting' ELSE 'pending' END::taskq.job_status, enqueue_many.priority,
+             enqueue_many.max_attempts, enqueue_many.max_attempts, due, enqueue_many.callback_url,
+             enqueue_many.headers, waiting_on
+      FROM (SELECT e.value FROM jsonb_array_elements(payloads) WITH ORDINALITY e(value, ord) ORDER BY e.ord) ordered
+      RETURNING id
+    )
+    SELECT array_agg(new_jobs.id ORDER BY new_jobs.id) INTO new_ids FROM new_jobs;
+    PERFORM taskq._add_dependencies(new_ids, deps.unfinished, deps.completed);
+    IF waiting_on = 0 THEN
+      INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at)
+      SELECT n.id, enqueue_many.queue_name, 1, due FROM unnest(new_ids) n(id);
+      IF NOT q_paused THEN
+        PERFORM taskq._wake_publisher_at_commit();
+      END IF;
+    END IF;
+    RETURN QUERY SELECT n.id FROM unnest(new_ids) n(id);
+    RETURN;
+  END IF;
+
+  -- Set-wise: ids are generated in array order (the ordered subquery feeds
+  -- the id generator), so sorting by id returns them in array order.
+  RETURN QUERY
+  WITH new_jobs AS (
+    INSERT INTO taskq.jobs (id, queue_name, task, payload, priority, max_attempts, attempt_budget, run_at,
+                            callback_url, headers)
+    SELECT taskq._uuid_v7(), enqueue_many.queue_name, enqueue_many.task, ordered.value, enqueue_many.priority,
+           enqueue_many.max_attempts, enqueue_many.max_attempts, due, enqueue_many.callback_url, enqueue_many.headers
+    FROM (SELECT e.value FROM jsonb_array_elements(payloads) WITH ORDINALITY e(value, ord) ORDER BY e.ord) ordered
+    RETURNING id
+  ), new_outbox AS (
+    INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at)
+    SELECT new_jobs.id, enqueue_many.queue_name, 1, due FROM new_jobs
+  )
+  SELECT new_jobs.id FROM new_jobs ORDER BY new_jobs.id;
+  IF NOT q_paused THEN
+    PERFORM taskq._wake_publisher_at_commit();
+  END IF;
+END;
+$$;
+COMMENT ON FUNCTION taskq.enqueue_many(text, jsonb, text, timestamptz, interval, int, int, text, text, jsonb, uuid[], text) IS
+  'adds one job per element of the JSON array payloads, set-wise; returns the ids in array order';
+
+CREATE OR REPLACE FUNCTION taskq._fail_attempt(j taskq.jobs, error text, retry_in interval, permanent boolean)
+RETURNS taskq.job_status
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  q taskq.queues;
+  due timestamptz;
+BEGIN
+  j.last_error := left(error, 65536);
+  j.lease_expires_at := NULL;
+  j.updated_at := now();
+  IF j.cancel_requested THEN
+    j.status := 'cancelled';
+  ELSIF permanent OR j.attempts >= j.max_attempts THEN
+    j.status := 'failed';
+  ELSE
+    j.status := 'pending';
+  END IF;
+
+  IF j.status = 'pending' THEN
+    IF retry_in IS NULL THEN
+      SELECT * INTO q FROM taskq.queues WHERE queue_name = j.queue_name;
+      retry_in := taskq._backoff(j.attempts, coalesce(q.backoff_base, interval '1 second'),
+                                 coalesce(q.backoff_max, interval '1 hour'));
+    END IF;
+    due := now() + retry_in;
+    UPDATE taskq.jobs SET status = 'pending', run_at = due, lease_expires_at = NULL, last_error = j.last_error,
+                          max_attempts = j.max_attempts, updated_at = j.updated_at, failed_attempt = j.failed_attempt
+    WHERE id = j.id;
+    INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at) VALUES (j.id, j.queue_name, j.attempts + 1, due);
+    PERFORM taskq._wake_publisher_at_commit();
+  ELSE
+    j.finished_at := now();
+    UPDATE taskq.jobs SET status = j.status, lease_expires_at = NULL, last_error = j.last_error,
+                          finished_at = j.finished_at, updated_at = j.updated_at, failed_attempt = j.failed_attempt
+    WHERE id = j.id;
+    PERFORM taskq._write_callback(j);
+    PERFORM taskq._wake_waiters_at_commit(ARRAY[j.id]);
+    IF j.has_dependents THEN
+      PERFORM taskq._cancel_dependents(j.id, CASE WHEN j.status = 'failed' THEN 'failed' ELSE 'was cancelled' END);
+    END IF;
+  END IF;
+  RETURN j.status;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION taskq.retry(job_id uuid, delay interval DEFAULT NULL) RETURNS taskq.jobs
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  j taskq.jobs;
+  due timestamptz;
+  bad_job uuid;
+  bad_status text;
+  unfinished int := 0;
+BEGIN
+  PERFORM taskq._require(job_id, 'job_id');
+  IF delay < interval '0' THEN
+    RAISE EXCEPTION 'delay must not be negative, not %', delay USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- A cancelled job with dependencies (or a waiting one, which may be
+  -- cancelled by the time it is locked): its unfinished dependencies are
+  -- locked before the job itself, the order in which enqueue and the
+  -- completions lock them. Jobs in other states have none unfinished.
+  SELECT * INTO j FROM taskq.jobs WHERE id = retry.job_id;
+  IF j.dependencies_left IS NOT NULL AND j.status IN ('waiting', 'cancelled') THEN
+    SELECT l.bad_job, l.bad_status, l.unfinished INTO bad_job, bad_status, unfinished
+    FROM taskq._lock_unfinished_dependencies(ARRAY[job_id]) l;
+  END IF;
+  SELECT * INTO j FROM taskq.jobs WHERE id = retry.job_id FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM taskq._raise_unknown_job(job_id);
+  END IF;
+  IF j.status IN ('waiting', 'pending', 'running') THEN
+    RAISE EXCEPTION 'job % is %, only finished jobs can be retried', job_id, j.status
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  due := now() + coalesce(delay, interval '0');
+  IF j.status = 'cancelled' AND unfinished > 0 THEN
+    IF bad_job IS NOT NULL THEN
+      RAISE EXCEPTION 'job % depends on job %, which is %', job_id, bad_job, bad_status
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'retry that job instead: its retry brings back the jobs its end cancelled';
+    END IF;
+    IF NOT taskq._rewait(j, due) THEN
+      RAISE EXCEPTION 'another unfinished job of queue "%" has unique_key "%"', j.queue_name, j.unique_key
+        USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF j.has_dependents THEN
+      PERFORM taskq._revive_dependents(j.id);
+    END IF;
+    SELECT * INTO j FROM taskq.jobs WHERE id = j.id;
+    RETURN j;
+  END IF;
+  -- Attempt numbers are never reused: keep attempts, grant a fresh budget.
+  BEGIN
+    UPDATE taskq.jobs SET status = 'pending', run_at = due, max_attempts = attempts + attempt_budget,
+                          lease_expires_at = NULL, worker = NULL, result = NULL, finished_at = NULL,
+                          cancel_requested = false, failed_attempt = NULL, updated_at = now()
+    WHERE id = j.id
+    RETURNING * INTO j;
+  EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION 'another unfinished job of queue "%" has unique_key "%"', j.queue_name, j.unique_key
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END;
+  INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at) VALUES (j.id, j.queue_name, j.attempts + 1, due);
+  PERFORM taskq._wake_publisher_at_commit();
+  IF j.has_dependents THEN
+    PERFORM taskq._revive_dependents(j.id);
+  END IF;
+  RETURN j;
+END;
+$$;
+COMMENT ON FUNCTION taskq.retry(uuid, interval) IS
+  'runs a completed, failed or cancelled job again (after delay) with a fresh attempt budget';
+
+CREATE OR REPLACE FUNCTION taskq.cancel(job_id uuid) RETURNS taskq.jobs
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  j taskq.jobs;
+BEGIN
+  PERFORM taskq._require(job_id, 'job_id');
+  SELECT * INTO j FROM taskq.jobs WHERE id = cancel.job_id FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM taskq._raise_unknown_job(job_id);
+  END IF;
+  IF j.status IN ('waiting', 'pending') THEN
+    -- Its outbox row, if any, is dropped by the publisher's next claim.
+    UPDATE taskq.jobs SET status = 'cancelled', finished_at = now(), failed_attempt = NULL, updated_at = now()
+    WHERE id = j.id RETURNING * INTO j;
+    PERFORM taskq._write_callback(j);
+    PERFORM taskq._wake_waiters_at_commit(ARRAY[j.id]);
+    IF j.has_dependents THEN
+      PERFORM taskq._cancel_dependents(j.id, 'was cancelled');
+    END IF;
+  ELSIF j.status = 'running' THEN
+    -- The worker learns it from heartbeat() = false and ends it with fail().
+    UPDATE taskq.jobs SET cancel_requested = true, updated_at = now() WHERE id = j.id RETURNING * INTO j;
+  ELSE
+    RAISE EXCEPTION 'job % is already %', job_id, j.status USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  RETURN j;
+END;
+$$;
+COMMENT ON FUNCTION taskq.cancel(uuid) IS
+  'cancels a waiting or pending job at once (and the jobs waiting for it); for a running job requests the cancel, which its worker carries out';
+
+CREATE OR REPLACE FUNCTION taskq.job(job_id uuid) RETURNS SETOF taskq.jobs
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  SELECT * FROM taskq.jobs WHERE id = job_id;
+END;
+COMMENT ON FUNCTION taskq.job(uuid) IS 'the job with this id; zero rows if there is none';
+
+CREATE OR REPLACE FUNCTION taskq._complete_batch(items jsonb) RETURNS SETOF uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
+DECLARE
+  done taskq.jobs;
+  completed uuid[] := '{}';
+  with_dependents uuid[] := '{}';
+  follow_ups jsonb;
+BEGIN
+  PERFORM taskq._check_batch(items);
+  -- The same limit as taskq.complete; the whole batch is refused, and the
+  -- worker then records its items one by one to find the culprit.
+  IF EXISTS (SELECT 1 FROM jsonb_to_recordset(items) AS i(result jsonb)
+             WHERE pg_column_size(i.result) > taskq._max_document_bytes()) THEN
+    RAISE EXCEPTION 'a result in the batch is too large'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = format('the limit is %s bytes per result', taskq._max_document_bytes());
+  END IF;
+  FOR done IN
+    WITH wanted AS (
+      SELECT DISTINCT ON (i.id) i.id, i.attempt, i.result
+      FROM jsonb_to_recordset(items) AS i(id uuid, attempt int, result jsonb)
+      ORDER BY i.id, i.attempt
+    )
+    UPDATE taskq.jobs j SET status = 'completed', result = w.result, finished_at = now(),
+                            lease_expires_at = NULL, updated_at = now()
+    FROM wanted w
+    WHERE j.id = w.id AND j.status = 'running' AND j.attempts = w.attempt
+    RETURNING j.*
+  LOOP
+    IF done.callback_url IS NOT NULL THEN
+      PERFORM taskq._write_callback(done);
+    END IF;
+    IF done.has_dependents THEN
+      with_dependents := with_dependents || done.id;
+    END IF;
+    completed := completed || done.id;
+    RETURN NEXT done.id;
+  END LOOP;
+  -- One call for the batch, not one per job: the complete path stays cheap.
+  IF cardinality(completed) > 0 THEN
+    PERFORM taskq._wake_waiters_at_commit(completed);
+  END IF;
+  -- Follow-up jobs of the items that completed their job: the item the
+  -- UPDATE above used (the same DISTINCT ON), so a duplicate in the batch
+  -- enqueues nothing. Looked for only when some item has them.
+  IF jsonb_path_exists(items, 'lax $[*].enqueue') THEN
+    FOR follow_ups IN
+      SELECT w.enqueue
+      FROM (SELECT DISTINCT ON (i.id) i.id, i.enqueue
+            FROM jsonb_to_recordset(items) AS i(id uuid, attempt int, enqueue jsonb)
+            ORDER BY i.id, i.attempt) w
+      WHERE w.enqueue IS NOT NULL AND w.id = ANY (completed)
+      ORDER BY w.id
+    LOOP
+      PERFORM taskq._enqueue_specs(follow_ups, 'enqueue');
+    END LOOP;
+  END IF;
+  -- All at once: each waiting dependent is locked and decremented once per
+  -- batch, however many of its dependencies the batch completed.
+  IF cardinality(with_dependents) > 0 THEN
+    PERFORM taskq._release_dependents(with_dependents);
+  END IF;
+  -- Items that did not complete now may be repeats of a batch that
+  -- completed them (as in taskq.complete): they count again, nothing is
+  -- written. Looked up only when some item did not act, which is rare.
+  IF cardinality(completed) < jsonb_array_length(items) THEN
+    RETURN QUERY
+    SELECT j.id
+    FROM (SELECT DISTINCT i.id, i.attempt FROM jsonb_to_recordset(items) AS i(id uuid, attempt int)) w
+    JOIN taskq.jobs j ON j.id = w.id
+    WHERE j.status = 'completed' AND j.attempts = w.attempt AND j.id <> ALL (completed);
+  END IF;
+END;
+$$;
+COMMENT ON FUNCTION taskq._complete_batch(jsonb) IS
+  'internal (taskq-worker): taskq.complete for many {"id", "attempt", "result", "enqueue"} items; returns the jobs that completed';
+
+CREATE OR REPLACE FUNCTION taskq._outbox_claim(batch_size int, after_due timestamptz DEFAULT NULL, after_id bigint DEFAULT NULL)
+RETURNS TABLE (outbox_id bigint, job_id uuid, queue_name text, queue_type text, task text, priority int,
+               attempt int, headers jsonb, created_at timestamptz, body text, due_at timestamptz)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  -- FOR SHARE: resume_queue waits for this transaction to end, and so sees
+  -- (and releases) every row set aside below. A queue resumed meanwhile is
+  -- seen unpaused here.
+  paused text[] := ARRAY(SELECT q.queue_name FROM taskq.queues q WHERE q.paused ORDER BY q.queue_name FOR SHARE);
+  cursor_due timestamptz := coalesce(after_due, '-infinity');
+  cursor_id bigint := coalesce(after_id, 0);
+  wanted int := batch_size;
+  front taskq.outbox[];
+  scanned int;
+  returned int;
+BEGIN
+  -- Rows of paused queues are set aside (held) and dead ones dropped; when
+  -- that leaves the batch short while more rows are due, scan on, so that a
+  -- short batch still means "nothing more is due" to the publisher.
+  LOOP
+    -- Shaped for a cheap generic plan: lock rows from the outbox alone
+    -- (partial index outbox_due), then fetch each row's job and queue by
+    -- primary key (LATERAL), never a hash join over the whole jobs table.
+    -- One row comparison (not "after_due IS NULL OR ..."): an index
+    -- condition, so the scan starts at the cursor and stops after `wanted`
+    -- rows. With the OR, the generic plan read and sorted the whole backlog
+    -- for every batch.
+    SELECT array_agg(s.o ORDER BY (s.o).due_at, (s.o).id) INTO front
+    FROM (SELECT o FROM taskq.outbox o
+          WHERE NOT o.held AND (o.due_at, o.id) > (cursor_due, cursor_id) AND o.due_at <= now()
+          ORDER BY o.due_at, o.id
+          LIMIT wanted
+          FOR UPDATE OF o SKIP LOCKED) s;
+    scanned := coalesce(cardinality(front), 0);
+    EXIT WHEN scanned = 0;
+    cursor_due := (front[scanned]).due_at;
+    cursor_id := (front[scanned]).id;
+    IF cardinality(paused) > 0 THEN
+      UPDATE taskq.outbox o SET held = true
+      WHERE o.id = ANY (ARRAY(SELECT f.id FROM unnest(front) f WHERE f.queue_name = ANY (paused)));
+    END IF;
+
+    RETURN QUERY
+    WITH joined AS (
+      SELECT c.id, c.attempt, c.due_at, jq.*
+      FROM unnest(front) c
+      LEFT JOIN LATERAL (
+        SELECT j.id AS jid, j.queue_name AS jqueue, j.task AS jtask, j.payload AS jpayload, j.priority AS jpriority,
+               j.max_attempts AS jmax, j.headers AS jheaders, j.created_at AS jcreated, q.queue_type AS jtype,
+               j.dependencies_left IS NOT NULL AS jdeps,
+               j.status = 'pending' AND j.attempts + 1 = c.attempt AS live
+        FROM taskq.jobs j JOIN taskq.queues q ON q.queue_name = j.queue_name
+        WHERE j.id = c.job_id
+      ) jq ON true
+      WHERE c.queue_name <> ALL (paused)
+    ), dropped AS (
+      -- The job was cancelled, finished, started or deleted since the row
+      -- was written: nothing to publish.
+      DELETE FROM taskq.outbox o WHERE o.id = ANY (ARRAY(SELECT c.id FROM joined c WHERE c.live IS NOT TRUE))
+    )
+    SELECT c.id, c.jid, c.jqueue, c.jtype, c.jtask, c.jpriority::int, c.attempt, c.jheaders, c.jcreated,
+           -- Text concatenation rather than jsonb_build_object(...)::text:
+           -- the same JSON at a third of the cost (no jsonb copy of the payload).
+           '{"id":"' || c.jid::text || '","queue":' || to_json(c.jqueue)::text
+             || ',"task":' || coalesce(to_json(c.jtask)::text, 'null') || ',"payload":' || c.jpayload::text
+             || ',"attempt":' || c.attempt::text || ',"max_attempts":' || c.jmax::text
+             || ',"enqueued_at":' || to_json(c.jcreated)::text
+             || ',"headers":' || coalesce(c.jheaders::text, '{}')
+             -- Looked up only for a job that has dependencies.
+             || ',"depends_on":' || CASE WHEN c.jdeps THEN taskq._dependency_ids(c.jid) ELSE '[]' END || '}',
+           c.due_at
+    FROM joined c
+    WHERE c.live
+    ORDER BY c.due_at, c.id;
+    GET DIAGNOSTICS returned = ROW_COUNT;
+    EXIT WHEN returned >= wanted OR scanned < wanted;
+    wanted := wanted - returned;
+  END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION taskq._outbox_claim(int, timestamptz, bigint) IS
+  'internal (publisher): locks up to batch_size due outbox rows of unpaused queues and returns the messages to publish';
+
+CREATE OR REPLACE FUNCTION taskq.purge_finished() RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  purged int;
+  purged_dependents uuid[];
+BEGIN
+  -- Batch-limited so it never holds many locks or a long transaction.
+  WITH old AS (
+    SELECT j.id FROM taskq.jobs j JOIN taskq.queues q ON q.queue_name = j.queue_name
+    WHERE j.status IN ('completed', 'failed', 'cancelled') AND j.finished_at < now() - q.retention
+    LIMIT 10000
+    FOR UPDATE OF j SKIP LOCKED
+  ), gone_callbacks AS (
+    DELETE FROM taskq.callbacks c USING old WHERE c.job_id = old.id AND c.state <> 'pending'
+  ), gone AS (
+    DELETE FROM taskq.jobs j USING old WHERE j.id = old.id RETURNING j.id, j.dependencies_left IS NOT NULL AS had_dependencies
+  )
+  SELECT count(*), array_agg(gone.id) FILTER (WHERE gone.had_dependencies) INTO purged, purged_dependents FROM gone;
+  -- The edges of a purged dependent; those of a purged dependency stay
+  -- with their dependent (satisfied, or it was cancelled) until it goes.
+  IF purged_dependents IS NOT NULL THEN
+    PERFORM taskq._forget_dependencies(purged_dependents);
+  END IF;
+  RETURN purged;
+END;
+$$;
+COMMENT ON FUNCTION taskq.purge_finished() IS
+  'deletes finished jobs older than their queue''s retention (at most 10000 per call), their delivered or dead callbacks and their dependency edges';
+
+DROP FUNCTION taskq.complete(uuid, int, jsonb);
+CREATE FUNCTION taskq.complete(job_id uuid, attempt int, result jsonb DEFAULT NULL, enqueue jsonb DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  done taskq.jobs;
+BEGIN
+  PERFORM taskq._require(job_id, 'job_id');
+  PERFORM taskq._require(attempt, 'attempt');
+  PERFORM taskq._check_document(result, 'result');
+  IF enqueue IS NOT NULL THEN
+    PERFORM taskq._check_job_specs(enqueue, 'enqueue');
+  END IF;
+  -- A job whose cancel was requested but whose handler finished anyway is
+  -- completed: the work is done, the cancel came too late.
+  UPDATE taskq.jobs j SET status = 'completed', result = complete.result, finished_at = now(),
+                          lease_expires_at = NULL, updated_at = now()
+  WHERE j.id = complete.job_id AND j.status = 'running' AND j.attempts = complete.attempt
+  RETURNING j.* INTO done;
+  IF NOT FOUND THEN
+    -- Only a complete of this attempt makes it completed, and only a new
+    -- start changes attempts: so this is a repeat of the call that did.
+    RETURN EXISTS (SELECT 1 FROM taskq.jobs j
+                   WHERE j.id = complete.job_id AND j.status = 'completed' AND j.attempts = complete.attempt);
+  END IF;
+  PERFORM taskq._write_callback(done);
+  PERFORM taskq._wake_waiters_at_commit(ARRAY[done.id]);
+  IF done.has_dependents THEN
+    PERFORM taskq._release_dependents(ARRAY[done.id]);
+  END IF;
+  IF enqueue IS NOT NULL THEN
+    PERFORM taskq._enqueue_specs(enqueue, 'enqueue');
+  END IF;
+  RETURN true;
+END;
+$$;
+COMMENT ON FUNCTION taskq.complete(uuid, int, jsonb, jsonb) IS
+  'completes the running attempt of a job with an optional JSON result and enqueues the follow-up jobs of enqueue; false when the call was stale; true again, writing nothing, when this attempt completed it already';
+REVOKE EXECUTE ON FUNCTION taskq.complete(uuid, int, jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION taskq.complete(uuid, int, jsonb, jsonb) TO taskq_worker;

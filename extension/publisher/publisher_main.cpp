@@ -23,6 +23,7 @@ extern "C" {
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -197,6 +198,10 @@ extern "C" void taskq_publisher_main(Datum arg) {
   }
   st.serving_database = MemoryContextStrdup(TopMemoryContext, database);
   BackgroundWorkerInitializeConnection(st.serving_database, nullptr, 0);
+  // Maintenance finishes jobs (a rescued last attempt), and finishing a job
+  // that others depend on needs READ COMMITTED, whatever default the
+  // database or role sets (docs/sql-api.md, "Dependencies and workflows").
+  SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
   pgstat_report_appname("taskq publisher");
   st.pass_context = AllocSetContextCreate(TopMemoryContext, "taskq publisher pass", ALLOCSET_DEFAULT_SIZES);
 

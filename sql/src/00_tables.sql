@@ -63,14 +63,23 @@ CREATE TABLE taskq.jobs (
   -- attempt, and the attempt whose failure fail or _give_back recorded
   -- (NULL again after retry and cancel).
   start_request_id uuid,
-  failed_attempt   integer
+  failed_attempt   integer,
+  -- Dependencies (35_dependencies): how many of the jobs this one depends on
+  -- have not completed yet (NULL: it has no dependencies; 0: released), so
+  -- that each completion decrements it instead of counting; and whether
+  -- jobs may wait for this one, so that finishing a job nobody depends on
+  -- looks at nothing more.
+  dependencies_left integer,
+  has_dependents   boolean NOT NULL DEFAULT false
 ) WITH (fillfactor = 90);  -- room for HOT updates (published_at, heartbeats)
 COMMENT ON TABLE taskq.jobs IS 'every job and its state; the source of truth';
 
 -- unique_key dedup: at most one unfinished job per (queue, key). Enqueue
 -- relies on this index (ON CONFLICT), which makes it hold under concurrency.
+-- Unfinished: waiting, pending or running, the statuses that sort before
+-- 'completed' (a comparison: the 0.2.0 upgrade cannot name 'waiting').
 CREATE UNIQUE INDEX jobs_unique_key ON taskq.jobs (queue_name, unique_key)
-  WHERE unique_key IS NOT NULL AND status IN ('pending', 'running');
+  WHERE unique_key IS NOT NULL AND status < 'completed';
 -- rescue_expired scans only running jobs by lease end.
 CREATE INDEX jobs_running_lease ON taskq.jobs (lease_expires_at) WHERE status = 'running';
 -- purge_finished, the reconciler, and per-minute counts of finished jobs
@@ -83,6 +92,25 @@ CREATE INDEX jobs_pending ON taskq.jobs (queue_name, run_at) WHERE status = 'pen
 -- so that enqueue writes no entry here (jobs_pending has them); a job
 -- enters it when it starts.
 CREATE INDEX jobs_list ON taskq.jobs (queue_name, status, id) WHERE status <> 'pending';
+
+-- Dependencies: one row per edge "job_id waits for depends_on_job_id",
+-- written by enqueue in the transaction that creates job_id. The primary
+-- key answers "what does this job wait for", the second index "what waits
+-- for this job" (the completion's look-up). No foreign keys, as for jobs.
+CREATE TABLE taskq.job_dependencies (
+  job_id            uuid NOT NULL,
+  depends_on_job_id uuid NOT NULL,
+  -- The dependency completed (before job_id was enqueued, or since):
+  -- counted once, even if it is retried and completes again later.
+  satisfied         boolean NOT NULL DEFAULT false,
+  -- The dependency's failure or cancel cancelled job_id through this edge:
+  -- retrying the dependency brings job_id back (35_dependencies).
+  cancelled_job     boolean NOT NULL DEFAULT false,
+  PRIMARY KEY (job_id, depends_on_job_id)
+);
+CREATE INDEX job_dependencies_dependents ON taskq.job_dependencies (depends_on_job_id, job_id);
+COMMENT ON TABLE taskq.job_dependencies IS
+  'dependency edges: job_id is not published before depends_on_job_id completed; satisfied once it did';
 
 -- Explicit sequences rather than identity columns: pg_extension_config_dump
 -- keeps their values in pg_dump.
@@ -175,6 +203,7 @@ SELECT pg_catalog.pg_extension_config_dump('taskq.jobs', '');
 SELECT pg_catalog.pg_extension_config_dump('taskq.outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('taskq.callbacks', '');
 SELECT pg_catalog.pg_extension_config_dump('taskq.schedules', '');
+SELECT pg_catalog.pg_extension_config_dump('taskq.job_dependencies', '');
 SELECT pg_catalog.pg_extension_config_dump('taskq.outbox_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('taskq.callbacks_id_seq', '');
 

@@ -131,6 +131,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   unfinished bigint;
   scheduled bigint;
+  dependency uuid;
 BEGIN
   PERFORM taskq._check_queue_name(queue_name);
   PERFORM taskq._require(force, 'force');
@@ -143,7 +144,7 @@ BEGIN
     PERFORM taskq._raise_unknown_queue(queue_name);
   END IF;
   SELECT count(*) INTO unfinished FROM taskq.jobs j
-  WHERE j.queue_name = drop_queue.queue_name AND j.status IN ('pending', 'running');
+  WHERE j.queue_name = drop_queue.queue_name AND j.status IN ('waiting', 'pending', 'running');
   IF unfinished > 0 AND NOT force THEN
     RAISE EXCEPTION 'queue "%" has % unfinished jobs', queue_name, unfinished
       USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -161,6 +162,16 @@ BEGIN
     DELETE FROM taskq.schedules s WHERE s.queue_name = drop_queue.queue_name;
     PERFORM taskq._schedules_changed_at_commit();
   END IF;
+  -- Jobs of other queues waiting for unfinished jobs deleted here would
+  -- wait forever: they are cancelled, as when a dependency is cancelled.
+  FOR dependency IN SELECT j.id FROM taskq.jobs j
+                    WHERE j.queue_name = drop_queue.queue_name AND j.has_dependents
+                      AND j.status IN ('waiting', 'pending', 'running')
+                    ORDER BY j.id LOOP
+    PERFORM taskq._cancel_dependents(dependency, 'was deleted');
+  END LOOP;
+  DELETE FROM taskq.job_dependencies e USING taskq.jobs j
+  WHERE e.job_id = j.id AND j.queue_name = drop_queue.queue_name AND j.dependencies_left IS NOT NULL;
   DELETE FROM taskq.outbox o WHERE o.queue_name = drop_queue.queue_name;
   DELETE FROM taskq.callbacks c USING taskq.jobs j
   WHERE c.job_id = j.id AND j.queue_name = drop_queue.queue_name AND c.state <> 'pending';

@@ -96,11 +96,15 @@ $$;
 COMMENT ON FUNCTION taskq._heartbeat_batch(jsonb) IS
   'internal (taskq-worker): taskq.heartbeat for many {"id", "attempt"} items; returns the jobs whose lease was extended (the others must stop)';
 
+-- An item's "enqueue" (optional) is taskq.complete's: follow-up jobs,
+-- enqueued only by the item that completes its job.
 CREATE FUNCTION taskq._complete_batch(items jsonb) RETURNS SETOF uuid
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 DECLARE
   done taskq.jobs;
   completed uuid[] := '{}';
+  with_dependents uuid[] := '{}';
+  follow_ups jsonb;
 BEGIN
   PERFORM taskq._check_batch(items);
   -- The same limit as taskq.complete; the whole batch is refused, and the
@@ -126,12 +130,35 @@ BEGIN
     IF done.callback_url IS NOT NULL THEN
       PERFORM taskq._write_callback(done);
     END IF;
+    IF done.has_dependents THEN
+      with_dependents := with_dependents || done.id;
+    END IF;
     completed := completed || done.id;
     RETURN NEXT done.id;
   END LOOP;
   -- One call for the batch, not one per job: the complete path stays cheap.
   IF cardinality(completed) > 0 THEN
     PERFORM taskq._wake_waiters_at_commit(completed);
+  END IF;
+  -- Follow-up jobs of the items that completed their job: the item the
+  -- UPDATE above used (the same DISTINCT ON), so a duplicate in the batch
+  -- enqueues nothing. Looked for only when some item has them.
+  IF jsonb_path_exists(items, 'lax $[*].enqueue') THEN
+    FOR follow_ups IN
+      SELECT w.enqueue
+      FROM (SELECT DISTINCT ON (i.id) i.id, i.enqueue
+            FROM jsonb_to_recordset(items) AS i(id uuid, attempt int, enqueue jsonb)
+            ORDER BY i.id, i.attempt) w
+      WHERE w.enqueue IS NOT NULL AND w.id = ANY (completed)
+      ORDER BY w.id
+    LOOP
+      PERFORM taskq._enqueue_specs(follow_ups, 'enqueue');
+    END LOOP;
+  END IF;
+  -- All at once: each waiting dependent is locked and decremented once per
+  -- batch, however many of its dependencies the batch completed.
+  IF cardinality(with_dependents) > 0 THEN
+    PERFORM taskq._release_dependents(with_dependents);
   END IF;
   -- Items that did not complete now may be repeats of a batch that
   -- completed them (as in taskq.complete): they count again, nothing is
@@ -146,4 +173,4 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION taskq._complete_batch(jsonb) IS
-  'internal (taskq-worker): taskq.complete for many {"id", "attempt", "result"} items; returns the jobs that completed';
+  'internal (taskq-worker): taskq.complete for many {"id", "attempt", "result", "enqueue"} items; returns the jobs that completed';

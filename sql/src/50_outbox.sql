@@ -53,6 +53,7 @@ BEGIN
       LEFT JOIN LATERAL (
         SELECT j.id AS jid, j.queue_name AS jqueue, j.task AS jtask, j.payload AS jpayload, j.priority AS jpriority,
                j.max_attempts AS jmax, j.headers AS jheaders, j.created_at AS jcreated, q.queue_type AS jtype,
+               j.dependencies_left IS NOT NULL AS jdeps,
                j.status = 'pending' AND j.attempts + 1 = c.attempt AS live
         FROM taskq.jobs j JOIN taskq.queues q ON q.queue_name = j.queue_name
         WHERE j.id = c.job_id
@@ -70,7 +71,9 @@ BEGIN
              || ',"task":' || coalesce(to_json(c.jtask)::text, 'null') || ',"payload":' || c.jpayload::text
              || ',"attempt":' || c.attempt::text || ',"max_attempts":' || c.jmax::text
              || ',"enqueued_at":' || to_json(c.jcreated)::text
-             || ',"headers":' || coalesce(c.jheaders::text, '{}') || '}',
+             || ',"headers":' || coalesce(c.jheaders::text, '{}')
+             -- Looked up only for a job that has dependencies.
+             || ',"depends_on":' || CASE WHEN c.jdeps THEN taskq._dependency_ids(c.jid) ELSE '[]' END || '}',
            c.due_at
     FROM joined c
     WHERE c.live

@@ -31,6 +31,7 @@ CREATE FUNCTION taskq.purge_finished() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   purged int;
+  purged_dependents uuid[];
 BEGIN
   -- Batch-limited so it never holds many locks or a long transaction.
   WITH old AS (
@@ -41,14 +42,19 @@ BEGIN
   ), gone_callbacks AS (
     DELETE FROM taskq.callbacks c USING old WHERE c.job_id = old.id AND c.state <> 'pending'
   ), gone AS (
-    DELETE FROM taskq.jobs j USING old WHERE j.id = old.id RETURNING 1
+    DELETE FROM taskq.jobs j USING old WHERE j.id = old.id RETURNING j.id, j.dependencies_left IS NOT NULL AS had_dependencies
   )
-  SELECT count(*) INTO purged FROM gone;
+  SELECT count(*), array_agg(gone.id) FILTER (WHERE gone.had_dependencies) INTO purged, purged_dependents FROM gone;
+  -- The edges of a purged dependent; those of a purged dependency stay
+  -- with their dependent (satisfied, or it was cancelled) until it goes.
+  IF purged_dependents IS NOT NULL THEN
+    PERFORM taskq._forget_dependencies(purged_dependents);
+  END IF;
   RETURN purged;
 END;
 $$;
 COMMENT ON FUNCTION taskq.purge_finished() IS
-  'deletes finished jobs older than their queue''s retention (at most 10000 per call) and their delivered or dead callbacks';
+  'deletes finished jobs older than their queue''s retention (at most 10000 per call), their delivered or dead callbacks and their dependency edges';
 
 -- Counted from indexes, queue by queue, never from the table's rows: the
 -- pending side from jobs_pending, every other status from jobs_list (both

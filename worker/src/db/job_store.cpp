@@ -24,6 +24,10 @@ PgConnection& JobStore::connection() {
   if (!db_ || !db_->ok()) {
     db_.reset();
     db_.emplace(conninfo_);
+    // Finishing a job that others depend on needs READ COMMITTED (see
+    // docs/sql-api.md "Dependencies and workflows"), whatever the database
+    // or role default says.
+    db_->exec("SET default_transaction_isolation = 'read committed'", {});
   }
   return *db_;
 }
@@ -87,6 +91,7 @@ std::vector<bool> JobStore::complete(const std::vector<Completion>& items) {
   for (const auto& c : items) {
     nlohmann::json i = item(c.ref);
     i["result"] = c.result;
+    if (!c.enqueue.is_null()) i["enqueue"] = c.enqueue;  // absent: the batch skips the follow-up look-up
     batch.push_back(std::move(i));
   }
   // Results are valid text already (handlers' output goes through

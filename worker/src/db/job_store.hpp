@@ -38,7 +38,8 @@ struct StartedJob {
 
 struct Completion {
   AttemptRef ref;
-  nlohmann::json result;  // null: no result
+  nlohmann::json result;   // null: no result
+  nlohmann::json enqueue;  // follow-up job specs (taskq.complete's enqueue); null: none
 };
 
 class JobStore {
