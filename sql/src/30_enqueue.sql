@@ -48,9 +48,6 @@ BEGIN
      OR max_attempts IS NOT NULL OR callback_url IS NOT NULL OR unique_key IS NOT NULL OR headers IS NOT NULL THEN
     PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
   END IF;
-  IF concurrency_key IS NOT NULL THEN
-    PERFORM taskq._reject_unfinished_options(NULL, concurrency_key);
-  END IF;
   IF cardinality(depends_on) > 0 THEN
     -- Locks the dependencies until this transaction ends, so that none can
     -- finish unseen: 42704 for an unknown one, 55000 for a failed or
@@ -63,6 +60,9 @@ BEGIN
   IF headers ?| ARRAY['traceparent', 'tracestate'] OR current_setting('taskq.traceparent', true) <> '' THEN
     headers := taskq._trace_headers(headers);
   END IF;
+  IF concurrency_key IS NOT NULL THEN
+    PERFORM taskq._check_concurrency_key(concurrency_key);
+  END IF;
 
   due := greatest(coalesce(run_at, now() + coalesce(delay, interval '0')), now()) + q_delivery_delay;
   max_attempts := coalesce(max_attempts, q_max_attempts);
@@ -70,19 +70,20 @@ BEGIN
   IF unique_key IS NULL THEN
     new_id := taskq._uuid_v7();
     INSERT INTO taskq.jobs (id, queue_name, task, payload, status, priority, max_attempts, attempt_budget, run_at,
-                            callback_url, headers, dependencies_left)
+                            callback_url, headers, dependencies_left, concurrency_key)
     VALUES (new_id, queue_name, task, payload,
             CASE WHEN waiting_on > 0 THEN 'waiting' ELSE 'pending' END::taskq.job_status, priority, max_attempts,
-            max_attempts, due, callback_url, headers, waiting_on);
+            max_attempts, due, callback_url, headers, waiting_on, concurrency_key);
   ELSE
     -- Dedup that holds under concurrency: the partial unique index decides;
     -- a concurrent enqueue of the same key waits for ours and then sees it.
     LOOP
       INSERT INTO taskq.jobs AS j (id, queue_name, task, payload, status, priority, max_attempts, attempt_budget,
-                                   run_at, callback_url, unique_key, headers, dependencies_left)
+                                   run_at, callback_url, unique_key, headers, dependencies_left,
+                                   concurrency_key)
       VALUES (taskq._uuid_v7(), queue_name, task, payload,
               CASE WHEN waiting_on > 0 THEN 'waiting' ELSE 'pending' END::taskq.job_status, priority, max_attempts,
-              max_attempts, due, callback_url, unique_key, headers, waiting_on)
+              max_attempts, due, callback_url, unique_key, headers, waiting_on, concurrency_key)
       ON CONFLICT (queue_name, unique_key) WHERE unique_key IS NOT NULL AND status < 'completed'
       DO NOTHING
       RETURNING j.id INTO new_id;
@@ -156,12 +157,12 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
-  IF concurrency_key IS NOT NULL THEN
-    PERFORM taskq._reject_unfinished_options(NULL, concurrency_key);
-  END IF;
   -- The trace context, as in enqueue: one for all the jobs of the call.
   IF headers ?| ARRAY['traceparent', 'tracestate'] OR current_setting('taskq.traceparent', true) <> '' THEN
     headers := taskq._trace_headers(headers);
+  END IF;
+  IF concurrency_key IS NOT NULL THEN
+    PERFORM taskq._check_concurrency_key(concurrency_key);
   END IF;
   IF EXISTS (SELECT 1 FROM jsonb_array_elements(payloads) e(value) WHERE pg_column_size(e.value) > taskq._max_document_bytes()) THEN
     RAISE EXCEPTION 'a payload in payloads is too large'
@@ -188,11 +189,11 @@ BEGIN
     waiting_on := cardinality(deps.unfinished);
     WITH new_jobs AS (
       INSERT INTO taskq.jobs (id, queue_name, task, payload, status, priority, max_attempts, attempt_budget, run_at,
-                              callback_url, headers, dependencies_left)
+                              callback_url, headers, dependencies_left, concurrency_key)
       SELECT taskq._uuid_v7(), enqueue_many.queue_name, enqueue_many.task, ordered.value,
              CASE WHEN waiting_on > 0 THEN 'waiting' ELSE 'pending' END::taskq.job_status, enqueue_many.priority,
              enqueue_many.max_attempts, enqueue_many.max_attempts, due, enqueue_many.callback_url,
-             enqueue_many.headers, waiting_on
+             enqueue_many.headers, waiting_on, enqueue_many.concurrency_key
       FROM (SELECT e.value FROM jsonb_array_elements(payloads) WITH ORDINALITY e(value, ord) ORDER BY e.ord) ordered
       RETURNING id
     )
@@ -214,9 +215,10 @@ BEGIN
   RETURN QUERY
   WITH new_jobs AS (
     INSERT INTO taskq.jobs (id, queue_name, task, payload, priority, max_attempts, attempt_budget, run_at,
-                            callback_url, headers)
+                            callback_url, headers, concurrency_key)
     SELECT taskq._uuid_v7(), enqueue_many.queue_name, enqueue_many.task, ordered.value, enqueue_many.priority,
-           enqueue_many.max_attempts, enqueue_many.max_attempts, due, enqueue_many.callback_url, enqueue_many.headers
+           enqueue_many.max_attempts, enqueue_many.max_attempts, due, enqueue_many.callback_url, enqueue_many.headers,
+           enqueue_many.concurrency_key
     FROM (SELECT e.value FROM jsonb_array_elements(payloads) WITH ORDINALITY e(value, ord) ORDER BY e.ord) ordered
     RETURNING id
   ), new_outbox AS (

@@ -93,6 +93,9 @@ BEGIN
       PERFORM taskq._cancel_dependents(j.id, CASE WHEN j.status = 'failed' THEN 'failed' ELSE 'was cancelled' END);
     END IF;
   END IF;
+  IF j.concurrency_key IS NOT NULL THEN
+    PERFORM taskq._release_slots(j.queue_name, j.concurrency_key);  -- its slot goes to a held job
+  END IF;
   RETURN j.status;
 END;
 $$;
@@ -108,6 +111,14 @@ BEGIN
   PERFORM taskq._require(attempt, 'attempt');
   IF worker IS NULL OR worker = '' OR octet_length(worker) > 255 THEN
     RAISE EXCEPTION 'worker must be a name of 1 to 255 bytes' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- A job a flow limit applies to starts through _start_limited
+  -- (55_flow_control): looked for only while some queue has a limit.
+  IF EXISTS (SELECT 1 FROM taskq.queues q WHERE q.rate_limit IS NOT NULL OR q.concurrency_limit IS NOT NULL)
+     AND cardinality(taskq._lock_for_limited_start(ARRAY[job_id])) > 0 THEN
+    RETURN QUERY SELECT (l.started).* FROM taskq._start_limited(job_id, attempt, worker, request_id) l
+                 WHERE (l.started).id IS NOT NULL;
+    RETURN;
   END IF;
   RETURN QUERY
   UPDATE taskq.jobs j
@@ -127,7 +138,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION taskq.start(uuid, int, text, uuid) IS
-  'starts the given attempt of a job under a lease; one row: run it; zero rows: the delivery is stale (ack and drop it); a repeat with the same request_id gets the row again';
+  'starts the given attempt of a job under a lease; one row: run it; zero rows: the delivery is stale or held back by a flow limit (ack and drop it); a repeat with the same request_id gets the row again';
 
 CREATE FUNCTION taskq.heartbeat(job_id uuid, attempt int) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -180,6 +191,9 @@ BEGIN
   END IF;
   IF enqueue IS NOT NULL THEN
     PERFORM taskq._enqueue_specs(enqueue, 'enqueue');
+  END IF;
+  IF done.concurrency_key IS NOT NULL THEN
+    PERFORM taskq._release_slots(done.queue_name, done.concurrency_key);  -- its slot goes to a held job
   END IF;
   RETURN true;
 END;
@@ -333,12 +347,16 @@ BEGIN
   END IF;
   IF j.status IN ('waiting', 'pending') THEN
     -- Its outbox row, if any, is dropped by the publisher's next claim.
-    UPDATE taskq.jobs SET status = 'cancelled', finished_at = now(), failed_attempt = NULL, updated_at = now()
+    UPDATE taskq.jobs SET status = 'cancelled', finished_at = now(), failed_attempt = NULL, flow_state = NULL,
+                          updated_at = now()
     WHERE id = j.id RETURNING * INTO j;
     PERFORM taskq._write_callback(j);
     PERFORM taskq._wake_waiters_at_commit(ARRAY[j.id]);
     IF j.has_dependents THEN
       PERFORM taskq._cancel_dependents(j.id, 'was cancelled');
+    END IF;
+    IF j.concurrency_key IS NOT NULL THEN
+      PERFORM taskq._release_slots(j.queue_name, j.concurrency_key);  -- an admitted job held a slot
     END IF;
   ELSIF j.status = 'running' THEN
     -- The worker learns it from heartbeat() = false and ends it with fail().

@@ -10,12 +10,15 @@ BEGIN
   -- A running job whose lease ran out lost its worker (crash, kill -9,
   -- partition): count the attempt as failed, which retries it through the
   -- outbox or ends it. SKIP LOCKED: a worker finishing it right now wins.
+  -- Handled in the order of their keys' locks (55_flow_control): each
+  -- attempt ended frees a slot of its concurrency key, if it has one.
   FOR j IN
-    SELECT * FROM taskq.jobs
-    WHERE status = 'running' AND lease_expires_at < now()
-    ORDER BY lease_expires_at
-    LIMIT 1000
-    FOR UPDATE SKIP LOCKED
+    SELECT e.* FROM (SELECT * FROM taskq.jobs
+                     WHERE status = 'running' AND lease_expires_at < now()
+                     ORDER BY lease_expires_at
+                     LIMIT 1000
+                     FOR UPDATE SKIP LOCKED) e
+    ORDER BY taskq._key_lock_id(e.queue_name, e.concurrency_key) NULLS FIRST
   LOOP
     PERFORM taskq._fail_attempt(j, format('lease expired: worker %s stopped heartbeating', coalesce(j.worker, '?')),
                                 NULL, false);
@@ -70,7 +73,13 @@ SELECT q.queue_name,
        f.cancelled,
        p.scheduled,
        p.oldest_pending_age,
-       (SELECT count(*) FROM taskq.outbox o WHERE o.queue_name = q.queue_name) AS outbox_backlog
+       (SELECT count(*) FROM taskq.outbox o WHERE o.queue_name = q.queue_name) AS outbox_backlog,
+       -- From the partial indexes of flow control: nothing to read for a
+       -- queue without limits.
+       (SELECT count(*) FROM taskq.jobs h
+        WHERE h.queue_name = q.queue_name AND h.status = 'pending' AND h.flow_state = 'key_held')
+       + (SELECT count(*) FROM taskq.jobs h
+          WHERE h.queue_name = q.queue_name AND h.status = 'pending' AND h.flow_state = 'rate_held') AS held
 FROM taskq.queues q
 CROSS JOIN LATERAL (
   SELECT count(*) AS pending,
@@ -93,4 +102,4 @@ CROSS JOIN LATERAL (
   WHERE j.queue_name = q.queue_name AND j.status <> 'pending'
 ) f;
 COMMENT ON VIEW taskq.queue_stats IS
-  'per queue: jobs per status (waiting: dependencies not all completed), jobs scheduled for later, age of the oldest due pending job, outbox rows not yet confirmed by RabbitMQ';
+  'per queue: jobs per status (waiting: dependencies not all completed), jobs scheduled for later, age of the oldest due pending job, outbox rows not yet confirmed by RabbitMQ, pending jobs held back by a flow limit (held)';

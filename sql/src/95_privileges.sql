@@ -49,7 +49,7 @@ GRANT EXECUTE ON FUNCTION
   taskq.fail(uuid, int, text, interval, boolean),
   taskq._give_back(uuid, int, text),
   taskq.job(uuid),
-  taskq._start_batch(jsonb, text, uuid),
+  taskq._start_batch(jsonb, text, uuid, boolean),
   taskq._heartbeat_batch(jsonb),
   taskq._complete_batch(jsonb),
   taskq._callbacks_claim(text, int, interval),
