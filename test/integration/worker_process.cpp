@@ -227,9 +227,13 @@ std::string ScratchDir::script(const std::string& name, const std::string& body)
     std::ofstream out(path);
     // Field 5 of /proc/PID/stat is the process group: the one the worker
     // made for this handler, which a timeout or cancel must end as a whole.
+    // Field 22 of its leader is the leader's start time: with it,
+    // kill_handlers() can tell the group from a later one that reuses the
+    // number (a PostgreSQL backend, say: each is a group leader).
     out << "#!/bin/sh\n"
         << "DIR=" << shell_quote(dir_) << "\n"
-        << "cut -d' ' -f5 /proc/$$/stat >> \"$DIR/handlers.pgids\"\n"
+        << "taskq_pgid=$(cut -d' ' -f5 /proc/$$/stat)\n"
+        << "echo \"$taskq_pgid $(cut -d' ' -f22 /proc/$taskq_pgid/stat 2>/dev/null)\" >> \"$DIR/handlers.pgids\"\n"
         << body << "\n";
   }
   chmod(path.c_str(), 0755);
@@ -253,9 +257,35 @@ std::vector<pid_t> ScratchDir::handler_groups() const {
   return {groups.begin(), groups.end()};
 }
 
+namespace {
+
+// Field 22 of /proc/PID/stat (the start time), "" if there is no such
+// process. Field 2 is "(comm)" and may hold spaces: count after its ')'.
+std::string start_time_of(pid_t pid) {
+  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = stat.rfind(')');
+  if (close == std::string::npos) return "";
+  std::istringstream fields(stat.substr(close + 2));  // field 3 on
+  std::string field;
+  for (int i = 3; i <= 22 && (fields >> field); i++)
+    if (i == 22) return field;
+  return "";
+}
+
+}  // namespace
+
 void ScratchDir::kill_handlers() {
-  for (pid_t pgid : handler_groups())
-    if (pgid != getpgrp()) ::kill(-pgid, SIGKILL);
+  // Only groups whose leader is still the process that recorded them: PIDs
+  // are reused, and a killed number may belong to anything by now.
+  std::set<std::string> done;
+  for (const auto& line : lines("handlers.pgids")) {
+    std::istringstream in(line);
+    long pgid = 0;
+    std::string started;
+    if (!(in >> pgid >> started) || pgid <= 1 || pgid == getpgrp() || !done.insert(line).second)
+      continue;
+    if (start_time_of(static_cast<pid_t>(pgid)) == started) ::kill(-static_cast<pid_t>(pgid), SIGKILL);
+  }
 }
 
 // --- RabbitMQ -----------------------------------------------------------------

@@ -17,7 +17,9 @@ TEST_F(WebAuth, MissingAndUnknownTokensAre401) {
   const HttpAnswer none = web.get("/v1/queues");
   EXPECT_EQ(none.status, 401);
   EXPECT_EQ(none.error_code(), "unauthorized");
-  EXPECT_EQ(none.headers.find("WWW-Authenticate")->second, "Bearer");
+  const auto challenge = none.headers.find("WWW-Authenticate");
+  ASSERT_NE(challenge, none.headers.end()) << "no WWW-Authenticate header on the 401";
+  EXPECT_EQ(challenge->second, "Bearer");
   const HttpAnswer unknown = web.get("/v1/queues", "not-a-token-we-know-of");
   EXPECT_EQ(unknown.status, 401);
   EXPECT_EQ(unknown.error_code(), "unauthorized");

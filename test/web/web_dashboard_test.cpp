@@ -116,6 +116,7 @@ TEST_F(WebDashboard, ChangesFromOtherSitesArePagesAreRefused) {
   ASSERT_EQ(session.status, 200);
   EXPECT_EQ(session.json()["role"], "admin");
   EXPECT_EQ(session.json()["sign_in"], "none");
+  ASSERT_EQ(session.headers.count("Set-Cookie"), 1u) << "no session cookie";
   const std::string set = session.headers.find("Set-Cookie")->second;
   const HttpAnswer ok = web.request("POST", path, "", "",
                                     {{"Origin", own},

@@ -81,6 +81,7 @@ TEST_F(WebRoutes, ScriptInAPayloadRoundTripsUnchanged) {
   const HttpAnswer got = web.get("/v1/jobs/" + a.json()["id"].get<std::string>());
   EXPECT_EQ(got.json()["payload"], payload);
   EXPECT_EQ(got.content_type, "application/json");
+  ASSERT_EQ(got.headers.count("X-Content-Type-Options"), 1u);
   EXPECT_EQ(got.headers.find("X-Content-Type-Options")->second, "nosniff");
 }
 
