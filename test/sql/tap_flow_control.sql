@@ -83,8 +83,8 @@ SELECT throws_ok($$SELECT taskq.enqueue('plain', '{}', concurrency_key => repeat
 SELECT throws_ok($$SELECT taskq.enqueue_many('plain', '[{}, {}]', concurrency_key => repeat('k', 300))$$, '22023', NULL,
                  'enqueue_many: a key over 255 bytes');
 SELECT is((SELECT count(*) FROM taskq.jobs), 0::bigint, 'no job made by refused enqueues');
-SELECT throws_ok($$SELECT taskq.enqueue('plain', '{}', depends_on => ARRAY[taskq._uuid_v7()])$$, '0A000', NULL,
-                 'depends_on is still refused');
+SELECT throws_ok($$SELECT taskq.enqueue('plain', '{}', concurrency_key => 'k', depends_on => ARRAY[taskq._uuid_v7()])$$,
+                 '42704', NULL, 'with a key too, an unknown dependency is refused');
 SELECT isnt(taskq.enqueue('plain', '{}', concurrency_key => repeat('k', 255)), NULL, 'a key of 255 bytes');
 
 -- A queue without limits ignores keys: published, started, completed as ever.
@@ -366,6 +366,32 @@ SELECT is((SELECT count(*) FROM taskq.jobs WHERE queue_name = 'sw' AND flow_stat
 SELECT lives_ok($$SELECT taskq.create_queue('gone', rate_limit => 5)$$, 'queue gone');
 SELECT lives_ok($$SELECT taskq.drop_queue('gone')$$, 'dropped');
 SELECT is((SELECT count(*) FROM taskq.rate_windows WHERE queue_name = 'gone'), 0::bigint, 'its window rows too');
+
+-- ---------------------------------------------------------------------------
+-- A dependent job of a limited queue: released by its dependency's
+-- completion, it goes through the gate like any other job, and waits for a
+-- slot of its key.
+SELECT lives_ok($$SELECT taskq.create_queue('dk', concurrency_limit => 1)$$, 'queue dk');
+SELECT lives_ok($$SELECT pg_temp.publish()$$, 'dk: publish what the sections above left');
+SELECT taskq.enqueue('plain', '{}') AS dk_dep \gset
+SELECT taskq.enqueue('dk', '{}', concurrency_key => 'x') AS dk_first \gset
+SELECT taskq.enqueue('dk', '{}', concurrency_key => 'x', depends_on => ARRAY[:'dk_dep'::uuid]) AS dk_second \gset
+SELECT is((SELECT status::text FROM taskq.jobs WHERE id = :'dk_second'), 'waiting', 'dk: the dependent waits');
+SELECT is(pg_temp.publish(), 1, 'dk: the dependency is published, the keyed job set aside');
+SELECT lives_ok($$SELECT taskq._flow_step()$$, 'dk: flow step');
+SELECT is((SELECT flow_state FROM taskq.jobs WHERE id = :'dk_first'), 'admitted', 'dk: the first keyed job admitted');
+SELECT is(pg_temp.publish(), 1, 'dk: and published');
+SELECT is((SELECT count(*) FROM taskq.start(:'dk_first', 1, 'w')), 1::bigint, 'dk: the first keyed job runs');
+SELECT is((SELECT count(*) FROM taskq.start(:'dk_dep', 1, 'w')), 1::bigint, 'dk: the dependency runs');
+SELECT ok(taskq.complete(:'dk_dep', 1), 'dk: the dependency completes');
+SELECT is((SELECT status::text FROM taskq.jobs WHERE id = :'dk_second'), 'pending', 'dk: which releases the dependent');
+SELECT is(pg_temp.publish(), 0, 'dk: the released job is set aside by the claim');
+SELECT lives_ok($$SELECT taskq._flow_step()$$, 'dk: flow step');
+SELECT is((SELECT flow_state FROM taskq.jobs WHERE id = :'dk_second'), 'key_held', 'dk: it waits for the slot of x');
+SELECT ok(taskq.complete(:'dk_first', 1), 'dk: the slot frees');
+SELECT is((SELECT flow_state FROM taskq.jobs WHERE id = :'dk_second'), 'admitted', 'dk: the dependent gets it');
+SELECT is(pg_temp.publish(), 1, 'dk: and is published');
+SELECT is((SELECT count(*) FROM taskq.start(:'dk_second', 1, 'w')), 1::bigint, 'dk: and runs');
 
 -- ---------------------------------------------------------------------------
 -- README "Flow control"

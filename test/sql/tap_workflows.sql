@@ -98,8 +98,9 @@ SELECT throws_ok($$SELECT * FROM taskq.enqueue_workflow('[{"name": "a", "queue":
                  'priority must be between 0 and 9, not 12', 'a priority enqueue refuses');
 SELECT throws_ok($$SELECT * FROM taskq.enqueue_workflow('[{"name": "a", "queue": "etl", "task": 3}]')$$, '22023',
                  'jobs[0].task must be a string, not number', 'a task that is no string');
-SELECT throws_ok($$SELECT * FROM taskq.enqueue_workflow('[{"name": "a", "queue": "etl", "concurrency_key": "k"}]')$$, '0A000',
-                 NULL, 'concurrency_key goes to enqueue, which decides');
+SELECT throws_ok($$SELECT * FROM taskq.enqueue_workflow(jsonb_build_array(jsonb_build_object(
+                     'name', 'a', 'queue', 'etl', 'concurrency_key', repeat('k', 256))))$$, '22023',
+                 NULL, 'concurrency_key goes to enqueue, which decides (over 255 bytes)');
 SELECT is((SELECT count(*) FROM taskq.jobs), :'jobs_before'::bigint, 'nothing was created by any of them');
 
 -- a workflow of 1000 jobs: a chain and a fan-in
