@@ -11,8 +11,12 @@
 //  pipeline_latency     one enqueue every 5 ms; per job, handler start minus
 //                       the moment its enqueue committed (one clock: same process)
 //  worker_memory        resident set size after warm-up and after M more jobs
+//  keyed_unlimited      flow control's cost: N jobs over 1,000 concurrency
+//  keyed_limit_100      keys (enqueue_many per key) through a queue without
+//                       limits, then through one with concurrency_limit 100;
+//                       first enqueue .. last completion, as pipeline_throughput
 //
-// Usage: pipeline_bench [N [LATENCY_JOBS [MEMORY_JOBS]]] inside scripts/test-env.
+// Usage: pipeline_bench [N [LATENCY_JOBS [MEMORY_JOBS [FLOW_JOBS]]]] inside scripts/test-env.
 // Prints RESULT lines in the format described in bench/README.md.
 #include <sys/resource.h>
 
@@ -68,12 +72,15 @@ long unfinished(taskq::PgConnection& db) {
 // commit). Polled while the system is measured, so it must cost nothing
 // there: a database query here would compete with the worker for the
 // server, and cost more the larger the backlog.
-long completed(const taskq::Worker& worker) {
+long metric(const taskq::Worker& worker, const std::string& sample) {
   const std::string text = worker.metrics_text();
-  const std::string key =
-      std::string("taskq_worker_jobs_finished_total{queue=\"") + kQueue + "\",outcome=\"completed\"} ";
+  const std::string key = sample + " ";
   const auto at = text.find(key);
   return at == std::string::npos ? 0 : std::atol(text.c_str() + at + key.size());
+}
+
+long completed(const taskq::Worker& worker, const std::string& queue = kQueue) {
+  return metric(worker, "taskq_worker_jobs_finished_total{queue=\"" + queue + "\",outcome=\"completed\"}");
 }
 
 // Enqueues n jobs in calls of `per_call`; returns when all are committed.
@@ -90,6 +97,20 @@ void produce(taskq::PgConnection& db, long n, int per_call) {
     } else {
       db.exec("SELECT count(*) FROM taskq.enqueue_many($1, $2::jsonb)", {kQueue, payloads.c_str()});
     }
+  }
+}
+
+// N jobs of `queue` over `keys` concurrency keys, keys in turn (k0, k1, ...),
+// one enqueue_many per key of N / keys jobs each.
+void produce_keyed(taskq::PgConnection& db, const std::string& queue, long n, int keys) {
+  const long per_key = n / keys;
+  std::string payloads = "[";
+  for (long i = 0; i < per_key; ++i) payloads += std::string(i ? "," : "") + kPayload;
+  payloads += "]";
+  for (int k = 0; k < keys; ++k) {
+    const std::string key = "tenant-" + std::to_string(k);
+    db.exec("SELECT count(*) FROM taskq.enqueue_many($1, $2::jsonb, concurrency_key => $3)",
+            {queue.c_str(), payloads.c_str(), key.c_str()});
   }
 }
 
@@ -110,6 +131,7 @@ int main(int argc, char** argv) {
   const long jobs = argc > 1 ? std::atol(argv[1]) : 20000;
   const long latency_jobs = argc > 2 ? std::atol(argv[2]) : 2000;
   const long memory_jobs = argc > 3 ? std::atol(argv[3]) : 100000;
+  const long flow_jobs = argc > 4 ? std::atol(argv[4]) : 20000;
   const std::string database = env_or("TASKQ_TEST_DATABASE_URL", "");
   const std::string broker = env_or("TASKQ_TEST_BROKER_URL", "");
   if (database.empty() || broker.empty()) {
@@ -241,5 +263,40 @@ int main(int argc, char** argv) {
 
   worker.stop();
   worker_thread.join();
+
+  // --- flow control: keyed jobs without and with a concurrency limit ------------
+  if (flow_jobs > 0) {
+    std::printf("# flow: %ld jobs over 1000 concurrency keys, the same worker settings\n", flow_jobs);
+    for (const auto& [scenario, options_sql] : std::vector<std::pair<std::string, std::string>>{
+             {"keyed_unlimited", ""}, {"keyed_limit_100", ", concurrency_limit => 100"}}) {
+      const std::string queue = "bench_" + scenario;
+      db.exec("SELECT taskq.drop_queue(queue_name, force => true) FROM taskq.queues WHERE queue_name = $1",
+              {queue.c_str()});
+      db.exec("SELECT taskq.create_queue($1" + options_sql + ")", {queue.c_str()});
+      taskq::Worker flow_worker(options);
+      flow_worker.handle_queue(
+          queue, [](const taskq::Job&, const taskq::CancellationToken&) { return taskq::Outcome::completed(); });
+      std::thread flow_thread([&] { flow_worker.run(); });
+      std::this_thread::sleep_for(500ms);
+      db.exec("CHECKPOINT");
+      const auto t0 = Clock::now();
+      produce_keyed(db, queue, flow_jobs, 1000);
+      const double enqueue_s = std::chrono::duration<double>(Clock::now() - t0).count();
+      const auto deadline = Clock::now() + 300s;
+      while (completed(flow_worker, queue) < flow_jobs && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
+      const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+      const long done = completed(flow_worker, queue);
+      const long held =
+          metric(flow_worker, "taskq_worker_deliveries_dropped_total{queue=\"" + queue + "\",reason=\"held\"}");
+      flow_worker.stop();
+      flow_thread.join();
+      std::printf("RESULT peer=taskq scenario=%s jobs=%ld seconds=%.2f rate=%.0f p50_ms=- p99_ms=-\n", scenario.c_str(),
+                  done, seconds, static_cast<double>(done) / seconds);
+      std::printf("NOTE peer=taskq scenario=%s keys=1000 enqueue_seconds=%.2f held_deliveries=%ld capped=%s\n",
+                  scenario.c_str(), enqueue_s, held, done >= flow_jobs ? "no" : "yes");
+      // Later benchmarks run without limits again.
+      db.exec("SELECT taskq.drop_queue($1, force => true)", {queue.c_str()});
+    }
+  }
   return 0;
 }

@@ -12,19 +12,26 @@
 // does the same and also raises the slot's schedules_changed, so that
 // the publisher, which otherwise sleeps until the next tick it knows of,
 // looks at the schedules again.
+//
+// taskq._flow_changed_at_commit() (flow control: rows set aside for a
+// limit, a start held back, limits changed) raises the slot's
+// flow_changed the same way: the publisher then runs taskq._flow_step()
+// before it would otherwise.
 #include "pg_includes.hpp"
 #include "shared_state.hpp"
 
 static bool wake_at_commit = false;
 static bool schedules_changed = false;
+static bool flow_changed = false;
 // The slot of this database's publisher (see shared_state.hpp), looked up
 // at the first commit that needs it and checked at every later one: a
 // publisher that restarts keeps its slot.
 static int my_publisher_slot = -1;
 
 // The latch of this database's publisher, or NULL; raises its
-// schedules_changed flag when asked. Called with the spinlock held.
-static Latch* publisher_latch_locked(bool raise_schedules_changed) {
+// schedules_changed and flow_changed flags when asked. Called with the
+// spinlock held.
+static Latch* publisher_latch_locked(bool raise_schedules_changed, bool raise_flow_changed) {
   if (my_publisher_slot < 0 || taskq_shared->slots[my_publisher_slot].database != MyDatabaseId) {
     my_publisher_slot = -1;
     for (int i = 0; i < kTaskqMaxPublishers && my_publisher_slot < 0; i++)
@@ -33,6 +40,7 @@ static Latch* publisher_latch_locked(bool raise_schedules_changed) {
   }
   TaskqPublisherSlot& slot = taskq_shared->slots[my_publisher_slot];
   if (raise_schedules_changed) slot.schedules_changed = true;
+  if (raise_flow_changed) slot.flow_changed = true;
   return slot.latch;
 }
 
@@ -40,20 +48,22 @@ static void taskq_xact_callback(XactEvent event, void*) {
   switch (event) {
     case XACT_EVENT_COMMIT:
     case XACT_EVENT_PARALLEL_COMMIT:
-      if ((wake_at_commit || schedules_changed) && taskq_shared != nullptr) {
+      if ((wake_at_commit || schedules_changed || flow_changed) && taskq_shared != nullptr) {
         SpinLockAcquire(&taskq_shared->mutex);
-        Latch* latch = publisher_latch_locked(schedules_changed);
+        Latch* latch = publisher_latch_locked(schedules_changed, flow_changed);
         SpinLockRelease(&taskq_shared->mutex);
         if (latch != nullptr) SetLatch(latch);
       }
       wake_at_commit = false;
       schedules_changed = false;
+      flow_changed = false;
       break;
     case XACT_EVENT_ABORT:
     case XACT_EVENT_PARALLEL_ABORT:
     case XACT_EVENT_PREPARE:  // COMMIT PREPARED is caught by the poll
       wake_at_commit = false;
       schedules_changed = false;
+      flow_changed = false;
       break;
     default:
       break;
@@ -66,6 +76,12 @@ extern "C" {
 PG_FUNCTION_INFO_V1(taskq_wake_publisher_at_commit);
 Datum taskq_wake_publisher_at_commit(PG_FUNCTION_ARGS) {
   wake_at_commit = true;
+  PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(taskq_flow_changed_at_commit);
+Datum taskq_flow_changed_at_commit(PG_FUNCTION_ARGS) {
+  flow_changed = true;
   PG_RETURN_VOID();
 }
 

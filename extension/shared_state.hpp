@@ -34,6 +34,7 @@ struct TaskqPublisherSlot {
   Oid database;            // set by the slot's publisher once connected; InvalidOid before
   Latch* latch;            // NULL while the slot's publisher does not run
   bool schedules_changed;  // set at commit by schedule changes, taken by the publisher
+  bool flow_changed;       // set at commit when flow control has work for the publisher, taken by it
   TaskqPublisherStatus status;
 };
 

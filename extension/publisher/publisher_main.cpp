@@ -1,13 +1,16 @@
 // The "taskq publisher" background worker: its registration, its entry
 // point and its loop. Each round of the loop connects to the broker if
-// need be, runs publishing passes while full batches come back, fires due
-// schedules (schedule_firing.hpp), runs maintenance when it is due, then
+// need be, runs the flow-control step when it is asked for or due
+// (flow_step.hpp), runs publishing passes while full batches come back,
+// fires due schedules (schedule_firing.hpp), runs maintenance when it is
+// due (with the flow step's sweep), then
 // sleeps on its latch (set by committing transactions, see
 // commit_wakeup.cpp) and the broker's socket.
 #include "core_bridge.h"
 #include "pg_includes.hpp"
 #include "publisher/broker_connection.hpp"
 #include "publisher/error_recovery.hpp"
+#include "publisher/flow_step.hpp"
 #include "publisher/maintenance.hpp"
 #include "publisher/publish_pass.hpp"
 #include "publisher/publisher_state.hpp"
@@ -23,6 +26,7 @@ extern "C" {
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -121,6 +125,8 @@ long run_round(PublisherState& st) {
   } else {
     ensure_connected(st);
     service_connection(st);
+    // Before the passes: what it admits is published by them.
+    run_flow_step(st, false);
     // A full batch means more is waiting: go again without sleeping. While
     // the broker blocks publishing, rows wait in the outbox.
     while (st.publisher != nullptr && !st.broker_blocked && publish_pass(st) >= taskq_publish_batch_size)
@@ -128,11 +134,13 @@ long run_round(PublisherState& st) {
     fire_due_schedules(st);
     if (GetCurrentTimestamp() >= st.next_maintenance_at) {
       run_maintenance(st);
+      run_flow_step(st, true);
       st.next_maintenance_at =
           TimestampTzPlusMilliseconds(GetCurrentTimestamp(), static_cast<long>(taskq_maintenance_interval_s) * 1000);
     }
     sleep_ms = Min(sleep_ms, milliseconds_until(st.next_maintenance_at));
     sleep_ms = Min(sleep_ms, milliseconds_until_next_tick(st));
+    sleep_ms = Min(sleep_ms, milliseconds_until_flow_step(st));
     if (st.publisher != nullptr) sleep_ms = Min(sleep_ms, Min(milliseconds_until(st.next_due_at), kServiceIntervalMs));
     if (st.publisher == nullptr) sleep_ms = Min(sleep_ms, milliseconds_until(st.next_connect_at));
   }
@@ -197,6 +205,10 @@ extern "C" void taskq_publisher_main(Datum arg) {
   }
   st.serving_database = MemoryContextStrdup(TopMemoryContext, database);
   BackgroundWorkerInitializeConnection(st.serving_database, nullptr, 0);
+  // Maintenance finishes jobs (a rescued last attempt), and finishing a job
+  // that others depend on needs READ COMMITTED, whatever default the
+  // database or role sets (docs/sql-api.md, "Dependencies and workflows").
+  SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
   pgstat_report_appname("taskq publisher");
   st.pass_context = AllocSetContextCreate(TopMemoryContext, "taskq publisher pass", ALLOCSET_DEFAULT_SIZES);
 

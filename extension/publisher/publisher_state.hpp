@@ -20,6 +20,9 @@ struct PublisherState {
   TimestampTz next_due_at;       // earliest not-yet-due outbox row, 0 if none
   TimestampTz next_schedule_at;  // next tick of an enabled schedule, 0 if none
   bool schedules_known;          // next_schedule_at has been read since the start
+  TimestampTz next_flow_at;      // when taskq._flow_step() wants to run again, 0 if not timed
+  bool flow_known;               // the flow step has run since the start
+  bool flow_sweep_pending;       // the last sweep has more keys to look at
   bool woken_during_pass;        // a commit's wake-up arrived while we were busy
   bool broker_blocked;           // connection.blocked received and not lifted yet
   char last_logged_error[512];

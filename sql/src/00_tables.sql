@@ -27,9 +27,20 @@ CREATE TABLE taskq.queues (
   CONSTRAINT queues_backoff CHECK (backoff_base >= interval '0' AND backoff_max >= backoff_base),
   CONSTRAINT queues_retention CHECK (retention >= interval '0'),
   CONSTRAINT queues_delivery_delay CHECK (delivery_delay >= interval '0'),
-  CONSTRAINT queues_type CHECK (queue_type IN ('classic', 'quorum'))
+  CONSTRAINT queues_type CHECK (queue_type IN ('classic', 'quorum')),
+  -- Flow control (docs/sql-api.md#flow-control); NULL: no limit.
+  rate_limit        integer,
+  rate_period       interval NOT NULL DEFAULT '1 second',
+  concurrency_limit integer,
+  CONSTRAINT queues_rate_limit CHECK (rate_limit BETWEEN 1 AND 1000000),
+  CONSTRAINT queues_rate_period CHECK (rate_period BETWEEN interval '1 millisecond' AND interval '1 day'),
+  CONSTRAINT queues_concurrency_limit CHECK (concurrency_limit BETWEEN 1 AND 100000)
 );
 COMMENT ON TABLE taskq.queues IS 'one row per taskq queue; each maps to the RabbitMQ queue "taskq.<queue_name>"';
+-- "Has any queue a flow limit?", asked by every start: an index probe, so
+-- that it stays cheap under enable_seqscan = off (a seq scan there is
+-- costed so high that the query would be JIT-compiled: 400 ms).
+CREATE INDEX queues_limited ON taskq.queues (queue_name) WHERE rate_limit IS NOT NULL OR concurrency_limit IS NOT NULL;
 
 CREATE TABLE taskq.jobs (
   id               uuid PRIMARY KEY,
@@ -63,14 +74,31 @@ CREATE TABLE taskq.jobs (
   -- attempt, and the attempt whose failure fail or _give_back recorded
   -- (NULL again after retry and cancel).
   start_request_id uuid,
-  failed_attempt   integer
+  failed_attempt   integer,
+  -- Dependencies (35_dependencies): how many of the jobs this one depends on
+  -- have not completed yet (NULL: it has no dependencies; 0: released), so
+  -- that each completion decrements it instead of counting; and whether
+  -- jobs may wait for this one, so that finishing a job nobody depends on
+  -- looks at nothing more.
+  dependencies_left integer,
+  has_dependents   boolean NOT NULL DEFAULT false,
+  -- Flow control: the key whose running jobs the queue's concurrency_limit
+  -- counts, and where a pending job stands with the queue's limits (NULL
+  -- for every job of a queue without limits): 'admitted' (published for its
+  -- next attempt; holds a slot of its key), 'key_held' (waits for a slot),
+  -- 'rate_held' (holds a slot if it needs one, waits for the rate). Only
+  -- pending jobs have one; start, cancel and the end of an attempt clear it.
+  concurrency_key  text,
+  flow_state       text
 ) WITH (fillfactor = 90);  -- room for HOT updates (published_at, heartbeats)
 COMMENT ON TABLE taskq.jobs IS 'every job and its state; the source of truth';
 
 -- unique_key dedup: at most one unfinished job per (queue, key). Enqueue
 -- relies on this index (ON CONFLICT), which makes it hold under concurrency.
+-- Unfinished: waiting, pending or running, the statuses that sort before
+-- 'completed' (a comparison: the 0.2.0 upgrade cannot name 'waiting').
 CREATE UNIQUE INDEX jobs_unique_key ON taskq.jobs (queue_name, unique_key)
-  WHERE unique_key IS NOT NULL AND status IN ('pending', 'running');
+  WHERE unique_key IS NOT NULL AND status < 'completed';
 -- rescue_expired scans only running jobs by lease end.
 CREATE INDEX jobs_running_lease ON taskq.jobs (lease_expires_at) WHERE status = 'running';
 -- purge_finished, the reconciler, and per-minute counts of finished jobs
@@ -83,6 +111,38 @@ CREATE INDEX jobs_pending ON taskq.jobs (queue_name, run_at) WHERE status = 'pen
 -- so that enqueue writes no entry here (jobs_pending has them); a job
 -- enters it when it starts.
 CREATE INDEX jobs_list ON taskq.jobs (queue_name, status, id) WHERE status <> 'pending';
+-- Flow control. Jobs without a concurrency key and without a flow state
+-- (every job of a queue without limits) are in none of these, and never
+-- change their columns: their updates stay as HOT as before.
+-- The slots of a key: its running jobs and the pending ones that hold one.
+CREATE INDEX jobs_key_slots ON taskq.jobs (queue_name, concurrency_key)
+  WHERE concurrency_key IS NOT NULL AND (status = 'running' OR (status = 'pending' AND flow_state IN ('admitted', 'rate_held')));
+-- Who gets a slot that frees: higher priority first, then the oldest.
+CREATE INDEX jobs_key_held ON taskq.jobs (queue_name, concurrency_key, priority DESC, id)
+  WHERE status = 'pending' AND flow_state = 'key_held';
+-- Who goes when the rate allows (the same order, over the whole queue), and
+-- how many went and have not started yet (the pacing counts them).
+CREATE INDEX jobs_rate_flow ON taskq.jobs (queue_name, flow_state, priority DESC, id)
+  WHERE status = 'pending' AND flow_state IN ('admitted', 'rate_held');
+
+-- Dependencies: one row per edge "job_id waits for depends_on_job_id",
+-- written by enqueue in the transaction that creates job_id. The primary
+-- key answers "what does this job wait for", the second index "what waits
+-- for this job" (the completion's look-up). No foreign keys, as for jobs.
+CREATE TABLE taskq.job_dependencies (
+  job_id            uuid NOT NULL,
+  depends_on_job_id uuid NOT NULL,
+  -- The dependency completed (before job_id was enqueued, or since):
+  -- counted once, even if it is retried and completes again later.
+  satisfied         boolean NOT NULL DEFAULT false,
+  -- The dependency's failure or cancel cancelled job_id through this edge:
+  -- retrying the dependency brings job_id back (35_dependencies).
+  cancelled_job     boolean NOT NULL DEFAULT false,
+  PRIMARY KEY (job_id, depends_on_job_id)
+);
+CREATE INDEX job_dependencies_dependents ON taskq.job_dependencies (depends_on_job_id, job_id);
+COMMENT ON TABLE taskq.job_dependencies IS
+  'dependency edges: job_id is not published before depends_on_job_id completed; satisfied once it did';
 
 -- Explicit sequences rather than identity columns: pg_extension_config_dump
 -- keeps their values in pg_dump.
@@ -169,12 +229,32 @@ CREATE INDEX schedules_due ON taskq.schedules (next_run_at) WHERE enabled;
 COMMENT ON TABLE taskq.schedules IS
   'periodic jobs: one row per schedule; the publisher enqueues a job into queue_name at each tick of cron in timezone';
 
+-- Rate limits: side 'start' holds the starts of a rate-limited queue in
+-- the last rate_period (the limit itself), as (time, count) entries in time
+-- order; entries closer together than rate_period / 128 are merged into
+-- the later one, so a row holds at most about 130 entries. Side 'publish'
+-- holds the pacing's next slot (next_at). One row per side, so that starts
+-- (workers) and pacing (the publisher) never wait for each other's row
+-- lock. Made when first needed; not dumped (recent history, rebuilt as
+-- jobs start).
+CREATE TABLE taskq.rate_windows (
+  queue_name text NOT NULL,
+  side       text NOT NULL CHECK (side IN ('start', 'publish')),
+  times      timestamptz[] NOT NULL DEFAULT '{}',
+  counts     integer[] NOT NULL DEFAULT '{}',
+  next_at    timestamptz,
+  PRIMARY KEY (queue_name, side)
+);
+COMMENT ON TABLE taskq.rate_windows IS
+  'internal: recent starts and publishes of rate-limited queues (flow control)';
+
 -- pg_dump keeps the contents of these tables (they are application data).
 SELECT pg_catalog.pg_extension_config_dump('taskq.queues', '');
 SELECT pg_catalog.pg_extension_config_dump('taskq.jobs', '');
 SELECT pg_catalog.pg_extension_config_dump('taskq.outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('taskq.callbacks', '');
 SELECT pg_catalog.pg_extension_config_dump('taskq.schedules', '');
+SELECT pg_catalog.pg_extension_config_dump('taskq.job_dependencies', '');
 SELECT pg_catalog.pg_extension_config_dump('taskq.outbox_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('taskq.callbacks_id_seq', '');
 
@@ -187,6 +267,11 @@ CREATE FUNCTION taskq._wake_publisher_at_commit() RETURNS void
   LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskq_wake_publisher_at_commit';
 COMMENT ON FUNCTION taskq._wake_publisher_at_commit() IS
   'asks for the publisher to be woken when the current transaction commits';
+
+CREATE FUNCTION taskq._flow_changed_at_commit() RETURNS void
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskq_flow_changed_at_commit';
+COMMENT ON FUNCTION taskq._flow_changed_at_commit() IS
+  'asks the publisher to run taskq._flow_step() when the current transaction commits';
 
 CREATE FUNCTION taskq._schedules_changed_at_commit() RETURNS void
   LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'taskq_schedules_changed_at_commit';

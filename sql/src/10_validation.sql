@@ -218,15 +218,36 @@ END;
 $$;
 COMMENT ON FUNCTION taskq._trace_headers(jsonb) IS
   'internal (enqueue): headers with the job''s trace context: traceparent/tracestate of headers, else of the taskq.traceparent/taskq.tracestate settings; invalid values dropped with a warning';
--- Placeholder while dependencies (depends_on) and flow control
--- (concurrency_key) are being built: the arguments exist so that both can
--- land without changing enqueue's signature twice; until then, using them is
--- refused rather than ignored.
-CREATE FUNCTION taskq._reject_unfinished_options(depends_on uuid[], concurrency_key text) RETURNS void
+-- Flow control options of create_queue and alter_queue; NULL: not given.
+-- The bounds keep the arithmetic of the limits exact and their state small
+-- (taskq.rate_windows); the limit arguments take no 0 or negative value, so
+-- "no limit" is NULL (taskq.remove_queue_limit removes one).
+CREATE FUNCTION taskq._check_flow_options(rate_limit int, rate_period interval, concurrency_limit int) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  RAISE EXCEPTION '% is not supported by this build of taskq yet',
-    CASE WHEN depends_on IS NOT NULL THEN 'depends_on' ELSE 'concurrency_key' END
-    USING ERRCODE = 'feature_not_supported';
+  IF rate_limit NOT BETWEEN 1 AND 1000000 THEN
+    RAISE EXCEPTION 'rate_limit must be between 1 and 1000000, not %', rate_limit
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'it counts starts per rate_period; to remove the limit use taskq.remove_queue_limit(queue_name, ''rate_limit'')';
+  END IF;
+  IF rate_period NOT BETWEEN interval '1 millisecond' AND interval '1 day' THEN
+    RAISE EXCEPTION 'rate_period must be between 1 millisecond and 1 day, not %', rate_period
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF concurrency_limit NOT BETWEEN 1 AND 100000 THEN
+    RAISE EXCEPTION 'concurrency_limit must be between 1 and 100000, not %', concurrency_limit
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'it counts running jobs per concurrency_key; to remove the limit use taskq.remove_queue_limit(queue_name, ''concurrency_limit'')';
+  END IF;
+END;
+$$;
+
+CREATE FUNCTION taskq._check_concurrency_key(concurrency_key text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF concurrency_key = '' OR octet_length(concurrency_key) > 255 THEN
+    RAISE EXCEPTION 'concurrency_key must be 1 to 255 bytes, not %', octet_length(concurrency_key)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
 END;
 $$;

@@ -8,7 +8,10 @@ CREATE FUNCTION taskq.create_queue(
   backoff_max interval DEFAULT '1 hour',
   retention interval DEFAULT '7 days',
   delivery_delay interval DEFAULT '0',
-  queue_type text DEFAULT 'classic'
+  queue_type text DEFAULT 'classic',
+  rate_limit int DEFAULT NULL,
+  rate_period interval DEFAULT '1 second',
+  concurrency_limit int DEFAULT NULL
 ) RETURNS taskq.queues
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -23,24 +26,33 @@ BEGIN
   PERFORM taskq._require(delivery_delay, 'delivery_delay');
   PERFORM taskq._require(queue_type, 'queue_type');
   PERFORM taskq._check_queue_options(max_attempts, lease, backoff_base, backoff_max, retention, delivery_delay, queue_type);
+  PERFORM taskq._require(rate_period, 'rate_period');
+  PERFORM taskq._check_flow_options(rate_limit, rate_period, concurrency_limit);
   IF backoff_max < backoff_base THEN
     RAISE EXCEPTION 'backoff_max (%) must not be smaller than backoff_base (%)', backoff_max, backoff_base
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  INSERT INTO taskq.queues AS q (queue_name, max_attempts, lease, backoff_base, backoff_max, retention, delivery_delay, queue_type)
+  INSERT INTO taskq.queues AS q (queue_name, max_attempts, lease, backoff_base, backoff_max, retention, delivery_delay,
+                                 queue_type, rate_limit, rate_period, concurrency_limit)
   VALUES (create_queue.queue_name, create_queue.max_attempts, create_queue.lease, create_queue.backoff_base,
-          create_queue.backoff_max, create_queue.retention, create_queue.delivery_delay, create_queue.queue_type)
+          create_queue.backoff_max, create_queue.retention, create_queue.delivery_delay, create_queue.queue_type,
+          create_queue.rate_limit, create_queue.rate_period, create_queue.concurrency_limit)
   ON CONFLICT DO NOTHING
   RETURNING q.* INTO created;
   IF created IS NULL THEN
     RAISE EXCEPTION 'queue "%" already exists', queue_name
       USING ERRCODE = 'duplicate_object', HINT = 'change it with taskq.alter_queue()';
   END IF;
+  IF rate_limit IS NOT NULL THEN
+    -- The rows the starts and the pacing lock (taskq._rate_take).
+    INSERT INTO taskq.rate_windows (queue_name, side) VALUES (create_queue.queue_name, 'start'), (create_queue.queue_name, 'publish')
+    ON CONFLICT DO NOTHING;
+  END IF;
   RETURN created;
 END;
 $$;
-COMMENT ON FUNCTION taskq.create_queue(text, int, interval, interval, interval, interval, interval, text) IS
-  'creates a queue; its jobs go to the RabbitMQ queue "taskq.<queue_name>" of type queue_type (classic or quorum)';
+COMMENT ON FUNCTION taskq.create_queue(text, int, interval, interval, interval, interval, interval, text, int, interval, int) IS
+  'creates a queue; its jobs go to the RabbitMQ queue "taskq.<queue_name>" of type queue_type (classic or quorum); rate_limit: at most that many starts in any rate_period; concurrency_limit: at most that many running jobs per concurrency_key';
 
 CREATE FUNCTION taskq.alter_queue(
   queue_name text,
@@ -50,7 +62,10 @@ CREATE FUNCTION taskq.alter_queue(
   backoff_max interval DEFAULT NULL,
   retention interval DEFAULT NULL,
   delivery_delay interval DEFAULT NULL,
-  queue_type text DEFAULT NULL
+  queue_type text DEFAULT NULL,
+  rate_limit int DEFAULT NULL,
+  rate_period interval DEFAULT NULL,
+  concurrency_limit int DEFAULT NULL
 ) RETURNS taskq.queues
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -59,6 +74,7 @@ DECLARE
 BEGIN
   PERFORM taskq._check_queue_name(queue_name);
   PERFORM taskq._check_queue_options(max_attempts, lease, backoff_base, backoff_max, retention, delivery_delay, queue_type);
+  PERFORM taskq._check_flow_options(rate_limit, rate_period, concurrency_limit);
   SELECT * INTO current FROM taskq.queues q WHERE q.queue_name = alter_queue.queue_name FOR UPDATE;
   IF NOT FOUND THEN
     PERFORM taskq._raise_unknown_queue(queue_name);
@@ -81,14 +97,47 @@ BEGIN
     backoff_max    = coalesce(alter_queue.backoff_max, q.backoff_max),
     retention      = coalesce(alter_queue.retention, q.retention),
     delivery_delay = coalesce(alter_queue.delivery_delay, q.delivery_delay),
+    rate_limit     = coalesce(alter_queue.rate_limit, q.rate_limit),
+    rate_period    = coalesce(alter_queue.rate_period, q.rate_period),
+    concurrency_limit = coalesce(alter_queue.concurrency_limit, q.concurrency_limit),
     updated_at     = now()
   WHERE q.queue_name = alter_queue.queue_name
   RETURNING q.* INTO changed;
+  IF rate_limit IS NOT NULL OR rate_period IS NOT NULL OR concurrency_limit IS NOT NULL THEN
+    PERFORM taskq._flow_limits_changed(queue_name);
+  END IF;
   RETURN changed;
 END;
 $$;
-COMMENT ON FUNCTION taskq.alter_queue(text, int, interval, interval, interval, interval, interval, text) IS
-  'changes queue options; NULL leaves an option unchanged; applies to jobs enqueued (max_attempts) or started (lease) from now on';
+COMMENT ON FUNCTION taskq.alter_queue(text, int, interval, interval, interval, interval, interval, text, int, interval, int) IS
+  'changes queue options; NULL leaves an option unchanged (taskq.remove_queue_limit removes a limit); applies to jobs enqueued (max_attempts) or started (lease, limits) from now on';
+
+CREATE FUNCTION taskq.remove_queue_limit(queue_name text, limit_name text) RETURNS taskq.queues
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  changed taskq.queues;
+BEGIN
+  PERFORM taskq._check_queue_name(queue_name);
+  PERFORM taskq._require(limit_name, 'limit_name');
+  IF limit_name NOT IN ('rate_limit', 'concurrency_limit') THEN
+    RAISE EXCEPTION 'limit_name must be rate_limit or concurrency_limit, not "%"', left(limit_name, 40)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  UPDATE taskq.queues q
+  SET rate_limit = CASE WHEN limit_name = 'rate_limit' THEN NULL ELSE q.rate_limit END,
+      concurrency_limit = CASE WHEN limit_name = 'concurrency_limit' THEN NULL ELSE q.concurrency_limit END,
+      updated_at = now()
+  WHERE q.queue_name = remove_queue_limit.queue_name
+  RETURNING q.* INTO changed;
+  IF NOT FOUND THEN
+    PERFORM taskq._raise_unknown_queue(queue_name);
+  END IF;
+  PERFORM taskq._flow_limits_changed(queue_name);
+  RETURN changed;
+END;
+$$;
+COMMENT ON FUNCTION taskq.remove_queue_limit(text, text) IS
+  'removes the queue''s rate_limit or concurrency_limit; jobs held back by it go out at once';
 
 CREATE FUNCTION taskq._set_queue_paused(queue_name text, paused boolean) RETURNS taskq.queues
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -110,6 +159,9 @@ BEGIN
     -- maintenance.
     UPDATE taskq.outbox o SET held = false WHERE o.held AND o.queue_name = _set_queue_paused.queue_name;
     PERFORM taskq._wake_publisher_at_commit();  -- held jobs go out at once
+    IF changed.rate_limit IS NOT NULL THEN
+      PERFORM taskq._flow_changed_at_commit();  -- its rate-held jobs are paced out again
+    END IF;
   END IF;
   RETURN changed;
 END;
@@ -131,6 +183,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   unfinished bigint;
   scheduled bigint;
+  dependency uuid;
 BEGIN
   PERFORM taskq._check_queue_name(queue_name);
   PERFORM taskq._require(force, 'force');
@@ -143,7 +196,7 @@ BEGIN
     PERFORM taskq._raise_unknown_queue(queue_name);
   END IF;
   SELECT count(*) INTO unfinished FROM taskq.jobs j
-  WHERE j.queue_name = drop_queue.queue_name AND j.status IN ('pending', 'running');
+  WHERE j.queue_name = drop_queue.queue_name AND j.status IN ('waiting', 'pending', 'running');
   IF unfinished > 0 AND NOT force THEN
     RAISE EXCEPTION 'queue "%" has % unfinished jobs', queue_name, unfinished
       USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -161,7 +214,18 @@ BEGIN
     DELETE FROM taskq.schedules s WHERE s.queue_name = drop_queue.queue_name;
     PERFORM taskq._schedules_changed_at_commit();
   END IF;
+  -- Jobs of other queues waiting for unfinished jobs deleted here would
+  -- wait forever: they are cancelled, as when a dependency is cancelled.
+  FOR dependency IN SELECT j.id FROM taskq.jobs j
+                    WHERE j.queue_name = drop_queue.queue_name AND j.has_dependents
+                      AND j.status IN ('waiting', 'pending', 'running')
+                    ORDER BY j.id LOOP
+    PERFORM taskq._cancel_dependents(dependency, 'was deleted');
+  END LOOP;
+  DELETE FROM taskq.job_dependencies e USING taskq.jobs j
+  WHERE e.job_id = j.id AND j.queue_name = drop_queue.queue_name AND j.dependencies_left IS NOT NULL;
   DELETE FROM taskq.outbox o WHERE o.queue_name = drop_queue.queue_name;
+  DELETE FROM taskq.rate_windows w WHERE w.queue_name = drop_queue.queue_name;
   DELETE FROM taskq.callbacks c USING taskq.jobs j
   WHERE c.job_id = j.id AND j.queue_name = drop_queue.queue_name AND c.state <> 'pending';
   DELETE FROM taskq.jobs j WHERE j.queue_name = drop_queue.queue_name;

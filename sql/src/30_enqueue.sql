@@ -1,6 +1,8 @@
 -- Enqueue: the hottest path. One read of the queue row, one job row, one
 -- outbox row, one flag for the commit-time wake-up. No triggers, no foreign
--- keys, nothing looked up that the plan cache can keep.
+-- keys, nothing looked up that the plan cache can keep. A job with
+-- dependencies (depends_on) also locks them and writes its edges
+-- (35_dependencies); a job without pays one test for it.
 
 CREATE FUNCTION taskq.enqueue(
   queue_name text,
@@ -24,6 +26,8 @@ DECLARE
   q_paused boolean;
   due timestamptz;
   new_id uuid;
+  deps record;              -- depends_on sorted into unfinished and completed (35_dependencies)
+  waiting_on int;           -- how many dependencies are unfinished; NULL: none given
 BEGIN
   SELECT q.max_attempts, q.delivery_delay, q.paused INTO q_max_attempts, q_delivery_delay, q_paused
   FROM taskq.queues q WHERE q.queue_name = enqueue.queue_name;
@@ -44,13 +48,20 @@ BEGIN
      OR max_attempts IS NOT NULL OR callback_url IS NOT NULL OR unique_key IS NOT NULL OR headers IS NOT NULL THEN
     PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
   END IF;
-  IF depends_on IS NOT NULL OR concurrency_key IS NOT NULL THEN
-    PERFORM taskq._reject_unfinished_options(depends_on, concurrency_key);
+  IF cardinality(depends_on) > 0 THEN
+    -- Locks the dependencies until this transaction ends, so that none can
+    -- finish unseen: 42704 for an unknown one, 55000 for a failed or
+    -- cancelled one; completed ones count as done.
+    SELECT * INTO deps FROM taskq._lock_dependencies(depends_on);
+    waiting_on := cardinality(deps.unfinished);
   END IF;
   -- The trace context: looked at only when there is one (a trace header or
   -- the session setting), so a job without pays one setting look-up.
   IF headers ?| ARRAY['traceparent', 'tracestate'] OR current_setting('taskq.traceparent', true) <> '' THEN
     headers := taskq._trace_headers(headers);
+  END IF;
+  IF concurrency_key IS NOT NULL THEN
+    PERFORM taskq._check_concurrency_key(concurrency_key);
   END IF;
 
   due := greatest(coalesce(run_at, now() + coalesce(delay, interval '0')), now()) + q_delivery_delay;
@@ -58,24 +69,28 @@ BEGIN
 
   IF unique_key IS NULL THEN
     new_id := taskq._uuid_v7();
-    INSERT INTO taskq.jobs (id, queue_name, task, payload, priority, max_attempts, attempt_budget, run_at,
-                            callback_url, headers)
-    VALUES (new_id, queue_name, task, payload, priority, max_attempts, max_attempts, due, callback_url, headers);
+    INSERT INTO taskq.jobs (id, queue_name, task, payload, status, priority, max_attempts, attempt_budget, run_at,
+                            callback_url, headers, dependencies_left, concurrency_key)
+    VALUES (new_id, queue_name, task, payload,
+            CASE WHEN waiting_on > 0 THEN 'waiting' ELSE 'pending' END::taskq.job_status, priority, max_attempts,
+            max_attempts, due, callback_url, headers, waiting_on, concurrency_key);
   ELSE
     -- Dedup that holds under concurrency: the partial unique index decides;
     -- a concurrent enqueue of the same key waits for ours and then sees it.
     LOOP
-      INSERT INTO taskq.jobs AS j (id, queue_name, task, payload, priority, max_attempts, attempt_budget, run_at,
-                                   callback_url, unique_key, headers)
-      VALUES (taskq._uuid_v7(), queue_name, task, payload, priority, max_attempts, max_attempts, due,
-              callback_url, unique_key, headers)
-      ON CONFLICT (queue_name, unique_key) WHERE unique_key IS NOT NULL AND status IN ('pending', 'running')
+      INSERT INTO taskq.jobs AS j (id, queue_name, task, payload, status, priority, max_attempts, attempt_budget,
+                                   run_at, callback_url, unique_key, headers, dependencies_left,
+                                   concurrency_key)
+      VALUES (taskq._uuid_v7(), queue_name, task, payload,
+              CASE WHEN waiting_on > 0 THEN 'waiting' ELSE 'pending' END::taskq.job_status, priority, max_attempts,
+              max_attempts, due, callback_url, unique_key, headers, waiting_on, concurrency_key)
+      ON CONFLICT (queue_name, unique_key) WHERE unique_key IS NOT NULL AND status < 'completed'
       DO NOTHING
       RETURNING j.id INTO new_id;
       EXIT WHEN new_id IS NOT NULL;
       SELECT j.id INTO new_id FROM taskq.jobs j
       WHERE j.queue_name = enqueue.queue_name AND j.unique_key = enqueue.unique_key
-        AND j.status IN ('pending', 'running');
+        AND j.status < 'completed';
       IF FOUND THEN
         RETURN new_id;  -- the existing job; nothing new is created
       END IF;
@@ -83,6 +98,12 @@ BEGIN
     END LOOP;
   END IF;
 
+  IF waiting_on IS NOT NULL THEN
+    PERFORM taskq._add_dependencies(ARRAY[new_id], deps.unfinished, deps.completed);
+    IF waiting_on > 0 THEN
+      RETURN new_id;  -- published when its last dependency completes
+    END IF;
+  END IF;
   INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at) VALUES (new_id, queue_name, 1, due);
   IF NOT q_paused THEN
     PERFORM taskq._wake_publisher_at_commit();  -- a paused queue's jobs wait for resume_queue's wake-up
@@ -114,6 +135,9 @@ DECLARE
   q_paused boolean;
   due timestamptz;
   element jsonb;
+  deps record;
+  waiting_on int;
+  new_ids uuid[];
 BEGIN
   SELECT q.max_attempts, q.delivery_delay, q.paused INTO q_max_attempts, q_delivery_delay, q_paused
   FROM taskq.queues q WHERE q.queue_name = enqueue_many.queue_name;
@@ -133,12 +157,12 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   PERFORM taskq._check_job_options(task, run_at, delay, priority, max_attempts, callback_url, unique_key, headers);
-  IF depends_on IS NOT NULL OR concurrency_key IS NOT NULL THEN
-    PERFORM taskq._reject_unfinished_options(depends_on, concurrency_key);
-  END IF;
   -- The trace context, as in enqueue: one for all the jobs of the call.
   IF headers ?| ARRAY['traceparent', 'tracestate'] OR current_setting('taskq.traceparent', true) <> '' THEN
     headers := taskq._trace_headers(headers);
+  END IF;
+  IF concurrency_key IS NOT NULL THEN
+    PERFORM taskq._check_concurrency_key(concurrency_key);
   END IF;
   IF EXISTS (SELECT 1 FROM jsonb_array_elements(payloads) e(value) WHERE pg_column_size(e.value) > taskq._max_document_bytes()) THEN
     RAISE EXCEPTION 'a payload in payloads is too large'
@@ -159,14 +183,42 @@ BEGIN
   due := greatest(coalesce(run_at, now() + coalesce(delay, interval '0')), now()) + q_delivery_delay;
   max_attempts := coalesce(max_attempts, q_max_attempts);
 
+  IF cardinality(depends_on) > 0 THEN
+    -- Every element waits for the same jobs: locked once, as in enqueue.
+    SELECT * INTO deps FROM taskq._lock_dependencies(depends_on);
+    waiting_on := cardinality(deps.unfinished);
+    WITH new_jobs AS (
+      INSERT INTO taskq.jobs (id, queue_name, task, payload, status, priority, max_attempts, attempt_budget, run_at,
+                              callback_url, headers, dependencies_left, concurrency_key)
+      SELECT taskq._uuid_v7(), enqueue_many.queue_name, enqueue_many.task, ordered.value,
+             CASE WHEN waiting_on > 0 THEN 'waiting' ELSE 'pending' END::taskq.job_status, enqueue_many.priority,
+             enqueue_many.max_attempts, enqueue_many.max_attempts, due, enqueue_many.callback_url,
+             enqueue_many.headers, waiting_on, enqueue_many.concurrency_key
+      FROM (SELECT e.value FROM jsonb_array_elements(payloads) WITH ORDINALITY e(value, ord) ORDER BY e.ord) ordered
+      RETURNING id
+    )
+    SELECT array_agg(new_jobs.id ORDER BY new_jobs.id) INTO new_ids FROM new_jobs;
+    PERFORM taskq._add_dependencies(new_ids, deps.unfinished, deps.completed);
+    IF waiting_on = 0 THEN
+      INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at)
+      SELECT n.id, enqueue_many.queue_name, 1, due FROM unnest(new_ids) n(id);
+      IF NOT q_paused THEN
+        PERFORM taskq._wake_publisher_at_commit();
+      END IF;
+    END IF;
+    RETURN QUERY SELECT n.id FROM unnest(new_ids) n(id);
+    RETURN;
+  END IF;
+
   -- Set-wise: ids are generated in array order (the ordered subquery feeds
   -- the id generator), so sorting by id returns them in array order.
   RETURN QUERY
   WITH new_jobs AS (
     INSERT INTO taskq.jobs (id, queue_name, task, payload, priority, max_attempts, attempt_budget, run_at,
-                            callback_url, headers)
+                            callback_url, headers, concurrency_key)
     SELECT taskq._uuid_v7(), enqueue_many.queue_name, enqueue_many.task, ordered.value, enqueue_many.priority,
-           enqueue_many.max_attempts, enqueue_many.max_attempts, due, enqueue_many.callback_url, enqueue_many.headers
+           enqueue_many.max_attempts, enqueue_many.max_attempts, due, enqueue_many.callback_url, enqueue_many.headers,
+           enqueue_many.concurrency_key
     FROM (SELECT e.value FROM jsonb_array_elements(payloads) WITH ORDINALITY e(value, ord) ORDER BY e.ord) ordered
     RETURNING id
   ), new_outbox AS (

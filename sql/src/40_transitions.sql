@@ -89,6 +89,12 @@ BEGIN
     WHERE id = j.id;
     PERFORM taskq._write_callback(j);
     PERFORM taskq._wake_waiters_at_commit(ARRAY[j.id]);
+    IF j.has_dependents THEN
+      PERFORM taskq._cancel_dependents(j.id, CASE WHEN j.status = 'failed' THEN 'failed' ELSE 'was cancelled' END);
+    END IF;
+  END IF;
+  IF j.concurrency_key IS NOT NULL THEN
+    PERFORM taskq._release_slots(j.queue_name, j.concurrency_key);  -- its slot goes to a held job
   END IF;
   RETURN j.status;
 END;
@@ -105,6 +111,14 @@ BEGIN
   PERFORM taskq._require(attempt, 'attempt');
   IF worker IS NULL OR worker = '' OR octet_length(worker) > 255 THEN
     RAISE EXCEPTION 'worker must be a name of 1 to 255 bytes' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- A job a flow limit applies to starts through _start_limited
+  -- (55_flow_control): looked for only while some queue has a limit.
+  IF EXISTS (SELECT 1 FROM taskq.queues q WHERE q.rate_limit IS NOT NULL OR q.concurrency_limit IS NOT NULL)
+     AND cardinality(taskq._lock_for_limited_start(ARRAY[job_id])) > 0 THEN
+    RETURN QUERY SELECT (l.started).* FROM taskq._start_limited(job_id, attempt, worker, request_id) l
+                 WHERE (l.started).id IS NOT NULL;
+    RETURN;
   END IF;
   RETURN QUERY
   UPDATE taskq.jobs j
@@ -124,7 +138,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION taskq.start(uuid, int, text, uuid) IS
-  'starts the given attempt of a job under a lease; one row: run it; zero rows: the delivery is stale (ack and drop it); a repeat with the same request_id gets the row again';
+  'starts the given attempt of a job under a lease; one row: run it; zero rows: the delivery is stale or held back by a flow limit (ack and drop it); a repeat with the same request_id gets the row again';
 
 CREATE FUNCTION taskq.heartbeat(job_id uuid, attempt int) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -144,7 +158,10 @@ $$;
 COMMENT ON FUNCTION taskq.heartbeat(uuid, int) IS
   'extends the lease of a running attempt; false means stop: a cancel was requested or the lease was lost';
 
-CREATE FUNCTION taskq.complete(job_id uuid, attempt int, result jsonb DEFAULT NULL) RETURNS boolean
+-- enqueue: follow-up jobs (35_workflows), enqueued only by the call that
+-- completes the job: not by a stale call, not by a repeat.
+CREATE FUNCTION taskq.complete(job_id uuid, attempt int, result jsonb DEFAULT NULL, enqueue jsonb DEFAULT NULL)
+RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   done taskq.jobs;
@@ -152,6 +169,9 @@ BEGIN
   PERFORM taskq._require(job_id, 'job_id');
   PERFORM taskq._require(attempt, 'attempt');
   PERFORM taskq._check_document(result, 'result');
+  IF enqueue IS NOT NULL THEN
+    PERFORM taskq._check_job_specs(enqueue, 'enqueue');
+  END IF;
   -- A job whose cancel was requested but whose handler finished anyway is
   -- completed: the work is done, the cancel came too late.
   UPDATE taskq.jobs j SET status = 'completed', result = complete.result, finished_at = now(),
@@ -166,11 +186,20 @@ BEGIN
   END IF;
   PERFORM taskq._write_callback(done);
   PERFORM taskq._wake_waiters_at_commit(ARRAY[done.id]);
+  IF done.has_dependents THEN
+    PERFORM taskq._release_dependents(ARRAY[done.id]);
+  END IF;
+  IF enqueue IS NOT NULL THEN
+    PERFORM taskq._enqueue_specs(enqueue, 'enqueue');
+  END IF;
+  IF done.concurrency_key IS NOT NULL THEN
+    PERFORM taskq._release_slots(done.queue_name, done.concurrency_key);  -- its slot goes to a held job
+  END IF;
   RETURN true;
 END;
 $$;
-COMMENT ON FUNCTION taskq.complete(uuid, int, jsonb) IS
-  'completes the running attempt of a job with an optional JSON result; false when the call was stale; true again, writing nothing, when this attempt completed it already';
+COMMENT ON FUNCTION taskq.complete(uuid, int, jsonb, jsonb) IS
+  'completes the running attempt of a job with an optional JSON result and enqueues the follow-up jobs of enqueue; false when the call was stale; true again, writing nothing, when this attempt completed it already';
 
 -- The answer to a repeat of fail or _give_back: the job's status if that
 -- attempt's failure was recorded by one of them and nothing happened since
@@ -232,25 +261,58 @@ $$;
 COMMENT ON FUNCTION taskq._give_back(uuid, int, text) IS
   'internal (taskq-worker): gives back a running attempt the worker stopped (shutdown); runs again at once, the attempt not counted; NULL when stale; the status again when repeated';
 
+-- A job with dependencies that have not all completed (a dependent that a
+-- dependency's end cancelled, or that was cancelled while waiting) waits
+-- again for them; refused while one of them is failed or cancelled. A job
+-- whose failure or cancel cancelled its dependents brings them back too
+-- (35_dependencies: _revive_dependents).
 CREATE FUNCTION taskq.retry(job_id uuid, delay interval DEFAULT NULL) RETURNS taskq.jobs
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   j taskq.jobs;
   due timestamptz;
+  bad_job uuid;
+  bad_status text;
+  unfinished int := 0;
 BEGIN
   PERFORM taskq._require(job_id, 'job_id');
   IF delay < interval '0' THEN
     RAISE EXCEPTION 'delay must not be negative, not %', delay USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  -- A cancelled job with dependencies (or a waiting one, which may be
+  -- cancelled by the time it is locked): its unfinished dependencies are
+  -- locked before the job itself, the order in which enqueue and the
+  -- completions lock them. Jobs in other states have none unfinished.
+  SELECT * INTO j FROM taskq.jobs WHERE id = retry.job_id;
+  IF j.dependencies_left IS NOT NULL AND j.status IN ('waiting', 'cancelled') THEN
+    SELECT l.bad_job, l.bad_status, l.unfinished INTO bad_job, bad_status, unfinished
+    FROM taskq._lock_unfinished_dependencies(ARRAY[job_id]) l;
+  END IF;
   SELECT * INTO j FROM taskq.jobs WHERE id = retry.job_id FOR UPDATE;
   IF NOT FOUND THEN
     PERFORM taskq._raise_unknown_job(job_id);
   END IF;
-  IF j.status IN ('pending', 'running') THEN
+  IF j.status IN ('waiting', 'pending', 'running') THEN
     RAISE EXCEPTION 'job % is %, only finished jobs can be retried', job_id, j.status
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
   due := now() + coalesce(delay, interval '0');
+  IF j.status = 'cancelled' AND unfinished > 0 THEN
+    IF bad_job IS NOT NULL THEN
+      RAISE EXCEPTION 'job % depends on job %, which is %', job_id, bad_job, bad_status
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'retry that job instead: its retry brings back the jobs its end cancelled';
+    END IF;
+    IF NOT taskq._rewait(j, due) THEN
+      RAISE EXCEPTION 'another unfinished job of queue "%" has unique_key "%"', j.queue_name, j.unique_key
+        USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF j.has_dependents THEN
+      PERFORM taskq._revive_dependents(j.id);
+    END IF;
+    SELECT * INTO j FROM taskq.jobs WHERE id = j.id;
+    RETURN j;
+  END IF;
   -- Attempt numbers are never reused: keep attempts, grant a fresh budget.
   BEGIN
     UPDATE taskq.jobs SET status = 'pending', run_at = due, max_attempts = attempts + attempt_budget,
@@ -264,6 +326,9 @@ BEGIN
   END;
   INSERT INTO taskq.outbox (job_id, queue_name, attempt, due_at) VALUES (j.id, j.queue_name, j.attempts + 1, due);
   PERFORM taskq._wake_publisher_at_commit();
+  IF j.has_dependents THEN
+    PERFORM taskq._revive_dependents(j.id);
+  END IF;
   RETURN j;
 END;
 $$;
@@ -280,12 +345,19 @@ BEGIN
   IF NOT FOUND THEN
     PERFORM taskq._raise_unknown_job(job_id);
   END IF;
-  IF j.status = 'pending' THEN
+  IF j.status IN ('waiting', 'pending') THEN
     -- Its outbox row, if any, is dropped by the publisher's next claim.
-    UPDATE taskq.jobs SET status = 'cancelled', finished_at = now(), failed_attempt = NULL, updated_at = now()
+    UPDATE taskq.jobs SET status = 'cancelled', finished_at = now(), failed_attempt = NULL, flow_state = NULL,
+                          updated_at = now()
     WHERE id = j.id RETURNING * INTO j;
     PERFORM taskq._write_callback(j);
     PERFORM taskq._wake_waiters_at_commit(ARRAY[j.id]);
+    IF j.has_dependents THEN
+      PERFORM taskq._cancel_dependents(j.id, 'was cancelled');
+    END IF;
+    IF j.concurrency_key IS NOT NULL THEN
+      PERFORM taskq._release_slots(j.queue_name, j.concurrency_key);  -- an admitted job held a slot
+    END IF;
   ELSIF j.status = 'running' THEN
     -- The worker learns it from heartbeat() = false and ends it with fail().
     UPDATE taskq.jobs SET cancel_requested = true, updated_at = now() WHERE id = j.id RETURNING * INTO j;
@@ -296,7 +368,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION taskq.cancel(uuid) IS
-  'cancels a pending job at once; for a running job requests the cancel, which its worker carries out';
+  'cancels a waiting or pending job at once (and the jobs waiting for it); for a running job requests the cancel, which its worker carries out';
 
 CREATE FUNCTION taskq.job(job_id uuid) RETURNS SETOF taskq.jobs
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp

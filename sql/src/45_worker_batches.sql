@@ -30,16 +30,26 @@ BEGIN
 END;
 $$;
 
-CREATE FUNCTION taskq._start_batch(items jsonb, worker text, request_id uuid DEFAULT NULL)
-RETURNS TABLE (job_id uuid, attempt int, max_attempts int, lease_ms bigint)
+CREATE FUNCTION taskq._start_batch(items jsonb, worker text, request_id uuid DEFAULT NULL,
+                                   report_held boolean DEFAULT false)
+RETURNS TABLE (job_id uuid, attempt int, max_attempts int, lease_ms bigint, held boolean)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 DECLARE
   w record;
+  limited uuid[];
+  l record;
 BEGIN
   PERFORM taskq._check_batch(items);
   IF worker IS NULL OR worker = '' OR octet_length(worker) > 255 THEN
     RAISE EXCEPTION 'worker must be a name of 1 to 255 bytes' USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  -- Jobs a flow limit applies to start through _start_limited
+  -- (55_flow_control), which may hold them back: looked for only while
+  -- some queue has a limit.
+  IF EXISTS (SELECT 1 FROM taskq.queues q WHERE q.rate_limit IS NOT NULL OR q.concurrency_limit IS NOT NULL) THEN
+    limited := taskq._lock_for_limited_start(ARRAY(SELECT i.id FROM jsonb_to_recordset(items) AS i(id uuid)));
+  END IF;
+  held := false;
   -- One UPDATE per item, by primary key, rather than one joined UPDATE:
   -- when the statistics undercount pending jobs (a fresh table, or a burst
   -- that autoanalyze has not seen yet: exactly when a backlog builds), the
@@ -55,6 +65,27 @@ BEGIN
     FROM jsonb_to_recordset(items) AS i(id uuid, attempt int)
     ORDER BY i.id, i.attempt
   LOOP
+    IF w.id = ANY (limited) THEN
+      l := taskq._start_limited(w.id, w.attempt, worker, request_id);
+      IF (l.started).id IS NOT NULL THEN
+        job_id := (l.started).id;
+        attempt := (l.started).attempts;
+        max_attempts := (l.started).max_attempts;
+        lease_ms := (extract(epoch FROM l.lease) * 1000)::bigint;
+        RETURN NEXT;
+      ELSIF l.held AND report_held THEN
+        -- Held back: stale for this delivery; the job goes out again when
+        -- its turn comes. Reported so that the worker can count it.
+        job_id := w.id;
+        attempt := w.attempt;
+        max_attempts := NULL;
+        lease_ms := NULL;
+        held := true;
+        RETURN NEXT;
+        held := false;
+      END IF;
+      CONTINUE;
+    END IF;
     UPDATE taskq.jobs j
     SET status = 'running', attempts = w.attempt, worker = _start_batch.worker,
         started_at = CASE WHEN j.status = 'running' THEN j.started_at ELSE now() END,
@@ -73,8 +104,8 @@ BEGIN
   END LOOP;
 END;
 $$;
-COMMENT ON FUNCTION taskq._start_batch(jsonb, text, uuid) IS
-  'internal (taskq-worker): taskq.start for many {"id", "attempt"} items; returns the jobs that started, with their lease in ms';
+COMMENT ON FUNCTION taskq._start_batch(jsonb, text, uuid, boolean) IS
+  'internal (taskq-worker): taskq.start for many {"id", "attempt"} items; returns the jobs that started, with their lease in ms, and with report_held the items a flow limit held back (held = true)';
 
 CREATE FUNCTION taskq._heartbeat_batch(items jsonb) RETURNS SETOF uuid
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
@@ -96,11 +127,17 @@ $$;
 COMMENT ON FUNCTION taskq._heartbeat_batch(jsonb) IS
   'internal (taskq-worker): taskq.heartbeat for many {"id", "attempt"} items; returns the jobs whose lease was extended (the others must stop)';
 
+-- An item's "enqueue" (optional) is taskq.complete's: follow-up jobs,
+-- enqueued only by the item that completes its job.
 CREATE FUNCTION taskq._complete_batch(items jsonb) RETURNS SETOF uuid
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 DECLARE
   done taskq.jobs;
   completed uuid[] := '{}';
+  with_dependents uuid[] := '{}';
+  follow_ups jsonb;
+  freed_queues text[];
+  freed_keys text[];
 BEGIN
   PERFORM taskq._check_batch(items);
   -- The same limit as taskq.complete; the whole batch is refused, and the
@@ -126,12 +163,43 @@ BEGIN
     IF done.callback_url IS NOT NULL THEN
       PERFORM taskq._write_callback(done);
     END IF;
+    IF done.has_dependents THEN
+      with_dependents := with_dependents || done.id;
+    END IF;
+    IF done.concurrency_key IS NOT NULL THEN
+      freed_queues := freed_queues || done.queue_name;
+      freed_keys := freed_keys || done.concurrency_key;
+    END IF;
     completed := completed || done.id;
     RETURN NEXT done.id;
   END LOOP;
   -- One call for the batch, not one per job: the complete path stays cheap.
   IF cardinality(completed) > 0 THEN
     PERFORM taskq._wake_waiters_at_commit(completed);
+  END IF;
+  -- Follow-up jobs of the items that completed their job: the item the
+  -- UPDATE above used (the same DISTINCT ON), so a duplicate in the batch
+  -- enqueues nothing. Looked for only when some item has them.
+  IF jsonb_path_exists(items, 'lax $[*].enqueue') THEN
+    FOR follow_ups IN
+      SELECT w.enqueue
+      FROM (SELECT DISTINCT ON (i.id) i.id, i.enqueue
+            FROM jsonb_to_recordset(items) AS i(id uuid, attempt int, enqueue jsonb)
+            ORDER BY i.id, i.attempt) w
+      WHERE w.enqueue IS NOT NULL AND w.id = ANY (completed)
+      ORDER BY w.id
+    LOOP
+      PERFORM taskq._enqueue_specs(follow_ups, 'enqueue');
+    END LOOP;
+  END IF;
+  -- All at once: each waiting dependent is locked and decremented once per
+  -- batch, however many of its dependencies the batch completed.
+  IF cardinality(with_dependents) > 0 THEN
+    PERFORM taskq._release_dependents(with_dependents);
+  END IF;
+  -- Their slots go to held jobs, the keys in lock order (55_flow_control).
+  IF freed_keys IS NOT NULL THEN
+    PERFORM taskq._release_slots_of(freed_queues, freed_keys);
   END IF;
   -- Items that did not complete now may be repeats of a batch that
   -- completed them (as in taskq.complete): they count again, nothing is
@@ -146,4 +214,4 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION taskq._complete_batch(jsonb) IS
-  'internal (taskq-worker): taskq.complete for many {"id", "attempt", "result"} items; returns the jobs that completed';
+  'internal (taskq-worker): taskq.complete for many {"id", "attempt", "result", "enqueue"} items; returns the jobs that completed';

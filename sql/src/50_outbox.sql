@@ -53,7 +53,11 @@ BEGIN
       LEFT JOIN LATERAL (
         SELECT j.id AS jid, j.queue_name AS jqueue, j.task AS jtask, j.payload AS jpayload, j.priority AS jpriority,
                j.max_attempts AS jmax, j.headers AS jheaders, j.created_at AS jcreated, q.queue_type AS jtype,
-               j.status = 'pending' AND j.attempts + 1 = c.attempt AS live
+               j.dependencies_left IS NOT NULL AS jdeps,
+               j.status = 'pending' AND j.attempts + 1 = c.attempt AS live,
+               -- A flow limit applies and the gate has not admitted it yet.
+               (q.rate_limit IS NOT NULL OR (q.concurrency_limit IS NOT NULL AND j.concurrency_key IS NOT NULL))
+                 AND j.flow_state IS DISTINCT FROM 'admitted' AS gated
         FROM taskq.jobs j JOIN taskq.queues q ON q.queue_name = j.queue_name
         WHERE j.id = c.job_id
       ) jq ON true
@@ -62,6 +66,16 @@ BEGIN
       -- The job was cancelled, finished, started or deleted since the row
       -- was written: nothing to publish.
       DELETE FROM taskq.outbox o WHERE o.id = ANY (ARRAY(SELECT c.id FROM joined c WHERE c.live IS NOT TRUE))
+    ), gated AS (
+      -- Set aside for the publisher's flow step (55_flow_control), which
+      -- admits or parks them in a short transaction of its own: the job
+      -- rows are not touched here, so a worker starting an admitted job
+      -- never waits for this pass's locks. A WITH statement that changes
+      -- rows runs to the end whether or not its output is read, and its
+      -- RETURNING asks for that step at commit (no row: no call).
+      UPDATE taskq.outbox o SET held = true
+      WHERE o.id = ANY (ARRAY(SELECT c.id FROM joined c WHERE c.live AND c.gated))
+      RETURNING taskq._flow_changed_at_commit()
     )
     SELECT c.id, c.jid, c.jqueue, c.jtype, c.jtask, c.jpriority::int, c.attempt, c.jheaders, c.jcreated,
            -- Text concatenation rather than jsonb_build_object(...)::text:
@@ -70,10 +84,12 @@ BEGIN
              || ',"task":' || coalesce(to_json(c.jtask)::text, 'null') || ',"payload":' || c.jpayload::text
              || ',"attempt":' || c.attempt::text || ',"max_attempts":' || c.jmax::text
              || ',"enqueued_at":' || to_json(c.jcreated)::text
-             || ',"headers":' || coalesce(c.jheaders::text, '{}') || '}',
+             || ',"headers":' || coalesce(c.jheaders::text, '{}')
+             -- Looked up only for a job that has dependencies.
+             || ',"depends_on":' || CASE WHEN c.jdeps THEN taskq._dependency_ids(c.jid) ELSE '[]' END || '}',
            c.due_at
     FROM joined c
-    WHERE c.live
+    WHERE c.live AND NOT c.gated
     ORDER BY c.due_at, c.id;
     GET DIAGNOSTICS returned = ROW_COUNT;
     EXIT WHEN returned >= wanted OR scanned < wanted;
@@ -181,6 +197,7 @@ BEGIN
   WHERE j.queue_name = _reconcile_lost.queue_name AND j.status = 'pending'
     AND j.run_at < now() - older_than
     AND coalesce(j.published_at, j.created_at) < now() - older_than
+    AND coalesce(j.flow_state, 'admitted') = 'admitted'  -- a held job has no message on purpose
     AND NOT EXISTS (SELECT 1 FROM taskq.outbox o WHERE o.job_id = j.id);
   GET DIAGNOSTICS republished = ROW_COUNT;
   -- Until the new row is confirmed, NOT EXISTS above keeps a second pass

@@ -10,12 +10,15 @@ BEGIN
   -- A running job whose lease ran out lost its worker (crash, kill -9,
   -- partition): count the attempt as failed, which retries it through the
   -- outbox or ends it. SKIP LOCKED: a worker finishing it right now wins.
+  -- Handled in the order of their keys' locks (55_flow_control): each
+  -- attempt ended frees a slot of its concurrency key, if it has one.
   FOR j IN
-    SELECT * FROM taskq.jobs
-    WHERE status = 'running' AND lease_expires_at < now()
-    ORDER BY lease_expires_at
-    LIMIT 1000
-    FOR UPDATE SKIP LOCKED
+    SELECT e.* FROM (SELECT * FROM taskq.jobs
+                     WHERE status = 'running' AND lease_expires_at < now()
+                     ORDER BY lease_expires_at
+                     LIMIT 1000
+                     FOR UPDATE SKIP LOCKED) e
+    ORDER BY taskq._key_lock_id(e.queue_name, e.concurrency_key) NULLS FIRST
   LOOP
     PERFORM taskq._fail_attempt(j, format('lease expired: worker %s stopped heartbeating', coalesce(j.worker, '?')),
                                 NULL, false);
@@ -31,6 +34,7 @@ CREATE FUNCTION taskq.purge_finished() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   purged int;
+  purged_dependents uuid[];
 BEGIN
   -- Batch-limited so it never holds many locks or a long transaction.
   WITH old AS (
@@ -41,14 +45,19 @@ BEGIN
   ), gone_callbacks AS (
     DELETE FROM taskq.callbacks c USING old WHERE c.job_id = old.id AND c.state <> 'pending'
   ), gone AS (
-    DELETE FROM taskq.jobs j USING old WHERE j.id = old.id RETURNING 1
+    DELETE FROM taskq.jobs j USING old WHERE j.id = old.id RETURNING j.id, j.dependencies_left IS NOT NULL AS had_dependencies
   )
-  SELECT count(*) INTO purged FROM gone;
+  SELECT count(*), array_agg(gone.id) FILTER (WHERE gone.had_dependencies) INTO purged, purged_dependents FROM gone;
+  -- The edges of a purged dependent; those of a purged dependency stay
+  -- with their dependent (satisfied, or it was cancelled) until it goes.
+  IF purged_dependents IS NOT NULL THEN
+    PERFORM taskq._forget_dependencies(purged_dependents);
+  END IF;
   RETURN purged;
 END;
 $$;
 COMMENT ON FUNCTION taskq.purge_finished() IS
-  'deletes finished jobs older than their queue''s retention (at most 10000 per call) and their delivered or dead callbacks';
+  'deletes finished jobs older than their queue''s retention (at most 10000 per call), their delivered or dead callbacks and their dependency edges';
 
 -- Counted from indexes, queue by queue, never from the table's rows: the
 -- pending side from jobs_pending, every other status from jobs_list (both
@@ -64,7 +73,13 @@ SELECT q.queue_name,
        f.cancelled,
        p.scheduled,
        p.oldest_pending_age,
-       (SELECT count(*) FROM taskq.outbox o WHERE o.queue_name = q.queue_name) AS outbox_backlog
+       (SELECT count(*) FROM taskq.outbox o WHERE o.queue_name = q.queue_name) AS outbox_backlog,
+       -- From the partial indexes of flow control: nothing to read for a
+       -- queue without limits.
+       (SELECT count(*) FROM taskq.jobs h
+        WHERE h.queue_name = q.queue_name AND h.status = 'pending' AND h.flow_state = 'key_held')
+       + (SELECT count(*) FROM taskq.jobs h
+          WHERE h.queue_name = q.queue_name AND h.status = 'pending' AND h.flow_state = 'rate_held') AS held
 FROM taskq.queues q
 CROSS JOIN LATERAL (
   SELECT count(*) AS pending,
@@ -87,4 +102,4 @@ CROSS JOIN LATERAL (
   WHERE j.queue_name = q.queue_name AND j.status <> 'pending'
 ) f;
 COMMENT ON VIEW taskq.queue_stats IS
-  'per queue: jobs per status (waiting: dependencies not all completed), jobs scheduled for later, age of the oldest due pending job, outbox rows not yet confirmed by RabbitMQ';
+  'per queue: jobs per status (waiting: dependencies not all completed), jobs scheduled for later, age of the oldest due pending job, outbox rows not yet confirmed by RabbitMQ, pending jobs held back by a flow limit (held)';

@@ -34,7 +34,8 @@ GRANT EXECUTE ON FUNCTION
   taskq.job(uuid),
   taskq.wait(uuid, interval)
 TO taskq_producer;
-GRANT SELECT ON taskq.jobs, taskq.queues, taskq.queue_stats, taskq.schedules TO taskq_producer;
+GRANT EXECUTE ON FUNCTION taskq.enqueue_workflow(jsonb) TO taskq_producer;
+GRANT SELECT ON taskq.jobs, taskq.queues, taskq.queue_stats, taskq.schedules, taskq.job_dependencies TO taskq_producer;
 -- A job's callbacks and their delivery state (taskq-web's job page).
 GRANT SELECT ON taskq.callbacks TO taskq_producer;
 -- Monitoring: the publisher's state (no password in it).
@@ -44,11 +45,11 @@ GRANT SELECT ON taskq.publisher TO taskq_producer, taskq_worker;
 GRANT EXECUTE ON FUNCTION
   taskq.start(uuid, int, text, uuid),
   taskq.heartbeat(uuid, int),
-  taskq.complete(uuid, int, jsonb),
+  taskq.complete(uuid, int, jsonb, jsonb),
   taskq.fail(uuid, int, text, interval, boolean),
   taskq._give_back(uuid, int, text),
   taskq.job(uuid),
-  taskq._start_batch(jsonb, text, uuid),
+  taskq._start_batch(jsonb, text, uuid, boolean),
   taskq._heartbeat_batch(jsonb),
   taskq._complete_batch(jsonb),
   taskq._callbacks_claim(text, int, interval),
@@ -56,4 +57,4 @@ GRANT EXECUTE ON FUNCTION
   taskq._callback_failed(bigint, text, int, text, interval, boolean),
   taskq._callbacks_next_due()
 TO taskq_worker;
-GRANT SELECT ON taskq.jobs, taskq.queues TO taskq_worker;
+GRANT SELECT ON taskq.jobs, taskq.queues, taskq.job_dependencies TO taskq_worker;

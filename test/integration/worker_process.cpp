@@ -282,8 +282,7 @@ void ScratchDir::kill_handlers() {
     std::istringstream in(line);
     long pgid = 0;
     std::string started;
-    if (!(in >> pgid >> started) || pgid <= 1 || pgid == getpgrp() || !done.insert(line).second)
-      continue;
+    if (!(in >> pgid >> started) || pgid <= 1 || pgid == getpgrp() || !done.insert(line).second) continue;
     if (start_time_of(static_cast<pid_t>(pgid)) == started) ::kill(-static_cast<pid_t>(pgid), SIGKILL);
   }
 }

@@ -24,7 +24,8 @@ SELECT is((SELECT count(*)::int FROM taskq.outbox WHERE job_id = :'id' AND attem
 
 -- the publisher's view of it: the contract's message body
 SELECT is(body::jsonb - 'enqueued_at' - 'id',
-          '{"queue": "life", "task": "greet", "payload": {"n": 1}, "attempt": 1, "max_attempts": 3, "headers": {"tenant": "acme"}}'::jsonb,
+          '{"queue": "life", "task": "greet", "payload": {"n": 1}, "attempt": 1, "max_attempts": 3, "headers": {"tenant": "acme"},
+            "depends_on": []}'::jsonb,
           'claimed message body') FROM taskq._outbox_claim(10) WHERE job_id = :'id';
 SELECT is((SELECT priority FROM taskq._outbox_claim(10) WHERE job_id = :'id'), 4, 'priority carried to the message');
 SELECT is(taskq._outbox_published(ARRAY(SELECT id FROM taskq.outbox WHERE job_id = :'id')), ARRAY[:'id'::uuid], 'confirm deletes the row, names its job');

@@ -87,9 +87,9 @@ SELECT cmp_ok((SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FRO
 COMMIT;
 
 -- privileges: the worker role may call them, the producer role may not
-SELECT ok(has_function_privilege('taskq_worker', 'taskq._start_batch(jsonb, text, uuid)', 'EXECUTE'), 'worker role may start batches');
+SELECT ok(has_function_privilege('taskq_worker', 'taskq._start_batch(jsonb, text, uuid, boolean)', 'EXECUTE'), 'worker role may start batches');
 SELECT ok(has_function_privilege('taskq_worker', 'taskq._complete_batch(jsonb)', 'EXECUTE'), 'worker role may complete batches');
 SELECT ok(has_function_privilege('taskq_worker', 'taskq._heartbeat_batch(jsonb)', 'EXECUTE'), 'worker role may heartbeat batches');
-SELECT ok(NOT has_function_privilege('taskq_producer', 'taskq._start_batch(jsonb, text, uuid)', 'EXECUTE'), 'producer role may not');
+SELECT ok(NOT has_function_privilege('taskq_producer', 'taskq._start_batch(jsonb, text, uuid, boolean)', 'EXECUTE'), 'producer role may not');
 
 SELECT * FROM finish();

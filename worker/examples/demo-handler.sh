@@ -4,6 +4,7 @@
 #   exit 0  -> completed, stdout is the result
 #   exit 65 -> failed for good
 #   other   -> retried with backoff until max_attempts
+# A JSON object on stdout with "taskq_enqueue" also enqueues follow-up jobs.
 payload=$(cat)
 case "$payload" in
   *'"mode": "broken"'*|*'"mode":"broken"'*)
@@ -14,5 +15,12 @@ case "$payload" in
       echo "flaky: attempt $TASKQ_ATTEMPT failed, will be retried" >&2
       exit 1
     fi ;;
+esac
+case "$payload" in
+  *'"mode": "follow-up"'*|*'"mode":"follow-up"'*)
+    # The result, and one more job enqueued as this one completes.
+    printf '{"handled_by": "demo-handler.sh", "job": "%s", "taskq_enqueue": [{"queue": "%s", "task": "notify", "payload": {"image": "wf-notify.png"}}]}\n' \
+      "$TASKQ_JOB_ID" "$TASKQ_QUEUE"
+    exit 0 ;;
 esac
 printf '{"handled_by": "demo-handler.sh", "job": "%s", "attempt": %s}\n' "$TASKQ_JOB_ID" "$TASKQ_ATTEMPT"

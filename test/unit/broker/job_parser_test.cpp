@@ -20,6 +20,23 @@ TEST(JobMessage, ParsesTheContractsBody) {
   EXPECT_EQ(job->max_attempts, 5);
   EXPECT_EQ(job->payload["to"], "a");
   EXPECT_EQ(job->headers.at("tenant"), "acme");
+  EXPECT_TRUE(job->depends_on.empty());
+}
+
+TEST(JobMessage, ReadsDependsOn) {
+  std::string body = kGoodBody;
+  body.pop_back();
+  std::string error;
+  auto job = taskq::parse_job_message(
+      body + R"(,"depends_on":["01a20626-0a56-722c-bb81-e72fb4aa5000","01a20626-0a56-722c-bb81-e72fb4aa5001"]})",
+      "emails", &error);
+  ASSERT_TRUE(job) << error;
+  EXPECT_EQ(job->depends_on,
+            (std::vector<std::string>{"01a20626-0a56-722c-bb81-e72fb4aa5000", "01a20626-0a56-722c-bb81-e72fb4aa5001"}));
+  // Informational: a malformed list does not make a runnable job garbage.
+  job = taskq::parse_job_message(body + R"(,"depends_on":"nope"})", "emails", &error);
+  ASSERT_TRUE(job) << error;
+  EXPECT_TRUE(job->depends_on.empty());
 }
 
 TEST(JobMessage, RefusesGarbageWithAReason) {

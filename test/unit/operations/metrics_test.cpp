@@ -265,6 +265,8 @@ TEST(Metrics, CountersByQueueOutcomeAndService) {
   m.job_finished("emails", taskq::JobOutcome::kFailed, 0.3);
   m.job_finished("sms", taskq::JobOutcome::kRetried, 0.1);
   m.delivery_dropped("sms", taskq::DropReason::kMalformed);
+  m.delivery_dropped("sms", taskq::DropReason::kHeld);
+  m.delivery_dropped("sms", taskq::DropReason::kHeld);
   m.callback_finished(taskq::CallbackResult::kDelivered);
   m.callback_finished(taskq::CallbackResult::kDelivered);
   m.callback_finished(taskq::CallbackResult::kDead);
@@ -283,6 +285,7 @@ TEST(Metrics, CountersByQueueOutcomeAndService) {
   EXPECT_EQ(e.value("taskq_worker_jobs_finished_total", {{"queue", "emails"}, {"outcome", "failed"}}), 1);
   EXPECT_EQ(e.value("taskq_worker_jobs_finished_total", {{"queue", "sms"}, {"outcome", "retried"}}), 1);
   EXPECT_EQ(e.value("taskq_worker_deliveries_dropped_total", {{"queue", "sms"}, {"reason", "malformed"}}), 1);
+  EXPECT_EQ(e.value("taskq_worker_deliveries_dropped_total", {{"queue", "sms"}, {"reason", "held"}}), 2);
   EXPECT_EQ(e.value("taskq_worker_callbacks_total", {{"result", "delivered"}}), 2);
   EXPECT_EQ(e.value("taskq_worker_callbacks_total", {{"result", "dead"}}), 1);
   EXPECT_EQ(e.value("taskq_worker_reconnects_total", {{"service", "broker"}}), 1);

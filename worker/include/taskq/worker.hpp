@@ -32,6 +32,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace taskq {
 
@@ -43,6 +44,8 @@ struct Job {
   int attempt = 0;
   int max_attempts = 0;
   std::map<std::string, std::string> headers;
+  // The jobs this one waited for (all completed by now); empty when none.
+  std::vector<std::string> depends_on;
   std::string body;  // the message body as received (what http handlers POST)
   // The producer's W3C trace context: the job's `traceparent` and
   // `tracestate` headers when they are valid Trace Context, else empty (they
@@ -84,12 +87,28 @@ struct Outcome {
   nlohmann::json result;                         // kCompleted
   std::string error;                             // kRetry, kFailed
   std::optional<std::chrono::seconds> retry_in;  // kRetry: overrides the queue's backoff
+  // kCompleted: follow-up jobs, enqueued in the transaction that records the
+  // completion (and only if it does: not when the outcome is stale). Job
+  // specs as taskq.complete's `enqueue` takes them: {"queue": ..., plus
+  // taskq.enqueue's arguments by name}. Null: none.
+  nlohmann::json enqueue;
 
   static Outcome completed(nlohmann::json result = nullptr) { return {Kind::kCompleted, std::move(result), {}, {}}; }
   static Outcome retry(std::string error, std::optional<std::chrono::seconds> retry_in = std::nullopt) {
     return {Kind::kRetry, nullptr, std::move(error), retry_in};
   }
   static Outcome failed(std::string error) { return {Kind::kFailed, nullptr, std::move(error), {}}; }
+
+  // Adds a follow-up job of `queue`; options are taskq.enqueue's arguments by
+  // name ({"payload": ..., "delay": "5 minutes", "depends_on": [ids]}).
+  //   return taskq::Outcome::completed(result).then_enqueue("emails", {{"payload", {{"to", to}}}});
+  Outcome& then_enqueue(const std::string& queue, nlohmann::json options = nlohmann::json::object()) {
+    if (!options.is_object()) throw std::invalid_argument("follow-up job options must be a JSON object");
+    options["queue"] = queue;
+    if (!enqueue.is_array()) enqueue = nlohmann::json::array();
+    enqueue.push_back(std::move(options));
+    return *this;
+  }
 };
 
 // A handler runs on one of the worker's threads; exceptions it throws become

@@ -67,6 +67,12 @@ std::optional<Job> parse_job_message(const std::string& body, const std::string&
         state != job.headers.end() && tracestate_problem(state->second) == nullptr)
       job.tracestate = state->second;
   }
+  // Informational (the database released the job once they completed):
+  // a malformed list is ignored rather than dropping a runnable job.
+  if (auto d = doc.find("depends_on"); d != doc.end() && d->is_array()) {
+    for (const auto& dep : *d)
+      if (dep.is_string()) job.depends_on.push_back(dep.get<std::string>());
+  }
   job.body = body;
   return job;
 }

@@ -24,6 +24,10 @@ PgConnection& JobStore::connection() {
   if (!db_ || !db_->ok()) {
     db_.reset();
     db_.emplace(conninfo_);
+    // Finishing a job that others depend on needs READ COMMITTED (see
+    // docs/sql-api.md "Dependencies and workflows"), whatever the database
+    // or role default says.
+    db_->exec("SET default_transaction_isolation = 'read committed'", {});
   }
   return *db_;
 }
@@ -40,25 +44,40 @@ PgResult JobStore::exec(const std::string& sql, const std::vector<const char*>& 
 }
 
 std::vector<std::optional<StartedJob>> JobStore::start(const std::vector<AttemptRef>& items,
-                                                       const std::string& request_id) {
+                                                       const std::string& request_id, std::vector<bool>* held) {
   std::vector<std::optional<StartedJob>> out(items.size());
+  if (held != nullptr) held->assign(items.size(), false);
   if (items.empty()) return out;
   nlohmann::json batch = nlohmann::json::array();
   for (const auto& i : items) batch.push_back(item(i));
   const std::string body = batch.dump();
-  const PgResult r =
-      exec("SELECT job_id, attempt, max_attempts, lease_ms FROM taskq._start_batch($1::jsonb, $2, $3::uuid)",
-           {body.c_str(), worker_name_.c_str(), request_id.c_str()});
+  const PgResult r = exec(
+      "SELECT job_id, attempt, max_attempts, lease_ms, held FROM taskq._start_batch($1::jsonb, $2, $3::uuid, true)",
+      {body.c_str(), worker_name_.c_str(), request_id.c_str()});
   std::unordered_map<std::string, StartedJob> started;
+  std::unordered_map<std::string, bool> held_back;
   for (int row = 0; row < PQntuples(r.get()); ++row) {
+    const std::string k = key(PQgetvalue(r.get(), row, 0), std::atoi(PQgetvalue(r.get(), row, 1)));
+    if (std::string(PQgetvalue(r.get(), row, 4)) == "t") {
+      held_back.emplace(k, true);
+      continue;
+    }
     StartedJob job;
     job.max_attempts = std::atoi(PQgetvalue(r.get(), row, 2));
     job.lease = std::chrono::milliseconds(std::atoll(PQgetvalue(r.get(), row, 3)));
-    started.emplace(key(PQgetvalue(r.get(), row, 0), std::atoi(PQgetvalue(r.get(), row, 1))), job);
+    started.emplace(k, job);
   }
   for (std::size_t n = 0; n < items.size(); ++n) {
-    auto it = started.find(key(items[n].job_id, items[n].attempt));
-    if (it == started.end()) continue;
+    const std::string k = key(items[n].job_id, items[n].attempt);
+    auto it = started.find(k);
+    if (it == started.end()) {
+      auto h = held_back.find(k);
+      if (h != held_back.end() && held != nullptr) {
+        (*held)[n] = true;
+        held_back.erase(h);  // a duplicate later in the batch is stale
+      }
+      continue;
+    }
     out[n] = it->second;
     started.erase(it);  // a duplicate later in the batch is stale
   }
@@ -87,6 +106,7 @@ std::vector<bool> JobStore::complete(const std::vector<Completion>& items) {
   for (const auto& c : items) {
     nlohmann::json i = item(c.ref);
     i["result"] = c.result;
+    if (!c.enqueue.is_null()) i["enqueue"] = c.enqueue;  // absent: the batch skips the follow-up look-up
     batch.push_back(std::move(i));
   }
   // Results are valid text already (handlers' output goes through

@@ -38,7 +38,8 @@ struct StartedJob {
 
 struct Completion {
   AttemptRef ref;
-  nlohmann::json result;  // null: no result
+  nlohmann::json result;   // null: no result
+  nlohmann::json enqueue;  // follow-up job specs (taskq.complete's enqueue); null: none
 };
 
 class JobStore {
@@ -49,8 +50,12 @@ class JobStore {
   // request_id (a UUID) names this start: a repeat with the same id, after
   // a lost answer, gets the jobs it started again; another start of the same
   // deliveries (a duplicate) does not. Each start of new deliveries needs a
-  // new one.
-  std::vector<std::optional<StartedJob>> start(const std::vector<AttemptRef>& items, const std::string& request_id);
+  // new one. held (if given) gets, per item, whether a flow limit of its
+  // queue held the job back: not started, its attempt unspent, and
+  // published again when its turn comes, so the delivery is acked like a
+  // stale one.
+  std::vector<std::optional<StartedJob>> start(const std::vector<AttemptRef>& items, const std::string& request_id,
+                                               std::vector<bool>* held = nullptr);
   // Per item: whether the lease was extended (false: stop the job).
   std::vector<bool> heartbeat(const std::vector<AttemptRef>& items);
   // Per item: whether it completed (false: stale).

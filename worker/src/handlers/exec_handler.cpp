@@ -1,8 +1,8 @@
 // exec:COMMAND handler; see exec_handler.hpp.
 #include "handlers/exec_handler.hpp"
 
-#include "db/valid_text.hpp"
 #include "handlers/child_process.hpp"
+#include "handlers/handler_result.hpp"
 
 #include <poll.h>
 #include <signal.h>
@@ -190,12 +190,7 @@ Outcome map_process_result(const ProcessResult& r) {
   if (r.signal != 0)
     return Outcome::retry("killed by signal " + std::to_string(r.signal) +
                           (stderr_text.empty() ? "" : ": " + stderr_text));
-  if (r.exit_code == 0) {
-    const std::string out = trim_trailing_newlines(r.stdout_data);
-    if (out.empty()) return Outcome::completed(nullptr);
-    auto parsed = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
-    return Outcome::completed(parsed.is_discarded() ? nlohmann::json(valid_text(out)) : parsed);
-  }
+  if (r.exit_code == 0) return completed_from_output(trim_trailing_newlines(r.stdout_data));
   const std::string error = stderr_text.empty() ? "exited with status " + std::to_string(r.exit_code) : stderr_text;
   if (r.exit_code == 65) return Outcome::failed(error);  // EX_DATAERR: failed for good
   return Outcome::retry(error);

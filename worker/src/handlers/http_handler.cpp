@@ -2,8 +2,8 @@
 // thread, so connections to the endpoint are reused across jobs.
 #include "handlers/http_handler.hpp"
 
-#include "db/valid_text.hpp"
 #include "handlers/curl_handles.hpp"
+#include "handlers/handler_result.hpp"
 
 #include <curl/curl.h>
 
@@ -44,11 +44,7 @@ CURL* thread_handle() {
 
 Outcome map_http_result(long status, const std::string& body, const std::string& transport_error) {
   if (status == 0) return Outcome::retry("HTTP request failed: " + transport_error);
-  if (status >= 200 && status < 300) {
-    if (body.empty()) return Outcome::completed(nullptr);
-    auto parsed = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-    return Outcome::completed(parsed.is_discarded() ? nlohmann::json(valid_text(body)) : parsed);
-  }
+  if (status >= 200 && status < 300) return completed_from_output(body);
   const std::string error = "HTTP " + std::to_string(status) + (body.empty() ? "" : ": " + body.substr(0, 2000));
   if (status >= 400 && status < 500 && status != 408 && status != 429) return Outcome::failed(error);
   return Outcome::retry(error);

@@ -82,6 +82,8 @@ const char* to_string(DropReason reason) {
       return "stale";
     case DropReason::kNoHandler:
       return "no_handler";
+    case DropReason::kHeld:
+      return "held";
   }
   return "unknown";
 }
@@ -179,7 +181,7 @@ std::string Metrics::render() const {
            label("queue", key.first) + "," + label("outcome", to_string(key.second)), n);
 
   family(out, "taskq_worker_deliveries_dropped_total", "counter",
-         "Deliveries acknowledged without running a job, by queue and reason (malformed, stale, no_handler).");
+         "Deliveries acknowledged without running a job, by queue and reason (malformed, stale, no_handler, held).");
   for (const auto& [key, n] : dropped)
     sample(out, "taskq_worker_deliveries_dropped_total",
            label("queue", key.first) + "," + label("reason", to_string(key.second)), n);

@@ -25,8 +25,10 @@ enum class JobOutcome {
   kUnrecorded  // could not be recorded (shutdown past its deadline): the lease retries it
 };
 
-// Why a delivery was acknowledged without running anything.
-enum class DropReason { kMalformed, kStale, kNoHandler };
+// Why a delivery was acknowledged without running anything. kHeld: a flow
+// limit of its queue (rate_limit, concurrency_limit) held the job back; it
+// is published again when its turn comes.
+enum class DropReason { kMalformed, kStale, kNoHandler, kHeld };
 
 enum class CallbackResult { kDelivered, kRetried, kDead };
 

@@ -59,7 +59,8 @@ void Finisher::record(JobStore& store, std::vector<FinishedJob>& batch, std::vec
   for (std::size_t n = 0; n < batch.size(); ++n) {
     if (batch[n].outcome.kind != Outcome::Kind::kCompleted) continue;
     completed.push_back(n);
-    items.push_back({{batch[n].job->job.id, batch[n].job->job.attempt}, batch[n].outcome.result});
+    items.push_back(
+        {{batch[n].job->job.id, batch[n].job->job.attempt}, batch[n].outcome.result, batch[n].outcome.enqueue});
   }
   if (!items.empty()) {
     std::vector<bool> done;
@@ -80,7 +81,7 @@ void Finisher::record(JobStore& store, std::vector<FinishedJob>& batch, std::vec
                   metrics_, watch_, "recording a completed job", [&] { done = store.complete({items[k]}); }, overdue))
             outcomes[completed[k]] = done[0] ? JobOutcome::kCompleted : JobOutcome::kStale;
         } catch (const DbError& single) {
-          f.outcome = Outcome::failed(std::string("the result could not be recorded: ") + single.what());
+          f.outcome = Outcome::failed(std::string("the outcome could not be recorded: ") + single.what());
         }
       }
     }

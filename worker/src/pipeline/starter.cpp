@@ -91,6 +91,7 @@ int Starter::start_batch(JobStore& store, std::vector<Delivery>& batch) {
   std::vector<AttemptRef> items;
   for (const auto& [d, job] : valid) items.push_back({job.id, job.attempt});
   std::vector<std::optional<StartedJob>> started;
+  std::vector<bool> held;  // per item: a flow limit held the job back
   const auto stopping = [&] { return stop_.requested(); };
   // One request id for this batch, its retries and the one-by-one starts
   // below: a retry after a lost answer gets the jobs the lost call started
@@ -99,13 +100,14 @@ int Starter::start_batch(JobStore& store, std::vector<Delivery>& batch) {
   const std::string request_id = to_string(request_ids_.next());
   try {
     const bool ok = retrying(
-        metrics_, watch_, "starting jobs", [&] { started = store.start(items, request_id); }, stopping);
+        metrics_, watch_, "starting jobs", [&] { started = store.start(items, request_id, &held); }, stopping);
     if (!ok) return 0;  // shutting down: not acked, the broker requeues them
   } catch (const DbError& e) {
     // Something in the batch is refused outright (a bug, or a message the
     // parser let through): find it by starting them one at a time.
     log::warn("database: starting a batch of {} failed: {}; starting them one by one", items.size(), e.what());
     started.assign(items.size(), std::nullopt);
+    held.assign(items.size(), false);
     for (std::size_t n = 0; n < items.size(); ++n) {
       // A second copy of a delivery in this batch stays stale: under the
       // same request id the database would answer it as a repeat.
@@ -116,7 +118,12 @@ int Starter::start_batch(JobStore& store, std::vector<Delivery>& batch) {
       if (copy) continue;
       try {
         if (!retrying(
-                metrics_, watch_, "starting a job", [&] { started[n] = store.start({items[n]}, request_id)[0]; },
+                metrics_, watch_, "starting a job",
+                [&] {
+                  std::vector<bool> one;
+                  started[n] = store.start({items[n]}, request_id, &one)[0];
+                  held[n] = one[0];
+                },
                 stopping))
           valid[n].first = nullptr;  // shutting down: left unacked, the broker requeues it
       } catch (const DbError& single) {
@@ -134,8 +141,15 @@ int Starter::start_batch(JobStore& store, std::vector<Delivery>& batch) {
     auto& [delivery, job] = valid[n];
     if (delivery == nullptr) continue;
     if (!started[n]) {
-      log::info(job, "stale delivery dropped");
-      metrics_.delivery_dropped(job.queue, DropReason::kStale);
+      if (n < held.size() && held[n]) {
+        // Pending still, nothing spent: the outbox publishes it again when
+        // the limit allows; keeping the delivery would only block a slot.
+        log::info(job, "held back by a flow limit of its queue; acked, it is published again when its turn comes");
+        metrics_.delivery_dropped(job.queue, DropReason::kHeld);
+      } else {
+        log::info(job, "stale delivery dropped");
+        metrics_.delivery_dropped(job.queue, DropReason::kStale);
+      }
       queue_ack(*delivery);
       continue;
     }

@@ -11,8 +11,8 @@ Topology look_up_topology(const std::string& database, const std::map<std::strin
   try {
     PgConnection db(database);
     // The signature this worker calls (a request id, so that a start can be
-    // repeated: 0.2.0).
-    if (db.value("SELECT to_regprocedure('taskq._start_batch(jsonb, text, uuid)') IS NOT NULL") != "t")
+    // repeated, and the report of starts held back by a flow limit: 0.2.0).
+    if (db.value("SELECT to_regprocedure('taskq._start_batch(jsonb, text, uuid, boolean)') IS NOT NULL") != "t")
       throw StartupError("the taskq extension is not installed in that database (or is older than this worker)");
     const std::string configured = db.value("SELECT current_setting('taskq.exchange', true)");
     if (!configured.empty()) topology.exchange = configured;
