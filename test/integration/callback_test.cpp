@@ -3,9 +3,14 @@
 // and giving up, exactly-once on the happy path with dispatchers racing,
 // recovery of a dead dispatcher's lease, redirects, timeouts, the SSRF guard,
 // LISTEN wake-ups and database restarts.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <ctime>
@@ -59,6 +64,56 @@ class RunningDispatcher {
  private:
   std::atomic<bool> stop_{false};
   CallbackDispatcher dispatcher_;
+  std::thread thread_;
+};
+
+// A "receiver" on loopback that accepts each connection, reads a little of
+// the request and resets the connection (SO_LINGER 0: an RST, no answer),
+// as a crashing proxy or a receiver killed mid-request does.
+class ResettingListener {
+ public:
+  ResettingListener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd_, 16) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+      throw std::runtime_error("ResettingListener: cannot listen on loopback");
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~ResettingListener() {
+    stop_ = true;
+    thread_.join();
+    ::close(fd_);
+  }
+  ResettingListener(const ResettingListener&) = delete;
+  ResettingListener& operator=(const ResettingListener&) = delete;
+  int port() const { return port_; }
+  int accepted() const { return accepted_; }
+
+ private:
+  void serve() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) continue;
+      accepted_++;
+      char buffer[512];
+      pollfd in{c, POLLIN, 0};
+      if (::poll(&in, 1, 2000) > 0) (void)::read(c, buffer, sizeof buffer);
+      const linger reset{1, 0};
+      ::setsockopt(c, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+      ::close(c);
+    }
+  }
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
   std::thread thread_;
 };
 
@@ -416,6 +471,24 @@ TEST_F(Callbacks, RedirectsAreNotFollowed) {
   EXPECT_NE(s.last_error.find(target), std::string::npos) << s.last_error;
   EXPECT_EQ(receiver_.requests_to("/moved").size(), 1u);
   EXPECT_EQ(receiver_.requests_to("/target").size(), 0u);
+}
+
+TEST_F(Callbacks, AReceiverThatResetsTheConnectionIsRetriedThenDeadAndTheDispatcherGoesOn) {
+  ResettingListener resetter;
+  CallbackOptions o = options();
+  o.max_attempts = 3;
+  const std::string id = completed_job("http://127.0.0.1:" + std::to_string(resetter.port()) + "/reset");
+  RunningDispatcher d(o, "cb-test");
+  ASSERT_TRUE(in_state(id, "dead", 30s)) << row(id).state << " " << row(id).last_error;
+  const CallbackRowState s = row(id);
+  EXPECT_EQ(s.attempts, 3);
+  EXPECT_EQ(resetter.accepted(), 3) << "one connection per attempt";
+  EXPECT_EQ(s.last_status, "") << "no HTTP answer came";
+  EXPECT_FALSE(s.last_error.empty());
+  EXPECT_LT(s.last_error.size(), 1000u) << s.last_error;
+  // The same dispatcher delivers the next callback to a receiver that answers.
+  const std::string next = completed_job(receiver_.url("/after-reset"));
+  EXPECT_TRUE(in_state(next, "delivered", 20s)) << row(next).state << " " << row(next).last_error;
 }
 
 TEST_F(Callbacks, TimeoutIsEnforced) {

@@ -129,6 +129,30 @@ TEST_F(WorkerFaults, GarbageMessagesAreAckedAndDroppedAndRealJobsStillRun) {
   EXPECT_EQ(job(real).attempts, 1);
 }
 
+// Huge bodies (8 MiB: far over the 1 MiB a payload may have), one not JSON
+// and one well formed for an unknown job: acked and dropped like any
+// garbage, and the worker goes on.
+TEST_F(WorkerFaults, HugeGarbageMessagesAreAckedAndDropped) {
+  const std::string queue = create_queue("fhuge");
+  const std::string handler = scratch().script("ok.sh", std::string(kRecordRun) + "\necho '\"ok\"'");
+  WorkerProcess worker(worker_args({{queue, "exec:" + handler}}));
+  ASSERT_TRUE(wait_consumer(queue, 60s)) << "the worker did not start consuming";
+  const std::string unknown = conn().value("SELECT taskq._uuid_v7()::text");
+  json big = json::parse(message(unknown, queue, 1));
+  big["payload"] = {{"pad", std::string(8 << 20, 'x')}};
+  publish_as_taskq(queue, std::string(8 << 20, '{'));
+  publish_as_taskq(queue, big.dump());
+  EXPECT_TRUE(rabbit_queue_settles_empty(queue, 60s))
+      << "messages left: " << rabbit_queue_total_messages("taskq." + queue);
+  EXPECT_TRUE(worker.running()) << "a huge message stopped the worker";
+  EXPECT_TRUE(runs().empty()) << "a handler ran for garbage";
+  const auto real = enqueue_many(queue, 3);
+  EXPECT_TRUE(wait_status_count(queue, "completed", 3, 60s)) << count_jobs(queue, "completed") << " of 3 completed";
+  worker.terminate();
+  EXPECT_EQ(worker.wait_exit(60s), 0);
+  expect_each_ran_once(real);
+}
+
 // An "id" of 36 characters that is no uuid must be refused by the message
 // check: reaching SQL, it would fail the uuid cast of a whole start batch,
 // and a message that is never acked holds a prefetch slot and comes back
