@@ -72,6 +72,9 @@ def free_port():
 
 class WebServer:
     def __init__(self, tokens=False):
+        # taskq-web refuses a database without the extension (this case may
+        # be the first to use a fresh test environment).
+        psql("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS taskq")
         self.dir = tempfile.TemporaryDirectory()
         self.port = free_port()
         args = [WEB_BINARY, "--database", DATABASE or database_url(), "--listen",
@@ -133,9 +136,11 @@ def make_queue(prefix="dash"):
     return name
 
 
-def enqueue(queue, payload=None, task=None):
-    return psql("SELECT taskq.enqueue(:'v1', :'v2'::jsonb, task => NULLIF(:'v3', ''))", queue,
-                json.dumps(payload or {}), task or "")[0]
+def enqueue(queue, payload=None, task=None, depends_on=(), concurrency_key=None):
+    return psql("SELECT taskq.enqueue(:'v1', :'v2'::jsonb, task => NULLIF(:'v3', ''), "
+                "depends_on => NULLIF(:'v4', '')::uuid[], concurrency_key => NULLIF(:'v5', ''))", queue,
+                json.dumps(payload or {}), task or "", "{" + ",".join(depends_on) + "}" if depends_on else "",
+                concurrency_key or "")[0]
 
 
 def fail_for_good(job_id, error="boom"):
@@ -255,6 +260,8 @@ class WithoutTokenFile(DashboardTest):
         queue = make_queue("xss")
         evil = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
         job = enqueue(queue, {"html": evil, "note": "</pre><b>bold?</b>"}, "<b>task</b>")
+        # A dependent's task is drawn in the job's "Needed by" list.
+        enqueue(queue, {}, '<img src=z onerror="window.__pwned = 4">', depends_on=[job])
         fail_for_good(job, '<img src=y onerror="window.__pwned = 3">')
         self.open(f"#/queues/{queue}")
         wait_for("the job row", lambda: self.finds(f'tr[data-job="{job}"]'))
@@ -264,11 +271,83 @@ class WithoutTokenFile(DashboardTest):
         self.assertIn(evil.replace('"', '\\"'), self.find("#payload").text)
         self.assertIn('<img src=y onerror="window.__pwned = 3">', self.find("#last-error").text)
         self.assertIn("<b>task</b>", self.find(".page-head h1").text)
+        wait_for("the dependent", lambda: self.finds("#needed-by tr[data-dependency]"))
+        self.assertIn('<img src=z onerror="window.__pwned = 4">', self.find("#needed-by").text)
         time.sleep(1)
         self.assertIsNone(self.browser.execute_script("return window.__pwned"))
         # Nothing of the payload became an element.
         self.assertEqual(self.finds("main script, main img, main b"), [])
         self.shot("job-with-script-payload")
+
+    def test_a_job_page_shows_its_dependencies_and_links_to_them(self):
+        queue = make_queue("deps")
+        first = enqueue(queue, {"step": "extract"}, "extract")
+        waiting = enqueue(queue, {"step": "load"}, "load", depends_on=[first])
+        self.open(f"#/jobs/{waiting}")
+        wait_for("the job page", lambda: self.finds("#job-status") and self.find("#job-status").text == "waiting")
+        self.assertIn("Waiting for its dependencies", self.find("#waiting-notice").text)
+        row = wait_for("the dependency", lambda: self.finds(f'#waits-for tr[data-dependency="{first}"]'))[0]
+        self.assertIn("pending", row.text)
+        self.assertIn("extract", row.text)
+        self.assertIn("not completed yet", row.text)
+        self.assertEqual(self.finds("#needed-by"), [])
+        self.shot("job-waiting")
+        # Its link leads to the dependency, whose page names the job waiting for it.
+        row.find_element(By.CSS_SELECTOR, "a[href^='#/jobs/']").click()
+        wait_for("the dependency's page", lambda: self.find("#job-id").text == first)
+        needed = wait_for("the dependent", lambda: self.finds(f'#needed-by tr[data-dependency="{waiting}"]'))[0]
+        self.assertIn("waiting", needed.text)
+        self.assertEqual(self.finds("#waits-for"), [])
+        self.assertEqual(self.finds("#waiting-notice"), [])
+        # Completing the dependency releases the job: the page follows.
+        complete(first)
+        self.open(f"#/jobs/{waiting}")
+        wait_for("the released job", lambda: self.find("#job-status").text == "pending")
+        wait_for("the counted edge", lambda: "completed, counted" in self.find(f'#waits-for tr[data-dependency="{first}"]').text)
+        self.assertEqual(self.finds("#waiting-notice"), [])
+
+        # Many dependencies: pages of 25, in id order, never all at once.
+        many = psql("SELECT taskq.enqueue(:'v1', depends_on => ARRAY(SELECT taskq.enqueue_many(:'v1', "
+                    "(SELECT jsonb_agg(i) FROM generate_series(1, 27) i))))", queue)[0]
+        ids = psql("SELECT depends_on_job_id FROM taskq.job_dependencies WHERE job_id = :'v1' ORDER BY 1", many)
+        shown = lambda: [r.get_attribute("data-dependency") for r in self.finds("#waits-for tr[data-dependency]")]
+        self.open(f"#/jobs/{many}")
+        wait_for("the first page", lambda: shown() == ids[:25])
+        self.assertIn("Page 1", self.find("#waits-for .pager").text)
+        self.find("#waits-for .pager button:last-child").click()
+        wait_for("the second page", lambda: shown() == ids[25:])
+        self.assertIn("Page 2", self.find("#waits-for .pager").text)
+        self.assertFalse(self.find("#waits-for .pager button:last-child").is_enabled())
+        time.sleep(2.5)  # a refresh keeps the page it is on
+        self.assertEqual(shown(), ids[25:])
+        self.find("#waits-for .pager button:first-child").click()
+        wait_for("the first page again", lambda: shown() == ids[:25])
+
+    def test_waiting_held_and_limits_on_the_overview_and_the_queue_page(self):
+        queue = make_queue("limited")
+        plain = make_queue("plain")
+        psql("SELECT taskq.alter_queue(:'v1', concurrency_limit => 1)", queue)
+        for i in range(3):
+            enqueue(queue, {"n": i}, "export", concurrency_key="tenant-7")
+        waiting = enqueue(queue, {}, "report", depends_on=[enqueue(plain)])
+        # The publisher's flow step admits one job of the key and parks two.
+        self.open()
+        wait_for("the counts", lambda: self.cell(queue, "held") == "2" and self.cell(queue, "waiting") == "1")
+        self.assertEqual(self.cell(queue, "pending"), "3")
+        self.assertEqual(self.cell(plain, "held"), "")  # no limits: nothing to hold
+        self.assertEqual(self.cell(plain, "waiting"), "0")
+        self.open(f"#/queues/{queue}")
+        wait_for("the limits", lambda: self.finds("#queue-limits") and "2 held" in self.find("#queue-limits").text)
+        self.assertIn("at most 1 running per concurrency key", self.find("#queue-limits").text)
+        tab = wait_for("the waiting tab", lambda: self.finds('.tab[data-status="waiting"]'))[0]
+        self.assertIn("1", tab.find_element(By.CSS_SELECTOR, ".n").text)
+        tab.click()
+        wait_for("only the waiting job", lambda: [r.get_attribute("data-job") for r in self.finds("tr[data-job]")] == [waiting])
+        self.assertIn("after its dependencies", self.find(f'tr[data-job="{waiting}"]').text)
+        self.assertIn("status=waiting", self.browser.current_url)
+        self.open(f"#/queues/{plain}")
+        wait_for("the plain queue", lambda: self.finds('.tab[data-status="waiting"]'))
+        self.assertEqual(self.find("#queue-limits").text, "")
 
     def test_pause_and_resume_a_queue(self):
         queue = make_queue("pause")
@@ -420,17 +499,44 @@ class Screenshots(DashboardTest):
           DELETE FROM taskq.outbox;
         END $$""")
         psql("SELECT taskq.enqueue('reports', delay => '3 hours', task => 'weekly')")
+        # A workflow: three extracts (two completed, one running), the report
+        # that waits for them, and a notification that waits for the report.
+        extracts = [enqueue("reports", {"source": src}, "extract") for src in ("orders", "refunds", "invoices")]
+        for e in extracts[:2]:
+            complete(e)
+        psql("SELECT taskq.start(:'v1'::uuid, 1, 'host-2:4101')", extracts[2])
+        report = enqueue("reports", {"period": "2026-Q1", "format": "pdf"}, "quarterly-report", depends_on=extracts)
+        enqueue("emails", {"to": "finance@example.com"}, "notify", depends_on=[report])
+        # Limits on the webhooks queue, and jobs its concurrency limit holds
+        # back: set as the publisher's flow step would have parked them (no
+        # publisher serves this database).
+        psql("SELECT taskq.alter_queue('webhooks', rate_limit => 20, concurrency_limit => 2)")
+        psql("""UPDATE taskq.jobs SET concurrency_key = 'tenant-' || (abs(hashtext(id::text)) % 3), flow_state = 'key_held'
+                WHERE queue_name = 'webhooks' AND status = 'pending'""")
+        psql("DELETE FROM taskq.outbox")  # as if published, as above
         psql("SELECT taskq.pause_queue(:'v1')", queues["reports"])
         psql("SELECT taskq.schedule('nightly-report', '30 2 * * *', 'reports', task => 'daily', timezone => 'Europe/Berlin')")
         psql("SELECT taskq.schedule('digest', '@every 15 minutes', 'emails', task => 'digest')")
         psql("SELECT taskq.schedule('cleanup', '0 */6 * * *', 'thumbnails', task => 'cleanup', enabled => false)")
         self.open()
-        wait_for("the queues", lambda: self.finds(f'tr[data-queue="{queues["emails"]}"]'))
+        wait_for("the queues", lambda: self.finds(f'tr[data-queue="{queues["emails"]}"]') and self.finds('th[title^="pending jobs held"]'))
         time.sleep(1)
         self.shot("overview")
         self.open(f"#/queues/{queues['emails']}")
         wait_for("the jobs", lambda: len(self.finds("tr[data-job]")) > 10)
         self.shot("queue")
+        self.open(f"#/queues/{queues['webhooks']}")
+        wait_for("the limits", lambda: "held" in self.find("#queue-limits").text)
+        self.shot("queue-limits")
+        self.open(f"#/jobs/{report}")
+        wait_for("its dependencies", lambda: len(self.finds("#waits-for tr[data-dependency]")) == 3
+                 and self.finds("#needed-by tr[data-dependency]"))
+        # The whole page, both lists: as tall as it is.
+        height, chrome = self.browser.execute_script(
+            "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight]")
+        self.browser.set_window_size(1360, max(1000, height + chrome))
+        self.shot("job-dependencies")
+        self.browser.set_window_size(1360, 1000)
         failed = psql("SELECT id FROM taskq.jobs WHERE queue_name = :'v1' AND status = 'failed' LIMIT 1",
                       queues["emails"])[0]
         self.open(f"#/jobs/{failed}")

@@ -19,6 +19,9 @@ std::string HttpAnswer::error_code() const {
 }
 
 WebProcess::WebProcess(bool with_tokens, std::vector<std::string> extra) {
+  // taskq-web refuses a database without the extension: a test that runs
+  // first in a fresh environment must not depend on others having made it.
+  db();
   port_ = free_tcp_port();
   std::vector<std::string> args{"--database", env("TASKQ_TEST_DATABASE_URL"), "--listen",
                                 "127.0.0.1:" + std::to_string(port_)};

@@ -11,11 +11,13 @@ namespace {
 
 using nlohmann::json;
 
-// The contract columns of taskq.jobs, as the JSON fields of a job.
-const std::set<std::string> kJobFields = {"id",       "queue_name", "task",         "payload",      "status",
-                                          "priority", "attempts",   "max_attempts", "run_at",       "lease_expires_at",
-                                          "worker",   "result",     "last_error",   "callback_url", "unique_key",
-                                          "headers",  "created_at", "started_at",   "finished_at",  "updated_at"};
+// The columns of taskq.jobs that applications read, as the JSON fields of a
+// job: the contract's, and concurrency_key (flow control).
+const std::set<std::string> kJobFields = {
+    "id",          "queue_name",   "task",           "payload",          "status",     "priority",
+    "attempts",    "max_attempts", "run_at",         "lease_expires_at", "worker",     "result",
+    "last_error",  "callback_url", "unique_key",     "headers",          "created_at", "started_at",
+    "finished_at", "updated_at",   "concurrency_key"};
 
 std::set<std::string> keys(const json& j) {
   std::set<std::string> out;

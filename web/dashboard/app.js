@@ -17,7 +17,8 @@
 (() => {
   const REFRESH_MS = 2000;  // at most every 2 s, only while the tab is visible
   const CHART_EVERY = 5;    // the per-minute chart: every 5th refresh (10 s)
-  const STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'];
+  const STATUSES = ['waiting', 'pending', 'running', 'completed', 'failed', 'cancelled'];
+  const DEPENDENCIES_PAGE = 25;  // jobs per list on a job's page (the API pages them: a job may have 100,000)
 
   const state = {
     session: null,  // {role, csrf_token, sign_in}
@@ -133,7 +134,22 @@
     if (job.status === 'pending' && job.run_at && Date.parse(job.run_at) > Date.now() + 1000)
       return h('span', {class: 'pill scheduled' + (extra ? ' ' + extra : ''), title: 'pending, runs ' + ago(job.run_at)},
                'scheduled');
-    return pill(job.status, extra);
+    const p = pill(job.status, extra);
+    if (job.status === 'waiting') p.title = 'waits for the jobs it depends on to complete; not published yet';
+    return p;
+  }
+
+  // A queue's limits in words ("at most 50 starts per second"), [] without any.
+  function limitTexts(queue) {
+    const out = [];
+    if (queue && queue.rate_limit !== null && queue.rate_limit !== undefined) {
+      const period = parseDuration(queue.rate_period);
+      out.push('at most ' + fmtCount(queue.rate_limit) + (Number(queue.rate_limit) === 1 ? ' start' : ' starts') +
+               (period === 1 ? ' per second' : ' per ' + humanDuration(period)));
+    }
+    if (queue && queue.concurrency_limit !== null && queue.concurrency_limit !== undefined)
+      out.push('at most ' + fmtCount(queue.concurrency_limit) + ' running per concurrency key');
+    return out;
   }
 
   function jsonBlock(value, id) {
@@ -297,7 +313,8 @@
     if (!rows.length) return h('div', {class: 'empty'}, emptyText);
     return h('div', {class: 'table-wrap'},
              h('table', {},
-               h('thead', {}, h('tr', {}, headers.map((hd) => h('th', {class: hd.num ? 'num' : null}, typeof hd === 'string' ? hd : hd.label)))),
+               h('thead', {}, h('tr', {}, headers.filter((hd) => hd).map((hd) =>
+                   h('th', {class: hd.num ? 'num' : null, title: hd.title || null}, typeof hd === 'string' ? hd : hd.label)))),
                h('tbody', {}, rows)));
   }
 
@@ -318,6 +335,7 @@
       this.sub = h('span', {});
       this.count = 0;
       this.chart = null;
+      this.limited = new Set();  // queues with a rate or concurrency limit
       replace(main(),
               pageHead('Overview', {sub: this.sub}),
               this.tiles,
@@ -328,11 +346,14 @@
     },
     async refresh(gen) {
       const withChart = this.count++ % CHART_EVERY === 0;
-      const [stats, minutes] = await Promise.all([
+      // The queues' options (for their limits) change rarely: read with the chart.
+      const [stats, minutes, options] = await Promise.all([
         api('GET', '/v1/stats'),
         withChart ? api('GET', '/v1/throughput') : Promise.resolve(null),
+        withChart ? api('GET', '/v1/queues') : Promise.resolve(null),
       ]);
       if (gen !== state.generation) return;
+      if (options) this.limited = new Set(options.queues.filter((q) => limitTexts(q).length).map((q) => q.queue_name));
       const queues = stats.queues;
       const sum = (key) => queues.reduce((a, q) => a + Number(q[key] || 0), 0);
       if (minutes) {
@@ -353,13 +374,17 @@
               tile('Completed · 1 h', hour('completed'), 'completed'),
               tile('Failed · 1 h', hour('failed'), 'failed'),
               tile('Failed · kept', sum('failed'), 'failed', 'failed jobs still within their queue\'s retention'));
+      const showHeld = queues.some((q) => this.limited.has(q.queue_name));
       const rows = queues.map((q) => {
         const base = '/queues/' + encodeURIComponent(q.queue_name);
         const age = parseDuration(q.oldest_pending_age);
         return h('tr', {'data-queue': q.queue_name},
                  h('td', {}, queueLink(q.queue_name, h('strong', {}, q.queue_name))),
                  h('td', {'data-col': 'state'}, q.paused ? pill('paused') : pill('active')),
+                 countCell('waiting', q.waiting, base + '?status=waiting'),
                  countCell('pending', q.pending, base + '?status=pending'),
+                 // Held is drawn only for queues with limits (others hold nothing).
+                 showHeld ? (this.limited.has(q.queue_name) ? countCell('held', q.held) : h('td', {'data-col': 'held'})) : null,
                  countCell('scheduled', q.scheduled),
                  countCell('running', q.running, base + '?status=running'),
                  countCell('completed', q.completed, base + '?status=completed'),
@@ -369,7 +394,10 @@
                  countCell('outbox_backlog', q.outbox_backlog),
                  canOperate() ? h('td', {class: 'num'}, pauseResumeButton(q, true)) : null);
       });
-      const headers = ['Queue', 'State', {label: 'Pending', num: true}, {label: 'Scheduled', num: true},
+      const headers = ['Queue', 'State', {label: 'Waiting', num: true, title: 'jobs whose dependencies have not all completed'},
+                       {label: 'Pending', num: true},
+                       showHeld ? {label: 'Held', num: true, title: 'pending jobs held back by the queue\'s rate or concurrency limit (counted in Pending too)'} : null,
+                       {label: 'Scheduled', num: true},
                        {label: 'Running', num: true}, {label: 'Completed', num: true}, {label: 'Failed', num: true},
                        {label: 'Cancelled', num: true}, {label: 'Oldest pending', num: true},
                        {label: 'Outbox', num: true}];
@@ -447,7 +475,9 @@
       this.pages = [];  // the `after` of each page before this one
       this.after = '';
       this.queue = null;
+      this.count = 0;
       this.badge = h('span', {});
+      this.limits = h('span', {id: 'queue-limits'});
       this.headActions = h('div', {class: 'actions'});
       this.tabs = h('div', {class: 'tabs', role: 'tablist'});
       this.list = h('div', {});
@@ -466,7 +496,8 @@
         else toast('That is not a job id (a UUID like 0190c0de-…)', true);
       });
       replace(main(),
-              pageHead(this.name, {crumbs: [link('/', 'Overview'), ' / queue'], badge: this.badge, actions: this.headActions}),
+              pageHead(this.name, {crumbs: [link('/', 'Overview'), ' / queue'], badge: this.badge, actions: this.headActions,
+                                   sub: this.limits}),
               h('section', {class: 'card'},
                 h('div', {class: 'toolbar'}, this.tabs, h('div', {class: 'filters'}, taskInput, idInput)),
                 this.list, this.pager),
@@ -487,7 +518,8 @@
       if (this.status) q.set('status', this.status);
       if (this.task) q.set('task', this.task);
       if (this.after) q.set('after', this.after);
-      const needQueue = !this.queue || this.stale;
+      // Its options (limits included) change rarely: read every 5th time.
+      const needQueue = !this.queue || this.stale || this.count++ % CHART_EVERY === 0;
       const [stats, page, queues] = await Promise.all([
         api('GET', '/v1/stats'),
         api('GET', '/v1/jobs?' + q),
@@ -521,6 +553,14 @@
             },
           }, status ? h('span', {class: 'dot ' + status}) : null, label, h('span', {class: 'n'}, fmtCount(n)));
       replace(this.tabs, tab('', 'All', total), STATUSES.map((s) => tab(s, s[0].toUpperCase() + s.slice(1), row[s])));
+      // Limits, and what they hold back now, only for a queue that has any.
+      const limits = limitTexts(this.queue);
+      replace(this.limits, limits.length
+          ? ['Limits: ' + limits.join(' · ') + ' · ',
+             h('span', {id: 'queue-held', class: Number(row.held) ? null : 'faint',
+                        title: 'pending jobs waiting for a slot of their key or for the rate (counted in Pending too)'},
+               fmtCount(row.held) + ' held')]
+          : null);
 
       const rows = page.jobs.map((j) =>
           h('tr', {'data-job': j.id},
@@ -530,6 +570,7 @@
             h('td', {class: 'num'}, j.attempts + ' / ' + j.max_attempts),
             h('td', {}, when(j.created_at)),
             h('td', {}, j.finished_at ? when(j.finished_at)
+                                      : j.status === 'waiting' ? h('span', {class: 'muted'}, 'after its dependencies')
                                       : j.status === 'pending' ? h('span', {class: 'muted'}, Date.parse(j.run_at) > Date.now() ? 'runs ' : 'due since ', when(j.run_at))
                                                                : j.started_at ? h('span', {class: 'muted'}, 'started ', when(j.started_at)) : '–'),
             h('td', {}, j.last_error ? h('span', {class: 'error-text', title: j.last_error}, j.last_error) : '')));
@@ -550,21 +591,46 @@
                                  ['Retry backoff', humanDuration(parseDuration(o.backoff_base)) + ' doubling, at most ' + humanDuration(parseDuration(o.backoff_max))],
                                  ['Delivery delay', humanDuration(parseDuration(o.delivery_delay))],
                                  ['Finished jobs kept', humanDuration(parseDuration(o.retention))],
+                                 o.rate_limit !== null ? ['Rate limit', limitTexts({rate_limit: o.rate_limit, rate_period: o.rate_period})[0]] : null,
+                                 o.concurrency_limit !== null ? ['Concurrency limit', limitTexts({concurrency_limit: o.concurrency_limit})[0]] : null,
                                  ['RabbitMQ queue', 'taskq.' + o.queue_name + ' (' + o.queue_type + ')'],
-                                 ['Created', whenLong(o.created_at)]].map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])));
+                                 ['Created', whenLong(o.created_at)]].filter((f) => f).map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])));
       }
     },
   };
 
-  // Where a job's dependencies will go once taskq has them (the workflow
-  // issue): the job's JSON gains the list of job ids it waits for, and this
-  // draws them as links with their state. Until then jobs have no such
-  // field and nothing is drawn.
-  function renderDependencies(job) {
-    if (!Array.isArray(job.depends_on) || job.depends_on.length === 0) return null;
-    return h('section', {class: 'card', id: 'dependencies'},
-             h('div', {class: 'card-head'}, h('h2', {}, 'Depends on')),
-             h('ul', {}, job.depends_on.map((id) => h('li', {class: 'mono'}, jobLink(id, id)))));
+  // A job's dependencies, both ways: what it waits for and what waits for
+  // it, each a table of links with their status, in keyset pages of
+  // DEPENDENCIES_PAGE (the `after` of every earlier page kept in `pages`,
+  // as on a queue's page). Nothing is drawn for a side without any.
+  function dependencyCard(side, list, pages, onPage) {
+    if (!list || (list.jobs.length === 0 && pages.length === 0)) return null;
+    const waitsFor = side === 'depends_on';
+    const edge = (d) => {
+      if (d.cancelled_job) return h('span', {class: 'error-text'}, waitsFor ? 'cancelled this job when it ended' : 'cancelled when this job ended');
+      if (d.satisfied) return h('span', {class: 'muted'}, waitsFor ? 'completed, counted' : 'this job\'s completion counted');
+      return h('span', {class: 'muted'}, waitsFor ? 'not completed yet' : 'waits for this job');
+    };
+    const rows = list.jobs.map((d) =>
+        h('tr', {'data-dependency': d.id},
+          h('td', {class: 'mono'}, d.status === null ? h('span', {class: 'faint', title: d.id}, shortId(d.id)) : jobLink(d.id)),
+          h('td', {}, d.queue_name === null ? h('span', {class: 'faint'}, '–') : queueLink(d.queue_name)),
+          h('td', {}, d.task === null ? h('span', {class: 'faint'}, '–') : d.task),
+          h('td', {}, d.status === null ? h('span', {class: 'faint', title: 'deleted by purge_finished'}, 'purged') : pill(d.status)),
+          h('td', {}, edge(d))));
+    const pager = list.next_after || pages.length
+        ? h('div', {class: 'pager'},
+            h('span', {}, 'Page ' + (pages.length + 1) + ' · ' + DEPENDENCIES_PAGE + ' a page, by job id'),
+            h('span', {class: 'actions'},
+              h('button', {class: 'button small', type: 'button', disabled: pages.length === 0, onclick: () => onPage(-1)}, '← Previous'),
+              h('button', {class: 'button small', type: 'button', disabled: !list.next_after, onclick: () => onPage(1)}, 'Next →')))
+        : null;
+    const n = list.jobs.length;
+    const count = pager ? '' : n + (n === 1 ? ' job' : ' jobs');
+    return h('section', {class: 'card', id: waitsFor ? 'waits-for' : 'needed-by'},
+             h('div', {class: 'card-head'}, h('h2', {}, waitsFor ? 'Waits for' : 'Needed by'), h('span', {class: 'muted'}, count)),
+             table(['Job', 'Queue', 'Task', 'Status', 'Dependency'], rows, 'None on this page.'),
+             pager);
   }
 
   // A job: everything that happened to it.
@@ -572,16 +638,28 @@
     nav: 'overview',
     mount(params) {
       this.id = params[0];
+      // Per side: the `after` of each earlier page and of this one.
+      this.deps = {depends_on: {pages: [], after: ''}, dependents: {pages: [], after: ''}};
       replace(main(), h('p', {class: 'muted loading'}, 'Loading job…'));
     },
     async refresh(gen) {
       let job;
       let callbacks;
+      let deps;
+      const base = '/v1/jobs/' + encodeURIComponent(this.id);
+      // Both lists in one request while both are on their first page.
+      const paged = Object.values(this.deps).some((d) => d.after);
+      const depsOf = (side) => api('GET', base + '/dependencies?' +
+                                   new URLSearchParams(Object.assign({side, limit: DEPENDENCIES_PAGE},
+                                                                     this.deps[side].after ? {after: this.deps[side].after} : {})));
       try {
-        [job, callbacks] = await Promise.all([
-          api('GET', '/v1/jobs/' + encodeURIComponent(this.id)),
-          api('GET', '/v1/jobs/' + encodeURIComponent(this.id) + '/callbacks'),
+        let sides;
+        [job, callbacks, ...sides] = await Promise.all([
+          api('GET', base),
+          api('GET', base + '/callbacks'),
+          ...(paged ? [depsOf('depends_on'), depsOf('dependents')] : [api('GET', base + '/dependencies?limit=' + DEPENDENCIES_PAGE)]),
         ]);
+        deps = Object.assign({}, ...sides);
       } catch (e) {
         if (!(e instanceof ApiError) || (e.status !== 404 && e.status !== 422)) throw e;
         if (gen === state.generation)
@@ -599,11 +677,12 @@
           call: () => api('POST', '/v1/jobs/' + encodeURIComponent(job.id) + '/retry'),
           done: 'Job retried: pending again',
         }));
-      if (canOperate() && (job.status === 'pending' || job.status === 'running'))
+      if (canOperate() && ['waiting', 'pending', 'running'].includes(job.status))
         actions.push(actionButton('cancel', 'Cancel', {
           title: 'Cancel this job?',
-          text: job.status === 'running' ? 'Its worker is asked to stop it; it ends cancelled.'
-                                         : 'It will not run. You can retry it later.',
+          text: (job.status === 'running' ? 'Its worker is asked to stop it; it ends cancelled.'
+                                          : 'It will not run. You can retry it later.') +
+                (deps.dependents.jobs.length ? ' The jobs waiting for it are cancelled too.' : ''),
           verb: 'Cancel job',
           danger: true,
           call: () => api('POST', '/v1/jobs/' + encodeURIComponent(job.id) + '/cancel'),
@@ -612,7 +691,11 @@
 
       const fact = (k, v) => [h('dt', {}, k), h('dd', {}, v === null || v === undefined || v === '' ? h('span', {class: 'faint'}, '–') : v)];
       const timeline = h('dl', {class: 'facts'},
-                         fact('Created', whenLong(job.created_at)), fact('Runs at', whenLong(job.run_at)),
+                         fact('Created', whenLong(job.created_at)),
+                         // A waiting job's run_at is a lower bound: it runs once released.
+                         fact('Runs at', job.status !== 'waiting' ? whenLong(job.run_at)
+                                         : h('span', {class: 'muted'}, 'after its dependencies',
+                                             Date.parse(job.run_at) > Date.now() ? [', not before ', when(job.run_at)] : null)),
                          fact('Started', whenLong(job.started_at)),
                          job.status === 'running' ? fact('Lease ends', whenLong(job.lease_expires_at)) : null,
                          fact('Finished', whenLong(job.finished_at)), fact('Last change', whenLong(job.updated_at)));
@@ -621,6 +704,7 @@
                         fact('Attempts', job.attempts + ' of ' + job.max_attempts), fact('Priority', job.priority),
                         fact('Worker', job.worker ? h('span', {class: 'mono'}, job.worker) : null),
                         fact('Unique key', job.unique_key ? h('span', {class: 'mono'}, job.unique_key) : null),
+                        job.concurrency_key !== null ? fact('Concurrency key', h('span', {class: 'mono'}, job.concurrency_key)) : null,
                         fact('Callback URL', job.callback_url ? h('span', {class: 'mono'}, job.callback_url) : null));
       const card = (title, body, attrs) => h('section', Object.assign({class: 'card'}, attrs || {}),
                                              h('div', {class: 'card-head'}, h('h2', {}, title)), body);
@@ -633,6 +717,16 @@
             h('td', {}, c.state === 'delivered' ? when(c.delivered_at) : c.state === 'pending' ? h('span', {class: 'muted'}, 'next ', when(c.next_attempt_at)) : '–'),
             h('td', {}, c.last_error ? h('span', {class: 'error-text', title: c.last_error}, c.last_error) : '')));
 
+      const turn = (side) => (step) => {
+        const d = this.deps[side];
+        if (step > 0) {
+          d.pages.push(d.after);
+          d.after = deps[side].next_after;
+        } else {
+          d.after = d.pages.pop() || '';
+        }
+        refreshNow();
+      };
       replace(main(),
               pageHead(job.task || 'Job', {
                 crumbs: [link('/', 'Overview'), ' / ', queueLink(job.queue_name), ' / job'],
@@ -640,9 +734,14 @@
                 sub: h('span', {class: 'mono', id: 'job-id'}, job.id),
                 actions,
               }),
+              job.status === 'waiting'
+                  ? h('p', {class: 'notice', id: 'waiting-notice'}, h('strong', {}, 'Waiting for its dependencies. '),
+                      'It is published once every job it waits for has completed; if one fails or is cancelled, this job is cancelled.')
+                  : null,
               job.last_error ? card('Last error', h('pre', {class: 'error-block', id: 'last-error'}, job.last_error), {class: 'card attention'}) : null,
               h('div', {class: 'grid-2 stack'}, card('Timeline', timeline), card('Details', details)),
-              renderDependencies(job),
+              dependencyCard('depends_on', deps.depends_on, this.deps.depends_on.pages, turn('depends_on')),
+              dependencyCard('dependents', deps.dependents, this.deps.dependents.pages, turn('dependents')),
               card('Payload', jsonBlock(job.payload, 'payload')),
               h('div', {class: 'grid-2 stack'},
                 card('Result', job.result === null ? h('div', {class: 'empty'}, finished ? 'No result.' : 'Not finished yet.') : jsonBlock(job.result, 'result')),

@@ -1,8 +1,10 @@
 // Routes about jobs: enqueue, read one, list (newest first, keyset pages),
-// retry, cancel. Each is one SQL API call; a job is always rendered as the
-// contract columns of its taskq.jobs row, JSON field names = column names.
+// its callbacks and dependencies, retry, cancel. Each is one SQL API call
+// or one read; a job is always rendered as the contract columns of its
+// taskq.jobs row, JSON field names = column names.
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
 
 #include <nlohmann/json.hpp>
 
@@ -13,14 +15,14 @@
 namespace taskq::web {
 namespace {
 
-// The contract columns of taskq.jobs (docs/sql-api.md); internal columns
-// stay inside the database. (A job's dependencies, once taskq has them, are
-// one more column here and one more section of the dashboard's job page:
-// see renderDependencies in web/dashboard/app.js.)
+// The columns of taskq.jobs that applications read (docs/sql-api.md);
+// internal ones (flow_state, dependencies_left, ...) stay inside the
+// database. A job's dependencies are not a column: a job may have 100,000,
+// so they have a route of their own with keyset pages (dependencies below).
 constexpr const char* kJobColumns =
     "j.id, j.queue_name, j.task, j.payload, j.status, j.priority, j.attempts, j.max_attempts, j.run_at, "
     "j.lease_expires_at, j.worker, j.result, j.last_error, j.callback_url, j.unique_key, j.headers, "
-    "j.created_at, j.started_at, j.finished_at, j.updated_at";
+    "j.created_at, j.started_at, j.finished_at, j.updated_at, j.concurrency_key";
 
 // One job as JSON from a row source such as "taskq.cancel($1::uuid)".
 std::string job_json_from(const std::string& source) {
@@ -43,6 +45,12 @@ const std::vector<Field>& enqueue_fields() {
       {"unique_key", FieldType::kString, "text",
        "while an unfinished job of the queue has this key, that job is returned and nothing is created"},
       {"headers", FieldType::kJson, "jsonb", "a JSON object of string values, passed to the handler"},
+      {"depends_on", FieldType::kStringArray, "uuid[]",
+       "ids of jobs that must complete first: until they have, the job is waiting (unknown id: 404; one that "
+       "failed or was cancelled: 409)",
+       "uuid"},
+      {"concurrency_key", FieldType::kString, "text",
+       "what the queue's concurrency_limit counts by: at most that many running jobs per key (1 to 255 bytes)"},
   };
   return fields;
 }
@@ -183,6 +191,65 @@ Reply callbacks(Services* s, const RouteRequest& req) {
   return {200, "{\"callbacks\":" + std::string(PQgetvalue(r.get(), 0, 1)) + "}\n"};
 }
 
+// One page of a job's dependency edges, one side of them: the jobs it waits
+// for (edges whose job_id is the job, along the primary key) or those that
+// wait for it (along job_dependencies_dependents). Ordered by the other
+// job's id, so `after` continues a page by an index range; a dependency
+// purged since has no row any more (queue_name, task and status null).
+constexpr const char* kDependenciesSql =
+    "SELECT 0, EXISTS (SELECT FROM taskq.jobs j WHERE j.id = $1::uuid)::text, NULL::uuid "
+    "UNION ALL (SELECT 1, pg_catalog.to_json(d)::text, d.id FROM ("
+    "SELECT e.depends_on_job_id AS id, j.queue_name, j.task, j.status, e.satisfied, e.cancelled_job "
+    "FROM taskq.job_dependencies e LEFT JOIN taskq.jobs j ON j.id = e.depends_on_job_id "
+    "WHERE e.job_id = $1::uuid AND ($3::uuid IS NULL OR e.depends_on_job_id > $3::uuid) "
+    "ORDER BY e.depends_on_job_id LIMIT $2::int) d) "
+    "UNION ALL (SELECT 2, pg_catalog.to_json(d)::text, d.id FROM ("
+    "SELECT e.job_id AS id, j.queue_name, j.task, j.status, e.satisfied, e.cancelled_job "
+    "FROM taskq.job_dependencies e LEFT JOIN taskq.jobs j ON j.id = e.job_id "
+    "WHERE e.depends_on_job_id = $1::uuid AND ($5::uuid IS NULL OR e.job_id > $5::uuid) "
+    "ORDER BY e.job_id LIMIT $4::int) d) "
+    "ORDER BY 1, 3";
+
+Reply dependencies(Services* s, const RouteRequest& req) {
+  check_query(req.http.params, {"side", "limit", "after"});
+  auto given = [&](const char* name) {
+    const auto it = req.http.params.find(name);
+    return it == req.http.params.end() || it->second.empty() ? Param() : Param(it->second);
+  };
+  const Param side = given("side"), limit_text = given("limit"), after = given("after");
+  if (side && *side != "depends_on" && *side != "dependents")
+    throw bad_request("invalid_parameter", "side must be depends_on or dependents");
+  if (after && !side) throw bad_request("invalid_parameter", "after needs side (the list it continues)");
+  const int limit = limit_text ? parse_limit(*limit_text) : kDefaultLimit;
+  const bool want[3] = {true, !side || *side == "depends_on", !side || *side == "dependents"};
+  const std::string fetch = std::to_string(limit + 1);  // one more: is there a next page
+  const std::string& id = req.path.at("id");
+  auto db = s->pool->acquire();
+  PgResult r = db->run(kDependenciesSql, {id, want[1] ? fetch : "0", want[1] ? after : Param(), want[2] ? fetch : "0",
+                                          want[2] ? after : Param()});
+  if (std::string(PQgetvalue(r.get(), 0, 1)) != "true") throw ApiError(404, "42704", "job " + id + " does not exist");
+  std::string body = "{";
+  for (int part : {1, 2}) {
+    if (!want[part]) continue;
+    std::string jobs, last;
+    int n = 0;
+    bool more = false;
+    for (int row = 1; row < PQntuples(r.get()); ++row) {
+      if (std::atoi(PQgetvalue(r.get(), row, 0)) != part) continue;
+      if (n == limit) {
+        more = true;
+        break;
+      }
+      jobs += (n++ ? "," : "") + std::string(PQgetvalue(r.get(), row, 1));
+      last = PQgetvalue(r.get(), row, 2);
+    }
+    if (body.size() > 1) body += ",";
+    body += std::string("\"") + (part == 1 ? "depends_on" : "dependents") + "\":{\"jobs\":[" + jobs +
+            "],\"next_after\":" + (more ? "\"" + last + "\"" : "null") + "}";
+  }
+  return {200, body + "}\n"};
+}
+
 Reply retry(Services* s, const RouteRequest& req) {
   std::vector<Argument> args{{"job_id", "uuid", req.path.at("id")}};
   for (Argument& a : parse_body(req.http.body, retry_fields())) args.push_back(std::move(a));
@@ -231,7 +298,7 @@ std::vector<Route> job_routes(Services* s) {
        {"List jobs, newest first",
         "Keyset pages: pass the previous page's next_after as after. Jobs enqueued meanwhile never shift a page.",
         {{"queue", "string", "only jobs of this queue"},
-         {"status", "string", "only jobs in this status (pending, running, completed, failed, cancelled)"},
+         {"status", "string", "only jobs in this status (waiting, pending, running, completed, failed, cancelled)"},
          {"task", "string", "only jobs of this task"},
          {"limit", "integer", "jobs per page, 1 to 1000 (default 50)"},
          {"after", "string", "the next_after of the previous page: only jobs older than that one", "uuid"}},
@@ -253,6 +320,23 @@ std::vector<Route> job_routes(Services* s) {
         "CallbackList",
         {400, 404, 422}},
        with_services(s, callbacks)},
+      {"GET",
+       "/v1/jobs/{id}/dependencies",
+       "listJobDependencies",
+       Role::kRead,
+       {"A job's dependencies",
+        "Its edges in taskq.job_dependencies, both ways: depends_on, the jobs it waits for, and dependents, the "
+        "jobs that wait for it; each job with its queue, task and status (null once purged) and the edge's "
+        "satisfied and cancelled_job. Each list is ordered by job id in keyset pages of at most limit jobs: to "
+        "go on, pass side and that list's next_after as after.",
+        {{"side", "string", "only this list: depends_on or dependents (default both)"},
+         {"limit", "integer", "jobs per list, 1 to 1000 (default 50)"},
+         {"after", "string", "with side: that list's next_after of the previous page", "uuid"}},
+        {},
+        200,
+        "DependencyList",
+        {400, 404, 422}},
+       with_services(s, dependencies)},
       {"POST",
        "/v1/jobs/{id}/retry",
        "retryJob",

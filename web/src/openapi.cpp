@@ -54,8 +54,11 @@ J schemas() {
       {"started_at", nullable("string", "date-time")},
       {"finished_at", nullable("string", "date-time")},
       {"updated_at", typed("string", "date-time")},
+      {"concurrency_key", nullable("string")},
   });
-  job["description"] = "a row of taskq.jobs (its contract columns); payload, result and headers are any JSON";
+  job["description"] =
+      "a row of taskq.jobs (the columns applications read); payload, result and headers are any JSON; status is "
+      "waiting, pending, running, completed, failed or cancelled";
   J queue = object_of({
       {"queue_name", typed("string")},
       {"max_attempts", typed("integer")},
@@ -68,8 +71,11 @@ J schemas() {
       {"paused", typed("boolean")},
       {"created_at", typed("string", "date-time")},
       {"updated_at", typed("string", "date-time")},
+      {"rate_limit", nullable("integer")},
+      {"rate_period", typed("string", "duration")},
+      {"concurrency_limit", nullable("integer")},
   });
-  queue["description"] = "a row of taskq.queues; intervals as ISO 8601 durations";
+  queue["description"] = "a row of taskq.queues; intervals as ISO 8601 durations; a null limit: none";
   J stats = object_of({
       {"queue_name", typed("string")},
       {"paused", typed("boolean")},
@@ -82,8 +88,10 @@ J schemas() {
       {"scheduled", typed("integer")},
       {"oldest_pending_age", nullable("string", "duration")},
       {"outbox_backlog", typed("integer")},
+      {"held", typed("integer")},
   });
-  stats["description"] = "a row of the view taskq.queue_stats";
+  stats["description"] =
+      "a row of the view taskq.queue_stats; held: pending jobs held back by a flow limit (counted in pending too)";
   J schedule = object_of({
       {"schedule_name", typed("string")},
       {"cron", typed("string")},
@@ -154,6 +162,25 @@ J schemas() {
       {"delivered_at", nullable("string", "date-time")},
   });
   callback["description"] = "a row of taskq.callbacks without its body: one POST to the job's callback_url";
+  J dependency = object_of({
+      {"id", typed("string", "uuid")},
+      {"queue_name", nullable("string")},
+      {"task", nullable("string")},
+      {"status", nullable("string")},
+      {"satisfied", typed("boolean")},
+      {"cancelled_job", typed("boolean")},
+  });
+  dependency["description"] =
+      "one edge of taskq.job_dependencies and the job at its other end (queue_name and status null: purged); "
+      "satisfied: the dependency completed and counted; cancelled_job: its failure or cancel cancelled the job "
+      "waiting for it";
+  const J dependency_page =
+      object_of({{"jobs", {{"type", "array"}, {"items", dependency}}}, {"next_after", nullable("string", "uuid")}});
+  J dependency_list = {{"type", "object"},
+                       {"properties", {{"depends_on", dependency_page}, {"dependents", dependency_page}}}};
+  dependency_list["description"] =
+      "depends_on: the jobs this one waits for; dependents: the jobs that wait for it (only the one asked for "
+      "with side)";
   J error =
       object_of({{"error",
                   {{"type", "object"},
@@ -176,6 +203,7 @@ J schemas() {
       {"WorkerList", object_of({{"workers", {{"type", "array"}, {"items", worker}}}})},
       {"Throughput", object_of({{"minutes", {{"type", "array"}, {"items", minute}}}})},
       {"CallbackList", object_of({{"callbacks", {{"type", "array"}, {"items", callback}}}})},
+      {"DependencyList", dependency_list},
       {"Health", object_of({{"status", typed("string")}, {"database", typed("string")}})},
       {"Error", error},
   };

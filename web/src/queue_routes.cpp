@@ -18,8 +18,18 @@ std::vector<Field> queue_option_fields() {
       {"retention", FieldType::kString, "interval", "how long finished jobs are kept", "duration"},
       {"delivery_delay", FieldType::kString, "interval", "added to every job's run_at", "duration"},
       {"queue_type", FieldType::kString, "text", "classic or quorum (RabbitMQ queue type; cannot be changed)"},
+      {"rate_limit", FieldType::kInteger, "int",
+       "at most this many jobs of the queue start in any window of rate_period, 1 to 1,000,000"},
+      {"rate_period", FieldType::kString, "interval", "the window of rate_limit, 1 millisecond to 1 day", "duration"},
+      {"concurrency_limit", FieldType::kInteger, "int",
+       "at most this many running jobs per concurrency_key, 1 to 100,000 (jobs without a key are not limited)"},
   };
 }
+
+// The options whose NULL means "no limit": PATCH takes a JSON null for them
+// as "remove it" (taskq.remove_queue_limit), as a JSON merge patch would,
+// since taskq.alter_queue reads a NULL as "unchanged".
+bool is_limit(const std::string& name) { return name == "rate_limit" || name == "concurrency_limit"; }
 
 const std::vector<Field>& create_fields() {
   static const std::vector<Field> fields = [] {
@@ -37,7 +47,9 @@ const std::vector<Field>& create_fields() {
 const std::vector<Field>& alter_fields() {
   static const std::vector<Field> fields = [] {
     std::vector<Field> f = queue_option_fields();
-    for (Field& o : f) o.description += " (left out or null: unchanged)";
+    for (Field& o : f)
+      o.description +=
+          is_limit(o.name) ? " (left out: unchanged; null: no limit any more)" : " (left out or null: unchanged)";
     return f;
   }();
   return fields;
@@ -63,9 +75,23 @@ Reply create_queue(Services* s, const RouteRequest& req) {
 
 Reply alter_queue(Services* s, const RouteRequest& req) {
   std::vector<Argument> args{{"queue_name", "text", req.path.at("queue")}};
-  for (Argument& a : parse_body(req.http.body, alter_fields())) args.push_back(std::move(a));
+  std::vector<std::string> removed;
+  for (Argument& a : parse_body(req.http.body, alter_fields())) {
+    if (is_limit(a.name) && !a.value)
+      removed.push_back(a.name);
+    else
+      args.push_back(std::move(a));
+  }
+  // One statement, one transaction: alter_queue, then each removal on the
+  // row it returned (LATERAL orders the calls; each sees the one before),
+  // the last row being the answer. Limit names are constants of this file.
+  std::string source = sql_call("taskq.alter_queue", args) + " q0";
+  for (std::size_t i = 0; i < removed.size(); ++i)
+    source += " CROSS JOIN LATERAL taskq.remove_queue_limit(queue_name => q" + std::to_string(i) +
+              ".queue_name, limit_name => '" + removed[i] + "') q" + std::to_string(i + 1);
+  const std::string last = "q" + std::to_string(removed.size());
   auto db = s->pool->acquire();
-  PgResult r = db->run(queue_json_from(sql_call("taskq.alter_queue", args)), param_values(args));
+  PgResult r = db->run("SELECT pg_catalog.to_json(" + last + ")::text FROM " + source, param_values(args));
   return {200, only_row(r.get(), "queue \"" + req.path.at("queue") + "\" does not exist")};
 }
 
@@ -127,7 +153,8 @@ std::vector<Route> queue_routes(Services* s) {
        "alterQueue",
        Role::kAdmin,
        {"Change a queue's options",
-        "Calls taskq.alter_queue().",
+        "Calls taskq.alter_queue(): fields left out or null stay as they are, except rate_limit and "
+        "concurrency_limit, whose null removes the limit (taskq.remove_queue_limit(), in the same transaction).",
         {},
         alter_fields(),
         200,

@@ -1,6 +1,7 @@
 // Request parsing; see request_input.hpp.
 #include "request_input.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "api_error.hpp"
@@ -81,8 +82,26 @@ const char* type_name(FieldType type) {
       return "true or false";
     case FieldType::kJson:
       return "any JSON value";
+    case FieldType::kStringArray:
+      return "an array of strings";
   }
   return "?";
+}
+
+// {"a","b"}: the array literal PostgreSQL reads, every element double-quoted
+// with its backslashes and quotes escaped.
+std::string array_literal(const json& strings) {
+  std::string out = "{";
+  for (const json& element : strings) {
+    if (out.size() > 1) out += ',';
+    out += '"';
+    for (const char c : element.get_ref<const std::string&>()) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
 }
 
 }  // namespace
@@ -129,7 +148,9 @@ std::vector<Argument> parse_body(const std::string& body, const std::vector<Fiel
     }
     const bool fits = (f.type == FieldType::kString && v.is_string()) ||
                       (f.type == FieldType::kInteger && v.is_number_integer()) ||
-                      (f.type == FieldType::kBoolean && v.is_boolean()) || f.type == FieldType::kJson;
+                      (f.type == FieldType::kBoolean && v.is_boolean()) || f.type == FieldType::kJson ||
+                      (f.type == FieldType::kStringArray && v.is_array() &&
+                       std::all_of(v.begin(), v.end(), [](const json& element) { return element.is_string(); }));
     if (!fits) throw bad_request("wrong_type", "field \"" + f.name + "\" must be " + type_name(f.type));
     switch (f.type) {
       case FieldType::kString:
@@ -144,6 +165,10 @@ std::vector<Argument> parse_body(const std::string& body, const std::vector<Fiel
         if (v.is_null()) break;  // JSON null: SQL NULL, and the SQL API says what it thinks of that
         if (raw.empty()) raw = raw_members(body);
         arg.value = raw[f.name];
+        break;
+      case FieldType::kStringArray:
+        for (const json& element : v) check_text(f.name, element.get<std::string>());
+        arg.value = array_literal(v);
         break;
     }
     args.push_back(std::move(arg));
@@ -200,8 +225,13 @@ nlohmann::ordered_json body_schema(const std::vector<Field>& fields) {
         break;
       case FieldType::kJson:
         break;  // any JSON value
+      case FieldType::kStringArray:
+        p["type"] = {"array", "null"};
+        p["items"] = {{"type", "string"}};
+        if (!f.format.empty()) p["items"]["format"] = f.format;
+        break;
     }
-    if (!f.format.empty()) p["format"] = f.format;
+    if (!f.format.empty() && f.type != FieldType::kStringArray) p["format"] = f.format;
     p["description"] = f.description;
     properties[f.name] = p;
     if (f.required) required.push_back(f.name);

@@ -18,6 +18,9 @@ enum class FieldType {
   kInteger,  // JSON integer
   kBoolean,  // JSON true/false
   kJson,     // any JSON value, passed on byte for byte (numbers keep every digit)
+  // JSON array of strings -> a PostgreSQL array literal (then cast to
+  // sql_type, "uuid[]"): each element quoted, so none can reach beyond it.
+  kStringArray,
 };
 
 struct Field {
@@ -25,7 +28,7 @@ struct Field {
   FieldType type;
   std::string sql_type;  // the cast applied to the parameter: "text", "interval", "jsonb", ...
   std::string description;
-  std::string format = "";  // OpenAPI format hint ("date-time", "uuid", "duration", "uri")
+  std::string format = "";  // OpenAPI format hint ("date-time", "uuid", "duration", "uri"); of the items for arrays
   bool required = false;
 };
 
