@@ -33,9 +33,7 @@ static int my_publisher_slot = -1;
 // spinlock held.
 static Latch* publisher_latch_locked(bool raise_schedules_changed, bool raise_flow_changed) {
   if (my_publisher_slot < 0 || taskq_shared->slots[my_publisher_slot].database != MyDatabaseId) {
-    my_publisher_slot = -1;
-    for (int i = 0; i < kTaskqMaxPublishers && my_publisher_slot < 0; i++)
-      if (taskq_shared->slots[i].database == MyDatabaseId) my_publisher_slot = i;
+    my_publisher_slot = taskq_slot_of_database_locked(MyDatabaseId);
     if (my_publisher_slot < 0) return nullptr;  // no publisher serves this database (yet)
   }
   TaskqPublisherSlot& slot = taskq_shared->slots[my_publisher_slot];

@@ -32,14 +32,11 @@ extern "C" Datum taskq_publisher_status(PG_FUNCTION_ARGS) {
   if (taskq_shared == nullptr) {
     strlcpy(status.state, "not preloaded (add taskq to shared_preload_libraries)", sizeof(status.state));
   } else {
-    bool found = false;
     SpinLockAcquire(&taskq_shared->mutex);
-    for (int i = 0; i < kTaskqMaxPublishers && !found; i++) {
-      if (taskq_shared->slots[i].database != MyDatabaseId) continue;
-      status = taskq_shared->slots[i].status;
-      found = true;
-    }
+    const int slot = taskq_slot_of_database_locked(MyDatabaseId);
+    if (slot >= 0) status = taskq_shared->slots[slot].status;
     SpinLockRelease(&taskq_shared->mutex);
+    const bool found = slot >= 0;
     if (!found) strlcpy(status.state, "not running (is this database in taskq.database?)", sizeof(status.state));
   }
 

@@ -34,11 +34,8 @@ void taskq_request_shared_memory(void) {
   shmem_startup_hook = taskq_shmem_startup;
 }
 
-int taskq_slot_of_my_database(void) {
-  int found = -1;
-  SpinLockAcquire(&taskq_shared->mutex);
-  for (int i = 0; i < kTaskqMaxPublishers && found < 0; i++)
-    if (taskq_shared->slots[i].database == MyDatabaseId) found = i;
-  SpinLockRelease(&taskq_shared->mutex);
-  return found;
+int taskq_slot_of_database_locked(Oid db) {
+  for (int i = 0; i < kTaskqMaxPublishers; i++)
+    if (taskq_shared->slots[i].database == db) return i;
+  return -1;
 }

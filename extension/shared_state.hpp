@@ -48,6 +48,7 @@ extern "C" TaskqSharedState* taskq_shared;
 
 void taskq_request_shared_memory(void);
 
-// The slot of the publisher serving the current database, or -1. Takes
-// the spinlock; call it with taskq_shared set.
-int taskq_slot_of_my_database(void);
+// The slot of the publisher serving database `db`, or -1. Call it with
+// taskq_shared set and its spinlock held (slots are claimed and given up
+// under it).
+int taskq_slot_of_database_locked(Oid db);
