@@ -187,21 +187,48 @@ extern "C" void taskq_pub_close(taskq_publisher* pub) noexcept {
 
 extern "C" int taskq_pub_socket(const taskq_publisher* pub) noexcept { return pub->publisher.socket_fd(); }
 
+namespace {
+
+taskq::JobMessage job_message_of(const taskq_outbox_message* msg) {
+  taskq::JobMessage message;
+  message.job_id = msg->job_id;
+  message.queue_name = msg->queue_name;
+  message.has_task = msg->task != nullptr;
+  if (msg->task != nullptr) message.task = msg->task;
+  message.priority = msg->priority;
+  message.attempt = msg->attempt;
+  message.enqueued_at = msg->enqueued_at;
+  if (msg->headers_json != nullptr) message.headers = taskq::parse_flat_string_object(msg->headers_json);
+  message.body = msg->body;
+  return message;
+}
+
+}  // namespace
+
 extern "C" int taskq_pub_publish(taskq_publisher* pub, const taskq_outbox_message* msg, char* err,
                                  size_t errlen) noexcept {
   return guarded_publisher(err, errlen, [&] {
-    taskq::JobMessage message;
-    message.job_id = msg->job_id;
-    message.queue_name = msg->queue_name;
-    message.has_task = msg->task != nullptr;
-    if (msg->task != nullptr) message.task = msg->task;
-    message.priority = msg->priority;
-    message.attempt = msg->attempt;
-    message.enqueued_at = msg->enqueued_at;
-    if (msg->headers_json != nullptr) message.headers = taskq::parse_flat_string_object(msg->headers_json);
-    message.body = msg->body;
+    const taskq::JobMessage message = job_message_of(msg);
     pub->publisher.ensure_queue(message.queue_name, msg->queue_type);
     pub->publisher.publish(msg->outbox_id, message);
+  });
+}
+
+extern "C" int taskq_pub_publish_packed(taskq_publisher* pub, const taskq_outbox_message* const* msgs, int count,
+                                        char* err, size_t errlen) noexcept {
+  return guarded_publisher(err, errlen, [&] {
+    std::vector<taskq::JobMessage> parts;
+    parts.reserve(static_cast<std::size_t>(count));
+    std::vector<const taskq::JobMessage*> views;
+    std::vector<std::int64_t> ids;
+    for (int i = 0; i < count; i++) {
+      parts.push_back(job_message_of(msgs[i]));
+      ids.push_back(msgs[i]->outbox_id);
+    }
+    for (const auto& part : parts) views.push_back(&part);
+    const taskq::JobMessage message = taskq::pack_job_messages(views);
+    pub->publisher.ensure_queue(message.queue_name, msgs[0]->queue_type);
+    pub->publisher.publish(std::move(ids), message);
   });
 }
 

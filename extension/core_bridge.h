@@ -101,6 +101,11 @@ int taskq_pub_password_file_changed(const taskq_publisher* pub, char* err, size_
 void taskq_pub_close(taskq_publisher* pub) noexcept;
 int taskq_pub_socket(const taskq_publisher* pub) noexcept;
 int taskq_pub_publish(taskq_publisher* pub, const taskq_outbox_message* msg, char* err, size_t errlen) noexcept;
+/* One message for count (>= 1) jobs of the same queue and priority, in this
+ * order (docs/message-format.md#several-jobs-per-message); the status is
+ * that of all of them. */
+int taskq_pub_publish_packed(taskq_publisher* pub, const taskq_outbox_message* const* msgs, int count, char* err,
+                             size_t errlen) noexcept;
 /* Handles what has arrived without blocking: TASKQ_PUB_OK or _CONNECTION_LOST. */
 int taskq_pub_poll(taskq_publisher* pub, char* err, size_t errlen) noexcept;
 size_t taskq_pub_outstanding(const taskq_publisher* pub) noexcept;

@@ -4657,3 +4657,159 @@ GRANT SELECT ON taskq.queue_stats TO taskq_producer;
 -- With dependencies and flow control both here, the placeholder that
 -- refused depends_on and concurrency_key is gone.
 DROP FUNCTION taskq._reject_unfinished_options(uuid[], text);
+
+-- =========================================================================
+-- == Several jobs per message ==
+-- (00_tables, 10_validation, 20_queues, 50_outbox) The queue option
+-- jobs_per_message: the column, its check, create_queue and alter_queue
+-- with the new argument, and what the publisher asks per pass.
+
+ALTER TABLE taskq.queues ADD COLUMN jobs_per_message integer NOT NULL DEFAULT 1,
+  ADD CONSTRAINT queues_jobs_per_message CHECK (jobs_per_message BETWEEN 1 AND 100);
+
+CREATE FUNCTION taskq._check_jobs_per_message(jobs_per_message int) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF jobs_per_message NOT BETWEEN 1 AND 100 THEN
+    RAISE EXCEPTION 'jobs_per_message must be between 1 and 100, not %', jobs_per_message
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = '1 publishes one message per job; more packs up to that many jobs of the queue into one message';
+  END IF;
+END;
+$$;
+
+DROP FUNCTION taskq.create_queue(text, int, interval, interval, interval, interval, interval, text, int, interval, int);
+CREATE FUNCTION taskq.create_queue(
+  queue_name text,
+  max_attempts int DEFAULT 5,
+  lease interval DEFAULT '5 minutes',
+  backoff_base interval DEFAULT '1 second',
+  backoff_max interval DEFAULT '1 hour',
+  retention interval DEFAULT '7 days',
+  delivery_delay interval DEFAULT '0',
+  queue_type text DEFAULT 'classic',
+  rate_limit int DEFAULT NULL,
+  rate_period interval DEFAULT '1 second',
+  concurrency_limit int DEFAULT NULL,
+  jobs_per_message int DEFAULT 1
+) RETURNS taskq.queues
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  created taskq.queues;
+BEGIN
+  PERFORM taskq._check_queue_name(queue_name);
+  PERFORM taskq._require(max_attempts, 'max_attempts');
+  PERFORM taskq._require(lease, 'lease');
+  PERFORM taskq._require(backoff_base, 'backoff_base');
+  PERFORM taskq._require(backoff_max, 'backoff_max');
+  PERFORM taskq._require(retention, 'retention');
+  PERFORM taskq._require(delivery_delay, 'delivery_delay');
+  PERFORM taskq._require(queue_type, 'queue_type');
+  PERFORM taskq._check_queue_options(max_attempts, lease, backoff_base, backoff_max, retention, delivery_delay, queue_type);
+  PERFORM taskq._require(rate_period, 'rate_period');
+  PERFORM taskq._check_flow_options(rate_limit, rate_period, concurrency_limit);
+  PERFORM taskq._require(jobs_per_message, 'jobs_per_message');
+  PERFORM taskq._check_jobs_per_message(jobs_per_message);
+  IF backoff_max < backoff_base THEN
+    RAISE EXCEPTION 'backoff_max (%) must not be smaller than backoff_base (%)', backoff_max, backoff_base
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO taskq.queues AS q (queue_name, max_attempts, lease, backoff_base, backoff_max, retention, delivery_delay,
+                                 queue_type, rate_limit, rate_period, concurrency_limit, jobs_per_message)
+  VALUES (create_queue.queue_name, create_queue.max_attempts, create_queue.lease, create_queue.backoff_base,
+          create_queue.backoff_max, create_queue.retention, create_queue.delivery_delay, create_queue.queue_type,
+          create_queue.rate_limit, create_queue.rate_period, create_queue.concurrency_limit,
+          create_queue.jobs_per_message)
+  ON CONFLICT DO NOTHING
+  RETURNING q.* INTO created;
+  IF created IS NULL THEN
+    RAISE EXCEPTION 'queue "%" already exists', queue_name
+      USING ERRCODE = 'duplicate_object', HINT = 'change it with taskq.alter_queue()';
+  END IF;
+  IF rate_limit IS NOT NULL THEN
+    -- The rows the starts and the pacing lock (taskq._rate_take).
+    INSERT INTO taskq.rate_windows (queue_name, side) VALUES (create_queue.queue_name, 'start'), (create_queue.queue_name, 'publish')
+    ON CONFLICT DO NOTHING;
+  END IF;
+  RETURN created;
+END;
+$$;
+COMMENT ON FUNCTION taskq.create_queue(text, int, interval, interval, interval, interval, interval, text, int, interval, int, int) IS
+  'creates a queue; its jobs go to the RabbitMQ queue "taskq.<queue_name>" of type queue_type (classic or quorum); rate_limit: at most that many starts in any rate_period; concurrency_limit: at most that many running jobs per concurrency_key; jobs_per_message: up to that many jobs per RabbitMQ message';
+
+DROP FUNCTION taskq.alter_queue(text, int, interval, interval, interval, interval, interval, text, int, interval, int);
+CREATE FUNCTION taskq.alter_queue(
+  queue_name text,
+  max_attempts int DEFAULT NULL,
+  lease interval DEFAULT NULL,
+  backoff_base interval DEFAULT NULL,
+  backoff_max interval DEFAULT NULL,
+  retention interval DEFAULT NULL,
+  delivery_delay interval DEFAULT NULL,
+  queue_type text DEFAULT NULL,
+  rate_limit int DEFAULT NULL,
+  rate_period interval DEFAULT NULL,
+  concurrency_limit int DEFAULT NULL,
+  jobs_per_message int DEFAULT NULL
+) RETURNS taskq.queues
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  current taskq.queues;
+  changed taskq.queues;
+BEGIN
+  PERFORM taskq._check_queue_name(queue_name);
+  PERFORM taskq._check_queue_options(max_attempts, lease, backoff_base, backoff_max, retention, delivery_delay, queue_type);
+  PERFORM taskq._check_flow_options(rate_limit, rate_period, concurrency_limit);
+  PERFORM taskq._check_jobs_per_message(jobs_per_message);
+  SELECT * INTO current FROM taskq.queues q WHERE q.queue_name = alter_queue.queue_name FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM taskq._raise_unknown_queue(queue_name);
+  END IF;
+  IF queue_type IS NOT NULL AND queue_type <> current.queue_type THEN
+    -- RabbitMQ cannot change the type of an existing queue.
+    RAISE EXCEPTION 'queue_type of queue "%" cannot be changed', queue_name
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'create a new queue of the other type and move producers to it';
+  END IF;
+  IF coalesce(backoff_max, current.backoff_max) < coalesce(backoff_base, current.backoff_base) THEN
+    RAISE EXCEPTION 'backoff_max (%) must not be smaller than backoff_base (%)',
+      coalesce(backoff_max, current.backoff_max), coalesce(backoff_base, current.backoff_base)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  UPDATE taskq.queues q SET
+    max_attempts   = coalesce(alter_queue.max_attempts, q.max_attempts),
+    lease          = coalesce(alter_queue.lease, q.lease),
+    backoff_base   = coalesce(alter_queue.backoff_base, q.backoff_base),
+    backoff_max    = coalesce(alter_queue.backoff_max, q.backoff_max),
+    retention      = coalesce(alter_queue.retention, q.retention),
+    delivery_delay = coalesce(alter_queue.delivery_delay, q.delivery_delay),
+    rate_limit     = coalesce(alter_queue.rate_limit, q.rate_limit),
+    rate_period    = coalesce(alter_queue.rate_period, q.rate_period),
+    concurrency_limit = coalesce(alter_queue.concurrency_limit, q.concurrency_limit),
+    jobs_per_message = coalesce(alter_queue.jobs_per_message, q.jobs_per_message),
+    updated_at     = now()
+  WHERE q.queue_name = alter_queue.queue_name
+  RETURNING q.* INTO changed;
+  IF rate_limit IS NOT NULL OR rate_period IS NOT NULL OR concurrency_limit IS NOT NULL THEN
+    PERFORM taskq._flow_limits_changed(queue_name);
+  END IF;
+  RETURN changed;
+END;
+$$;
+COMMENT ON FUNCTION taskq.alter_queue(text, int, interval, interval, interval, interval, interval, text, int, interval, int, int) IS
+  'changes queue options; NULL leaves an option unchanged (taskq.remove_queue_limit removes a limit); applies to jobs enqueued (max_attempts), started (lease, limits) or published (jobs_per_message) from now on';
+
+CREATE FUNCTION taskq._batched_queues(OUT queue_name text, OUT jobs_per_message int) RETURNS SETOF record
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  SELECT q.queue_name, q.jobs_per_message FROM taskq.queues q WHERE q.jobs_per_message > 1;
+END;
+COMMENT ON FUNCTION taskq._batched_queues() IS
+  'internal (publisher): the queues with jobs_per_message above 1, whose jobs it packs several to a message';
+
+REVOKE ALL ON FUNCTION
+  taskq._check_jobs_per_message(int),
+  taskq.create_queue(text, int, interval, interval, interval, interval, interval, text, int, interval, int, int),
+  taskq.alter_queue(text, int, interval, interval, interval, interval, interval, text, int, interval, int, int),
+  taskq._batched_queues()
+  FROM PUBLIC;

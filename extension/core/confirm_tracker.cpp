@@ -4,11 +4,17 @@
 namespace taskq {
 
 void ConfirmTracker::published(std::uint64_t delivery_tag, std::int64_t outbox_id, const std::string& message_id) {
-  pending_[delivery_tag] = Pending{outbox_id, message_id};
+  published(delivery_tag, std::vector<std::int64_t>{outbox_id}, message_id);
+}
+
+void ConfirmTracker::published(std::uint64_t delivery_tag, std::vector<std::int64_t> outbox_ids,
+                               const std::string& message_id) {
+  outstanding_rows_ += outbox_ids.size();
+  pending_[delivery_tag] = Pending{std::move(outbox_ids), message_id};
 }
 
 void ConfirmTracker::settle(std::map<std::uint64_t, Pending>::iterator it, bool positive, const char* negative_reason) {
-  ConfirmOutcome outcome{it->second.outbox_id, positive, {}};
+  ConfirmOutcome outcome{0, positive, {}};
   auto ret = returned_.find(it->second.message_id);
   const bool was_returned = ret != returned_.end();
   if (was_returned) {
@@ -20,7 +26,11 @@ void ConfirmTracker::settle(std::map<std::uint64_t, Pending>::iterator it, bool 
     outcome.reason = negative_reason;
   }
   nacks_in_a_row_ = positive ? 0 : nacks_in_a_row_ + (was_returned ? 0 : 1);
-  resolved_.push_back(std::move(outcome));
+  for (const std::int64_t id : it->second.outbox_ids) {
+    outcome.outbox_id = id;
+    resolved_.push_back(outcome);
+  }
+  outstanding_rows_ -= it->second.outbox_ids.size();
   pending_.erase(it);
 }
 
@@ -45,8 +55,10 @@ void ConfirmTracker::returned(const std::string& message_id, const std::string& 
 }
 
 void ConfirmTracker::fail_all(const std::string& reason) {
-  for (auto& [tag, pending] : pending_) resolved_.push_back(ConfirmOutcome{pending.outbox_id, false, reason});
+  for (auto& [tag, pending] : pending_)
+    for (const std::int64_t id : pending.outbox_ids) resolved_.push_back(ConfirmOutcome{id, false, reason});
   pending_.clear();
+  outstanding_rows_ = 0;
   returned_.clear();
 }
 

@@ -1,4 +1,5 @@
-// Publisher-confirm bookkeeping: which outbox row each delivery tag carries,
+// Publisher-confirm bookkeeping: which outbox rows each delivery tag carries
+// (one, or several for a message of several jobs),
 // and what the broker said about it. Pure logic, no I/O: unit-tested alone.
 //
 // The broker answers every publish on a confirm-mode channel with basic.ack
@@ -29,6 +30,8 @@ class ConfirmTracker {
   // Records a published message; delivery tags start at 1 per channel and
   // increase by one per publish.
   void published(std::uint64_t delivery_tag, std::int64_t outbox_id, const std::string& message_id);
+  // A message carrying several outbox rows: each gets the message's outcome.
+  void published(std::uint64_t delivery_tag, std::vector<std::int64_t> outbox_ids, const std::string& message_id);
 
   void ack(std::uint64_t delivery_tag, bool multiple);
   void nack(std::uint64_t delivery_tag, bool multiple);
@@ -37,7 +40,8 @@ class ConfirmTracker {
   // The channel or connection is gone: nothing outstanding will be confirmed.
   void fail_all(const std::string& reason);
 
-  std::size_t outstanding() const { return pending_.size(); }
+  // Outbox rows (not messages) awaiting an outcome.
+  std::size_t outstanding() const { return outstanding_rows_; }
   // basic.nacks since the last basic.ack. RabbitMQ 3.10 nacks every publish
   // on a channel that began publishing to a quorum queue just as its leader
   // died, for as long as the channel lives, while a new channel is
@@ -48,7 +52,7 @@ class ConfirmTracker {
 
  private:
   struct Pending {
-    std::int64_t outbox_id;
+    std::vector<std::int64_t> outbox_ids;
     std::string message_id;
   };
   void resolve(std::uint64_t delivery_tag, bool multiple, bool positive);
@@ -58,6 +62,7 @@ class ConfirmTracker {
   std::unordered_map<std::string, std::string> returned_;  // message_id -> reason
   std::vector<ConfirmOutcome> resolved_;
   std::uint64_t nacks_in_a_row_ = 0;
+  std::size_t outstanding_rows_ = 0;
 };
 
 }  // namespace taskq

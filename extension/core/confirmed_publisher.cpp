@@ -44,6 +44,10 @@ void ConfirmedPublisher::ensure_queue(const std::string& queue_name, const std::
 }
 
 void ConfirmedPublisher::publish(std::int64_t outbox_id, const JobMessage& message) {
+  publish(std::vector<std::int64_t>{outbox_id}, message);
+}
+
+void ConfirmedPublisher::publish(std::vector<std::int64_t> outbox_ids, const JobMessage& message) {
   MessageProperties properties(message);
   const int status = amqp_basic_publish(connection_.state(), AmqpConnection::kChannel, bytes_of(exchange_),
                                         bytes_of(message.queue_name),
@@ -53,7 +57,7 @@ void ConfirmedPublisher::publish(std::int64_t outbox_id, const JobMessage& messa
     tracker_.fail_all(error.what());
     throw error;
   }
-  tracker_.published(next_tag_++, outbox_id, message.job_id);
+  tracker_.published(next_tag_++, std::move(outbox_ids), message.job_id);
 }
 
 void ConfirmedPublisher::handle_return() {

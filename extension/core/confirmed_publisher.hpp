@@ -31,6 +31,9 @@ class ConfirmedPublisher {
 
   // Publishes with mandatory set; the outcome arrives through poll().
   void publish(std::int64_t outbox_id, const JobMessage& message);
+  // A packed message (pack_job_messages) carrying these outbox rows, in
+  // its body's order: all of them get the message's outcome.
+  void publish(std::vector<std::int64_t> outbox_ids, const JobMessage& message);
 
   // Handles every frame that has arrived (acks, nacks, returns, closes,
   // heartbeats) without blocking. Throws AmqpError when the connection or

@@ -10,6 +10,7 @@
 
 #include "publisher/broker_connection.hpp"
 #include "publisher/confirm_wait.hpp"
+#include "publisher/message_packing.hpp"
 #include "publisher/outbox_claim.hpp"
 #include "publisher/pass_outcomes.hpp"
 #include "publisher/pass_state.hpp"
@@ -39,22 +40,52 @@ constexpr int kBatchesPerTransaction = 8;
 // backoff of the nacked rows keeps rare.
 constexpr uint64 kNacksBeforeFreshConnection = 32;
 
-// Hands a batch to the broker. Rows not sent because the connection died
-// stay untouched: they unlock at commit and go in a later pass, with no
-// publish attempt counted against them.
-void send_batch(PublisherState& st, PassState* pass, const taskq_outbox_message* messages, int count) {
-  for (int i = 0; i < count && !pass->lost; i++) {
-    const int status = taskq_pub_publish(st.publisher, &messages[i], pass->error, sizeof(pass->error));
+// Hands a batch to the broker, one message per row, or several rows per
+// message for queues with jobs_per_message > 1. Rows not sent because the
+// connection died stay untouched: they unlock at commit and go in a later
+// pass, with no publish attempt counted against them. `sent` and
+// `resolved` count rows, whatever the messages.
+void send_batch(PublisherState& st, PassState* pass, const PackingPlan& plan, const taskq_outbox_message* messages,
+                int count) {
+  if (plan.n_queues == 0) {
+    for (int i = 0; i < count && !pass->lost; i++) {
+      const int status = taskq_pub_publish(st.publisher, &messages[i], pass->error, sizeof(pass->error));
+      if (status == TASKQ_PUB_OK) {
+        pass->sent++;
+        pass->total_sent++;
+      } else if (status == TASKQ_PUB_MESSAGE_FAILED) {
+        pass->failed[pass->n_failed++] = messages[i].outbox_id;
+        strlcpy(pass->failure_reason, pass->error, sizeof(pass->failure_reason));
+      } else {
+        pass->lost = true;
+      }
+    }
+    return;
+  }
+  bool* taken = static_cast<bool*>(palloc0(sizeof(bool) * (count > 0 ? count : 1)));
+  int* members = static_cast<int*>(palloc(sizeof(int) * (count > 0 ? count : 1)));
+  const taskq_outbox_message** parts =
+      static_cast<const taskq_outbox_message**>(palloc(sizeof(taskq_outbox_message*) * (count > 0 ? count : 1)));
+  int first_untaken = 0;
+  while (!pass->lost) {
+    const int n = next_message(plan, messages, count, taken, members, &first_untaken);
+    if (n == 0) break;
+    for (int k = 0; k < n; k++) parts[k] = &messages[members[k]];
+    const int status = n == 1 ? taskq_pub_publish(st.publisher, parts[0], pass->error, sizeof(pass->error))
+                              : taskq_pub_publish_packed(st.publisher, parts, n, pass->error, sizeof(pass->error));
     if (status == TASKQ_PUB_OK) {
-      pass->sent++;
-      pass->total_sent++;
+      pass->sent += n;
+      pass->total_sent += n;
     } else if (status == TASKQ_PUB_MESSAGE_FAILED) {
-      pass->failed[pass->n_failed++] = messages[i].outbox_id;
+      for (int k = 0; k < n; k++) pass->failed[pass->n_failed++] = parts[k]->outbox_id;
       strlcpy(pass->failure_reason, pass->error, sizeof(pass->failure_reason));
     } else {
       pass->lost = true;
     }
   }
+  pfree(parts);
+  pfree(members);
+  pfree(taken);
 }
 
 void start_pass(PublisherState& st, PassState* pass) {
@@ -103,10 +134,11 @@ int publish_pass(PublisherState& st) {
 
   PassState pass;
   start_pass(st, &pass);
+  const PackingPlan& plan = packing_plan(st);
   ClaimCursor cursor = {false, 0, 0};
   taskq_outbox_message* batch;
   int claimed = claim_batch(st, &batch, &cursor);
-  send_batch(st, &pass, batch, claimed);
+  send_batch(st, &pass, plan, batch, claimed);
   for (int round = 1; !pass.lost; round++) {
     const long sent_before_next = pass.sent;
     int next_claimed = 0;
@@ -114,7 +146,7 @@ int publish_pass(PublisherState& st) {
     // No new batch into a blocked connection: the broker would not read it.
     if (claimed == taskq_publish_batch_size && round < kBatchesPerTransaction && !st.broker_blocked) {
       next_claimed = claim_batch(st, &next, &cursor);
-      send_batch(st, &pass, next, next_claimed);
+      send_batch(st, &pass, plan, next, next_claimed);
     }
     wait_for_confirms(st, &pass, sent_before_next);
     record_outcomes(&pass);

@@ -12,6 +12,14 @@
 
 namespace taskq::publisher {
 
+struct PackedQueue;  // message_packing.hpp
+
+// The queues whose jobs go several to a message (message_packing.hpp).
+struct PackingPlan {
+  PackedQueue* queues;  // usually none
+  int n_queues;
+};
+
 struct PublisherState {
   taskq_publisher* publisher;  // the broker connection, NULL while disconnected
   unsigned connect_failures;
@@ -39,6 +47,12 @@ struct PublisherState {
   // while there are any (error_recovery.hpp).
   unsigned pass_failures;
   TimestampTz next_pass_at;
+
+  // Read at most once a second (in packing_context), so that a pass pays
+  // nothing for jobs_per_message while no queue changes it.
+  PackingPlan packing;
+  TimestampTz packing_read_at;
+  MemoryContext packing_context;
 };
 
 }  // namespace taskq::publisher

@@ -34,7 +34,11 @@ CREATE TABLE taskq.queues (
   concurrency_limit integer,
   CONSTRAINT queues_rate_limit CHECK (rate_limit BETWEEN 1 AND 1000000),
   CONSTRAINT queues_rate_period CHECK (rate_period BETWEEN interval '1 millisecond' AND interval '1 day'),
-  CONSTRAINT queues_concurrency_limit CHECK (concurrency_limit BETWEEN 1 AND 100000)
+  CONSTRAINT queues_concurrency_limit CHECK (concurrency_limit BETWEEN 1 AND 100000),
+  -- Jobs per RabbitMQ message (docs/message-format.md#several-jobs-per-message);
+  -- 1, the default: one message per job.
+  jobs_per_message  integer NOT NULL DEFAULT 1,
+  CONSTRAINT queues_jobs_per_message CHECK (jobs_per_message BETWEEN 1 AND 100)
 );
 COMMENT ON TABLE taskq.queues IS 'one row per taskq queue; each maps to the RabbitMQ queue "taskq.<queue_name>"';
 -- "Has any queue a flow limit?", asked by every start: an index probe, so

@@ -251,3 +251,17 @@ BEGIN
   END IF;
 END;
 $$;
+
+-- jobs_per_message of create_queue and alter_queue; NULL: not given. The
+-- bound keeps a message of small jobs small; the publisher also never packs
+-- more than 1 MiB of bodies into one message.
+CREATE FUNCTION taskq._check_jobs_per_message(jobs_per_message int) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF jobs_per_message NOT BETWEEN 1 AND 100 THEN
+    RAISE EXCEPTION 'jobs_per_message must be between 1 and 100, not %', jobs_per_message
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = '1 publishes one message per job; more packs up to that many jobs of the queue into one message';
+  END IF;
+END;
+$$;

@@ -11,7 +11,8 @@ CREATE FUNCTION taskq.create_queue(
   queue_type text DEFAULT 'classic',
   rate_limit int DEFAULT NULL,
   rate_period interval DEFAULT '1 second',
-  concurrency_limit int DEFAULT NULL
+  concurrency_limit int DEFAULT NULL,
+  jobs_per_message int DEFAULT 1
 ) RETURNS taskq.queues
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -28,15 +29,18 @@ BEGIN
   PERFORM taskq._check_queue_options(max_attempts, lease, backoff_base, backoff_max, retention, delivery_delay, queue_type);
   PERFORM taskq._require(rate_period, 'rate_period');
   PERFORM taskq._check_flow_options(rate_limit, rate_period, concurrency_limit);
+  PERFORM taskq._require(jobs_per_message, 'jobs_per_message');
+  PERFORM taskq._check_jobs_per_message(jobs_per_message);
   IF backoff_max < backoff_base THEN
     RAISE EXCEPTION 'backoff_max (%) must not be smaller than backoff_base (%)', backoff_max, backoff_base
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   INSERT INTO taskq.queues AS q (queue_name, max_attempts, lease, backoff_base, backoff_max, retention, delivery_delay,
-                                 queue_type, rate_limit, rate_period, concurrency_limit)
+                                 queue_type, rate_limit, rate_period, concurrency_limit, jobs_per_message)
   VALUES (create_queue.queue_name, create_queue.max_attempts, create_queue.lease, create_queue.backoff_base,
           create_queue.backoff_max, create_queue.retention, create_queue.delivery_delay, create_queue.queue_type,
-          create_queue.rate_limit, create_queue.rate_period, create_queue.concurrency_limit)
+          create_queue.rate_limit, create_queue.rate_period, create_queue.concurrency_limit,
+          create_queue.jobs_per_message)
   ON CONFLICT DO NOTHING
   RETURNING q.* INTO created;
   IF created IS NULL THEN
@@ -51,8 +55,8 @@ BEGIN
   RETURN created;
 END;
 $$;
-COMMENT ON FUNCTION taskq.create_queue(text, int, interval, interval, interval, interval, interval, text, int, interval, int) IS
-  'creates a queue; its jobs go to the RabbitMQ queue "taskq.<queue_name>" of type queue_type (classic or quorum); rate_limit: at most that many starts in any rate_period; concurrency_limit: at most that many running jobs per concurrency_key';
+COMMENT ON FUNCTION taskq.create_queue(text, int, interval, interval, interval, interval, interval, text, int, interval, int, int) IS
+  'creates a queue; its jobs go to the RabbitMQ queue "taskq.<queue_name>" of type queue_type (classic or quorum); rate_limit: at most that many starts in any rate_period; concurrency_limit: at most that many running jobs per concurrency_key; jobs_per_message: up to that many jobs per RabbitMQ message';
 
 CREATE FUNCTION taskq.alter_queue(
   queue_name text,
@@ -65,7 +69,8 @@ CREATE FUNCTION taskq.alter_queue(
   queue_type text DEFAULT NULL,
   rate_limit int DEFAULT NULL,
   rate_period interval DEFAULT NULL,
-  concurrency_limit int DEFAULT NULL
+  concurrency_limit int DEFAULT NULL,
+  jobs_per_message int DEFAULT NULL
 ) RETURNS taskq.queues
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -75,6 +80,7 @@ BEGIN
   PERFORM taskq._check_queue_name(queue_name);
   PERFORM taskq._check_queue_options(max_attempts, lease, backoff_base, backoff_max, retention, delivery_delay, queue_type);
   PERFORM taskq._check_flow_options(rate_limit, rate_period, concurrency_limit);
+  PERFORM taskq._check_jobs_per_message(jobs_per_message);
   SELECT * INTO current FROM taskq.queues q WHERE q.queue_name = alter_queue.queue_name FOR UPDATE;
   IF NOT FOUND THEN
     PERFORM taskq._raise_unknown_queue(queue_name);
@@ -100,6 +106,7 @@ BEGIN
     rate_limit     = coalesce(alter_queue.rate_limit, q.rate_limit),
     rate_period    = coalesce(alter_queue.rate_period, q.rate_period),
     concurrency_limit = coalesce(alter_queue.concurrency_limit, q.concurrency_limit),
+    jobs_per_message = coalesce(alter_queue.jobs_per_message, q.jobs_per_message),
     updated_at     = now()
   WHERE q.queue_name = alter_queue.queue_name
   RETURNING q.* INTO changed;
@@ -109,8 +116,8 @@ BEGIN
   RETURN changed;
 END;
 $$;
-COMMENT ON FUNCTION taskq.alter_queue(text, int, interval, interval, interval, interval, interval, text, int, interval, int) IS
-  'changes queue options; NULL leaves an option unchanged (taskq.remove_queue_limit removes a limit); applies to jobs enqueued (max_attempts) or started (lease, limits) from now on';
+COMMENT ON FUNCTION taskq.alter_queue(text, int, interval, interval, interval, interval, interval, text, int, interval, int, int) IS
+  'changes queue options; NULL leaves an option unchanged (taskq.remove_queue_limit removes a limit); applies to jobs enqueued (max_attempts), started (lease, limits) or published (jobs_per_message) from now on';
 
 CREATE FUNCTION taskq.remove_queue_limit(queue_name text, limit_name text) RETURNS taskq.queues
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

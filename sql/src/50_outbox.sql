@@ -182,6 +182,16 @@ END;
 COMMENT ON FUNCTION taskq._outbox_next_due() IS
   'internal (publisher): when the next not-yet-due outbox row becomes due, so the publisher can sleep until then';
 
+-- The queues whose jobs travel several to a message, asked once per
+-- publishing pass (usually no row: a scan of the small queues table).
+CREATE FUNCTION taskq._batched_queues(OUT queue_name text, OUT jobs_per_message int) RETURNS SETOF record
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  SELECT q.queue_name, q.jobs_per_message FROM taskq.queues q WHERE q.jobs_per_message > 1;
+END;
+COMMENT ON FUNCTION taskq._batched_queues() IS
+  'internal (publisher): the queues with jobs_per_message above 1, whose jobs it packs several to a message';
+
 CREATE FUNCTION taskq._reconcile_lost(queue_name text, older_than interval) RETURNS int
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

@@ -95,4 +95,19 @@ SELECT is((SELECT count(*)::int FROM taskq.outbox o LEFT JOIN taskq.jobs j ON j.
 SELECT lives_ok($$SELECT taskq.create_queue('empty')$$, 'a queue without jobs');
 SELECT lives_ok($$SELECT taskq.drop_queue('empty')$$, 'drops without force');
 
+-- jobs_per_message: 1 by default; bad values refused (22023) and nothing changed
+SELECT is((taskq.create_queue('packed')).jobs_per_message, 1, 'one job per message by default');
+SELECT throws_ok($$SELECT taskq.create_queue('packed0', jobs_per_message => 0)$$, '22023', NULL, 'jobs_per_message 0');
+SELECT throws_ok($$SELECT taskq.create_queue('packed0', jobs_per_message => -3)$$, '22023', NULL, 'negative jobs_per_message');
+SELECT throws_ok($$SELECT taskq.create_queue('packed0', jobs_per_message => 101)$$, '22023', NULL, 'jobs_per_message over 100');
+SELECT throws_ok($$SELECT taskq.create_queue('packed0', jobs_per_message => NULL)$$, '22004', NULL, 'jobs_per_message NULL at create');
+SELECT ok(NOT EXISTS (SELECT 1 FROM taskq.queues WHERE queue_name = 'packed0'), 'no queue made by the refused calls');
+SELECT is((taskq.alter_queue('packed', jobs_per_message => 50)).jobs_per_message, 50, 'alter_queue sets it');
+SELECT throws_ok($$SELECT taskq.alter_queue('packed', jobs_per_message => 1000)$$, '22023', NULL, 'alter_queue refuses 1000');
+SELECT is((SELECT jobs_per_message FROM taskq.queues WHERE queue_name = 'packed'), 50, 'unchanged after the refusal');
+SELECT is((taskq.alter_queue('packed', max_attempts => 3)).jobs_per_message, 50, 'NULL leaves it unchanged');
+SELECT results_eq($$SELECT queue_name, jobs_per_message FROM taskq._batched_queues()$$,
+                  $$VALUES ('packed'::text, 50)$$, 'the publisher sees the packed queues only');
+SELECT lives_ok($$SELECT taskq.drop_queue('packed')$$, 'drop it');
+
 SELECT * FROM finish();

@@ -74,6 +74,7 @@ J schemas() {
       {"rate_limit", nullable("integer")},
       {"rate_period", typed("string", "duration")},
       {"concurrency_limit", nullable("integer")},
+      {"jobs_per_message", typed("integer")},
   });
   queue["description"] = "a row of taskq.queues; intervals as ISO 8601 durations; a null limit: none";
   J stats = object_of({

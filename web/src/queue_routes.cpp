@@ -23,6 +23,8 @@ std::vector<Field> queue_option_fields() {
       {"rate_period", FieldType::kString, "interval", "the window of rate_limit, 1 millisecond to 1 day", "duration"},
       {"concurrency_limit", FieldType::kInteger, "int",
        "at most this many running jobs per concurrency_key, 1 to 100,000 (jobs without a key are not limited)"},
+      {"jobs_per_message", FieldType::kInteger, "int",
+       "up to this many jobs of the queue per RabbitMQ message, 1 to 100 (1: one message per job)"},
   };
 }
 

@@ -155,6 +155,41 @@ TEST(MessageProperties, NoTaskNoTypeProperty) {
   EXPECT_EQ(props.get()->_flags & AMQP_BASIC_TYPE_FLAG, 0);
 }
 
+// Several jobs per message: one body array, the first job's id and
+// priority, x-taskq-jobs instead of x-taskq-attempt, no type and no job
+// headers (each job's are in its own body).
+TEST(MessageProperties, APackedMessageCarriesItsJobsInTheBody) {
+  taskq::JobMessage a, b;
+  a.job_id = "id-a";
+  a.queue_name = b.queue_name = "emails";
+  a.task = "welcome";
+  a.has_task = true;
+  a.priority = b.priority = 4;
+  a.attempt = 2;
+  a.enqueued_at = 1700000000;
+  a.headers = {{"tenant", "acme"}};
+  a.body = R"({"id":"id-a","payload":{"s":"],["}})";
+  b.job_id = "id-b";
+  b.body = R"({"id":"id-b"})";
+  const taskq::JobMessage packed = taskq::pack_job_messages({&a, &b});
+  EXPECT_EQ(packed.jobs, 2);
+  EXPECT_EQ(packed.body, "[" + a.body + "," + b.body + "]");
+  taskq::MessageProperties props(packed);
+  const amqp_basic_properties_t* p = props.get();
+  EXPECT_EQ(std::string(static_cast<char*>(p->message_id.bytes), p->message_id.len), "id-a");
+  EXPECT_EQ(p->priority, 4);
+  EXPECT_EQ(p->timestamp, 1700000000u);
+  EXPECT_EQ(p->_flags & AMQP_BASIC_TYPE_FLAG, 0);
+  ASSERT_EQ(p->headers.num_entries, 1);
+  EXPECT_EQ(std::string(static_cast<char*>(p->headers.entries[0].key.bytes), p->headers.entries[0].key.len),
+            "x-taskq-jobs");
+  EXPECT_EQ(p->headers.entries[0].value.value.i32, 2);
+  // One job packs to itself: the one-job form, byte for byte.
+  EXPECT_EQ(taskq::pack_job_messages({&a}).body, a.body);
+  EXPECT_EQ(taskq::pack_job_messages({&a}).jobs, 1);
+  EXPECT_THROW(taskq::pack_job_messages({}), std::invalid_argument);
+}
+
 TEST(FlatStringObject, ParsesHeadersAndRefusesOthers) {
   const auto h = taskq::parse_flat_string_object(R"({"a": "1", "b": "two"})");
   ASSERT_EQ(h.size(), 2u);

@@ -101,3 +101,35 @@ TEST(ConfirmTracker, CountsNacksSinceTheLastAck) {
   t.nack(5, false);
   EXPECT_EQ(t.nacks_in_a_row(), 1u);
 }
+
+// A packed message (several jobs per message) carries several outbox rows:
+// each gets the message's outcome, and outstanding() counts rows.
+TEST(ConfirmTracker, APackedMessageResolvesAllItsRows) {
+  ConfirmTracker t;
+  t.published(1, std::vector<std::int64_t>{11, 12, 13}, "job-a");
+  t.published(2, std::vector<std::int64_t>{21, 22}, "job-b");
+  EXPECT_EQ(t.outstanding(), 5u);
+  t.nack(2, false);
+  t.ack(1, false);
+  const auto outcomes = t.take_resolved();
+  EXPECT_EQ(ids_where(outcomes, true), (std::vector<std::int64_t>{11, 12, 13}));
+  EXPECT_EQ(ids_where(outcomes, false), (std::vector<std::int64_t>{21, 22}));
+  EXPECT_EQ(t.outstanding(), 0u);
+}
+
+TEST(ConfirmTracker, AReturnedPackedMessageFailsAllItsRowsAndLosingTheChannelFailsTheRest) {
+  ConfirmTracker t;
+  t.published(1, std::vector<std::int64_t>{1, 2}, "job-1");
+  t.published(2, std::vector<std::int64_t>{3, 4, 5}, "job-3");
+  t.returned("job-1", "NO_ROUTE");
+  t.ack(1, false);
+  auto first = t.take_resolved();
+  ASSERT_EQ(first.size(), 2u);
+  for (const auto& o : first) {
+    EXPECT_FALSE(o.confirmed);
+    EXPECT_NE(o.reason.find("returned"), std::string::npos);
+  }
+  t.fail_all("connection lost");
+  EXPECT_EQ(ids_where(t.take_resolved(), false), (std::vector<std::int64_t>{3, 4, 5}));
+  EXPECT_EQ(t.outstanding(), 0u);
+}

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,11 +23,19 @@
 
 namespace taskq {
 
+// The jobs of one packed message (packed_message.hpp) not yet done with:
+// the message is acked when the last one is. Guarded by the worker's
+// WorkState::mu, like the acks themselves.
+struct PackedAck {
+  int unreleased = 0;
+};
+
 struct Delivery {
   std::uint64_t tag = 0;
-  std::uint64_t generation = 0;  // of the connection it arrived on
-  std::string queue;             // taskq queue it was consumed from
-  std::string body;
+  std::uint64_t generation = 0;       // of the connection it arrived on
+  std::string queue;                  // taskq queue it was consumed from
+  std::string body;                   // one job's body (for a packed message: its element)
+  std::shared_ptr<PackedAck> packed;  // set for the jobs of a packed message
 };
 
 struct ConsumedQueue {

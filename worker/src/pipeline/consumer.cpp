@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <mutex>
 
+#include "broker/packed_message.hpp"
 #include "core/backoff.hpp"
 #include "operations/log.hpp"
 
@@ -79,9 +80,20 @@ void Consumer::wait_for_events(const BrokerConsumer* consumer, std::chrono::mill
 }
 
 void Consumer::take_delivery(Delivery&& d) {
+  // A packed message becomes one delivery per job, sharing its tag. One
+  // that does not split (not a JSON array of jobs) goes on whole, and the
+  // starter drops it as malformed.
+  std::optional<std::vector<std::string>> jobs;
+  if (is_packed_body(d.body)) jobs = split_packed_body(d.body);
   std::lock_guard<std::mutex> lock(state_.mu);
   if (state_.stop_starting) return;  // shutting down: the broker requeues it at close
-  state_.pending.push_back(std::move(d));
+  if (!jobs) {
+    state_.pending.push_back(std::move(d));
+  } else {
+    auto packed = std::make_shared<PackedAck>();
+    packed->unreleased = static_cast<int>(jobs->size());
+    for (auto& body : *jobs) state_.pending.push_back(Delivery{d.tag, d.generation, d.queue, std::move(body), packed});
+  }
   state_.starter_cv.notify_one();
 }
 

@@ -41,8 +41,7 @@ void Finisher::run() {
         InFlight* job = batch[n].job;
         // Unrecorded: not acked; the lease retries the job and the broker
         // redelivers the message, which then comes back stale.
-        if (outcomes[n] != JobOutcome::kUnrecorded && !job->acked)
-          state_.acks.emplace_back(job->delivery.generation, job->delivery.tag);
+        if (outcomes[n] != JobOutcome::kUnrecorded && !job->acked) queue_ack_locked(state_, job->delivery);
         state_.in_flight.erase(job->key());
       }
       state_.changed_cv.notify_all();

@@ -41,7 +41,7 @@ void Heartbeater::run() {
         // RabbitMQ would close the channel at its consumer_timeout; the
         // job is PostgreSQL's (lease) since its start.
         job->acked = true;
-        state_.acks.emplace_back(job->delivery.generation, job->delivery.tag);
+        queue_ack_locked(state_, job->delivery);
         wake_.wake();
         log::info(job->job, "still running after {}s: delivery acknowledged early", options_.early_ack_after.count());
       }

@@ -110,4 +110,12 @@ struct WorkState {
   }
 };
 
+// Queues the ack of a delivery; caller holds s.mu. Each delivery is released
+// once (ack of its job's outcome, of a stale or malformed one, or an early
+// ack); a packed message's tag is acked when all of its jobs are released.
+inline void queue_ack_locked(WorkState& s, const Delivery& d) {
+  if (d.packed && --d.packed->unreleased > 0) return;
+  s.acks.emplace_back(d.generation, d.tag);
+}
+
 }  // namespace taskq

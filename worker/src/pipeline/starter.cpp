@@ -28,7 +28,7 @@ int Starter::free_slots() const {
 void Starter::queue_ack(const Delivery& d) {
   {
     std::lock_guard<std::mutex> lock(state_.mu);
-    state_.acks.emplace_back(d.generation, d.tag);
+    queue_ack_locked(state_, d);
   }
   wake_.wake();
 }
